@@ -1,0 +1,1 @@
+"""dstudy.analysis: everything that reads the results store (never imports torch)."""
