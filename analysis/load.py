@@ -1,0 +1,385 @@
+"""Read a results store into pandas frames (read-only, plain SQL, no torch).
+
+Any SQLite file with the tables and columns of the DESIGN.md store contract is a readable store, whoever wrote it.
+Two frames feed every analysis:
+
+* :func:`load_scores` -- tidy, one row per (run, representation, metric, key) with the run columns joined in:
+  ``run_id, study, model_num, dataset, method, hparam_name, hparam_value, seed, status, source, representation,
+  metric, key, value``. String columns are pandas categoricals whose categories follow the vocabulary's order
+  (datasets and methods in the paper's order), so sorting gives the paper's order and a paper-scale store
+  (12,600 runs x ~280 keys ~ 3.5 million rows) stays near 50 bytes per row.
+* :func:`load_runs` -- one row per run: the run columns plus one column per ``train_results`` key.
+
+Both return only ``done`` runs unless ``status`` says otherwise. A file that is not a store (missing, not SQLite,
+missing tables or columns) raises :class:`training.errors.UserError` with a one-line message.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import sqlite3
+import urllib.parse
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from training.errors import UserError
+from training.vocabulary import DATASETS, EVALUATIONS, METHODS, REPRESENTATIONS
+
+RUN_COLUMNS: tuple[str, ...] = (
+    "run_id", "study", "model_num", "dataset", "method", "hparam_name", "hparam_value", "seed", "config", "status",
+    "error", "source", "train_seconds", "eval_seconds", "created_at", "updated_at",
+)
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "runs": RUN_COLUMNS,
+    "train_results": ("run_id", "key", "value"),
+    "scores": ("run_id", "representation", "metric", "key", "value"),
+}
+# Run columns joined into every row of the tidy score frame, in this order, then the score columns.
+SCORE_RUN_COLUMNS: tuple[str, ...] = (
+    "run_id", "study", "model_num", "dataset", "method", "hparam_name", "hparam_value", "seed", "status", "source",
+)
+SCORE_COLUMNS: tuple[str, ...] = SCORE_RUN_COLUMNS + ("representation", "metric", "key", "value")
+STATUSES: tuple[str, ...] = ("pending", "running", "done", "failed")
+
+_VOCABULARY_ORDER: dict[str, tuple[str, ...]] = {
+    "dataset": DATASETS,
+    "method": tuple(METHODS),
+    "hparam_name": tuple(dict.fromkeys(name for name, _ in METHODS.values())),
+    "status": STATUSES,
+    "representation": REPRESENTATIONS,
+    "metric": EVALUATIONS,
+}
+
+
+def _connect(store_path: str | os.PathLike) -> sqlite3.Connection:
+    """Open ``store_path`` read-only and check the contract's tables and columns; UserError if it is not a store."""
+    path = Path(store_path).expanduser()
+    if not path.exists():
+        raise UserError(f"results store not found: {path}")
+    if not path.is_file():
+        raise UserError(f"results store is not a file: {path}")
+    uri = "file:" + urllib.parse.quote(str(path.resolve())) + "?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True)
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")}
+    except sqlite3.DatabaseError as exc:
+        raise UserError(f"{path} is not a dstudy results store (not an SQLite database: {exc})") from None
+    try:
+        missing_tables = [name for name in REQUIRED_COLUMNS if name not in tables]
+        if missing_tables:
+            raise UserError(f"{path} is not a dstudy results store (missing table(s): {', '.join(missing_tables)})")
+        for table, columns in REQUIRED_COLUMNS.items():
+            present = {row[1] for row in conn.execute(f'PRAGMA table_info("{table}")')}
+            absent = [c for c in columns if c not in present]
+            if absent:
+                raise UserError(f"{path} is not a dstudy results store (table {table} lacks column(s): "
+                                f"{', '.join(absent)})")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def check_store(store_path: str | os.PathLike) -> None:
+    """Raise :class:`UserError` (one line) unless ``store_path`` is a readable results store."""
+    _connect(store_path).close()
+
+
+def _status_filter(status: str | Iterable[str] | None) -> tuple[str, list[str]]:
+    """SQL ``WHERE`` fragment on ``runs.status`` and its parameters; ``None`` means every status."""
+    if status is None:
+        return "", []
+    wanted = [status] if isinstance(status, str) else list(status)
+    if not wanted:
+        raise ValueError("status must name at least one run status (or be None for all)")
+    return f" WHERE r.status IN ({', '.join('?' * len(wanted))})", wanted
+
+
+def _categorical(values, column: str) -> pd.Categorical:
+    """A categorical of ``values`` whose categories are the observed ones, in vocabulary order when one exists."""
+    observed = set(pd.unique(np.asarray(values, dtype=object))) - {None}
+    order = _VOCABULARY_ORDER.get(column, ())
+    categories = [v for v in order if v in observed] + sorted(str(v) for v in observed if v not in set(order))
+    return pd.Categorical(values, categories=categories)
+
+
+def _runs_frame(conn: sqlite3.Connection, status) -> pd.DataFrame:
+    where, params = _status_filter(status)
+    columns = ", ".join(f"r.{c}" for c in RUN_COLUMNS)
+    frame = pd.read_sql_query(f"SELECT {columns} FROM runs r{where} ORDER BY r.rowid", conn, params=params)
+    frame["model_num"] = frame["model_num"].astype("Int64")
+    frame["seed"] = frame["seed"].astype("int64")
+    frame["hparam_value"] = frame["hparam_value"].astype("float64")
+    for column in ("train_seconds", "eval_seconds"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+    return frame
+
+
+def load_runs(store_path: str | os.PathLike, status: str | Iterable[str] | None = "done") -> pd.DataFrame:
+    """One row per run: the ``runs`` columns, then one float column per ``train_results`` key.
+
+    ``status``: a run status or a list of them (default ``"done"``); ``None`` returns every run. String columns stay
+    plain strings (the frame is small). FactorVAE's reference training results carry no ``elbo``; where a run lacks
+    ``elbo`` but has ``reconstruction_loss`` and ``kl_loss``, ``elbo`` is filled in as ``-(reconstruction_loss +
+    kl_loss)`` (spec/analysis.md, caveat 3), and ``elbo_derived`` marks those rows.
+    """
+    conn = _connect(store_path)
+    try:
+        runs = _runs_frame(conn, status)
+        where, params = _status_filter(status)
+        train = pd.read_sql_query(
+            f"SELECT t.run_id, t.key, t.value FROM train_results t JOIN runs r ON r.run_id = t.run_id{where}",
+            conn, params=params)
+    finally:
+        conn.close()
+    if len(train):
+        wide = train.pivot_table(index="run_id", columns="key", values="value", aggfunc="first")
+        wide.columns = [str(c) for c in wide.columns]
+        wide = wide.drop(columns=[c for c in wide.columns if c in runs.columns])
+        runs = runs.merge(wide, left_on="run_id", right_index=True, how="left")
+    if {"reconstruction_loss", "kl_loss"} <= set(runs.columns):
+        if "elbo" not in runs.columns:
+            runs["elbo"] = np.nan
+        derive = runs["elbo"].isna() & runs["reconstruction_loss"].notna() & runs["kl_loss"].notna()
+        runs.loc[derive, "elbo"] = -(runs.loc[derive, "reconstruction_loss"] + runs.loc[derive, "kl_loss"])
+        runs["elbo_derived"] = derive
+    return runs.reset_index(drop=True)
+
+
+def load_scores(store_path: str | os.PathLike, status: str | Iterable[str] | None = "done",
+                metrics: Iterable[str] | None = None, representations: Iterable[str] | None = None) -> pd.DataFrame:
+    """The tidy score frame: one row per (run, representation, metric, key), columns :data:`SCORE_COLUMNS`.
+
+    ``status`` as in :func:`load_runs` (default: ``done`` runs only). ``metrics`` / ``representations`` restrict
+    the rows read (evaluation names, e.g. ``["mig", "dci"]``; ``["mean"]``); ``None`` reads all. ``value`` is
+    float64; ``model_num`` is a nullable integer (NULL off the paper grid); ``seed`` int64; string columns are
+    categoricals (see the module docstring). Rows are ordered by run (store order), representation, metric, key.
+    """
+    conn = _connect(store_path)
+    try:
+        runs = _runs_frame(conn, status)
+        where, params = _status_filter(status)
+        clauses = [where.replace(" WHERE ", "", 1)] if where else []
+        for column, wanted in (("metric", metrics), ("representation", representations)):
+            if wanted is not None:
+                wanted = [wanted] if isinstance(wanted, str) else list(wanted)
+                clauses.append(f"s.{column} IN ({', '.join('?' * len(wanted))})" if wanted else "0")
+                params = params + wanted
+        sql = ("SELECT s.run_id, s.representation, s.metric, s.key, s.value FROM scores s "
+               "JOIN runs r ON r.run_id = s.run_id")
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        rows = conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+    return _tidy(runs, rows)
+
+
+def _tidy(runs: pd.DataFrame, rows: list[tuple]) -> pd.DataFrame:
+    """Join score rows ``(run_id, representation, metric, key, value)`` with their runs into the tidy frame."""
+    if rows:
+        run_ids, reps, metrics, keys, values = zip(*rows)
+    else:
+        run_ids = reps = metrics = keys = values = ()
+    run_codes, run_uniques = pd.factorize(np.asarray(run_ids, dtype=object))
+    position = pd.Index(runs["run_id"]).get_indexer(run_uniques)
+    run_rows = position[run_codes] if len(run_codes) else np.zeros(0, dtype=np.intp)
+    frame = {}
+    for column in SCORE_RUN_COLUMNS:
+        if column in ("run_id", "study", "dataset", "method", "hparam_name", "status", "source"):
+            per_run = _categorical(runs[column].to_numpy(dtype=object), column)
+            frame[column] = pd.Categorical.from_codes(per_run.codes[run_rows], categories=per_run.categories)
+        elif column == "model_num":
+            frame[column] = runs[column].array[run_rows] if len(run_rows) else pd.array([], dtype="Int64")
+        else:
+            frame[column] = runs[column].to_numpy()[run_rows].astype(runs[column].dtype)
+    frame["representation"] = _categorical(reps, "representation")
+    frame["metric"] = _categorical(metrics, "metric")
+    frame["key"] = _categorical(keys, "key")
+    frame["value"] = np.asarray(values, dtype="float64") if values else np.zeros(0)
+    tidy = pd.DataFrame(frame, columns=list(SCORE_COLUMNS))
+    order = np.lexsort((tidy["key"].cat.codes, tidy["metric"].cat.codes, tidy["representation"].cat.codes, run_rows))
+    return tidy.iloc[order].reset_index(drop=True)
+
+
+def load_meta(store_path: str | os.PathLike) -> dict[str, str]:
+    """The ``meta`` table as a dict (empty when a store written by another tool has none)."""
+    conn = _connect(store_path)
+    try:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "meta" not in tables:
+            return {}
+        return {str(k): str(v) for k, v in conn.execute("SELECT key, value FROM meta")}
+    finally:
+        conn.close()
+
+
+def data_source(config: str | dict | None) -> str | None:
+    """A short label of the data source recorded in a run's canonical config JSON, else None.
+
+    dstudy writes ``config["data_source"]`` as the dataset's ``source`` dict (``{"kind": "procedural", ...}``,
+    ``{"kind": "file", "path": ...}``; Scream-dSprites adds ``"scream": "painting" | "substitute"``); the label is
+    the ``kind`` plus any such string qualifiers, e.g. ``procedural, scream: substitute``. A plain string (other
+    tools) is returned as it is; a ``source`` inside a nested ``data`` / ``dataset`` object is found too.
+    """
+    if config is None:
+        return None
+    if isinstance(config, str):
+        try:
+            config = json.loads(config)
+        except ValueError:
+            return None
+    if not isinstance(config, dict):
+        return None
+    for key in ("data_source", "source"):
+        value = config.get(key)
+        if isinstance(value, str) and value:
+            return value
+        if isinstance(value, dict) and value:
+            label = str(value.get("kind", "unspecified"))
+            extras = [f"{k}: {v}" for k, v in value.items() if k != "kind" and isinstance(v, str)
+                      and k not in ("path", "sha256", "generator", "version")]
+            return ", ".join([label] + extras)
+    for key in ("data", "dataset"):
+        inner = config.get(key)
+        if isinstance(inner, dict):
+            found = data_source(inner)
+            if found:
+                return found
+    return None
+
+
+@dataclass
+class StoreSummary:
+    """What a store contains: counts and names for the report's index page."""
+
+    path: str
+    runs_by_status: dict[str, int]
+    studies: list[str]
+    datasets: list[str]
+    methods: list[str]
+    seeds: list[int]
+    configs: int
+    evaluations: dict[str, int]          # evaluation -> number of done runs that have it (any representation)
+    representations: list[str]
+    sources: dict[str, int]              # runs.source -> done runs
+    data_sources: dict[str, int]         # dataset: data source from the config JSON -> done runs
+    notes: list[str] = field(default_factory=list)
+    meta: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def done(self) -> int:
+        return int(self.runs_by_status.get("done", 0))
+
+    @property
+    def procedural_datasets(self) -> list[str]:
+        """Datasets whose done runs used a procedural substitute (data source ``procedural`` or ``substitute``)."""
+        found = []
+        for label in self.data_sources:
+            dataset, _, source = label.partition(": ")
+            if ("procedural" in source.lower() or "substitute" in source.lower()) and dataset not in found:
+                found.append(dataset)
+        return found
+
+
+def summarize_store(store_path: str | os.PathLike) -> StoreSummary:
+    """Counts of what ``store_path`` holds (all statuses for the run counts, ``done`` runs for everything else)."""
+    conn = _connect(store_path)
+    try:
+        by_status = dict(conn.execute("SELECT status, COUNT(*) FROM runs GROUP BY status").fetchall())
+        done = pd.read_sql_query(
+            "SELECT run_id, study, dataset, method, hparam_value, seed, source, config FROM runs WHERE status='done'",
+            conn)
+        evaluations = dict(conn.execute(
+            "SELECT s.metric, COUNT(DISTINCT s.run_id) FROM scores s JOIN runs r ON r.run_id = s.run_id "
+            "WHERE r.status = 'done' GROUP BY s.metric").fetchall())
+        representations = [r[0] for r in conn.execute(
+            "SELECT DISTINCT s.representation FROM scores s JOIN runs r ON r.run_id = s.run_id "
+            "WHERE r.status = 'done'")]
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall()) if "meta" in tables else {}
+        study_notes = []
+        if "studies" in tables:
+            columns = {row[1] for row in conn.execute('PRAGMA table_info("studies")')}
+            if {"name", "notes"} <= columns:
+                study_notes = [f"{name}: {text}" for name, text in conn.execute(
+                    "SELECT name, notes FROM studies WHERE notes IS NOT NULL AND notes != '' ORDER BY name")]
+    finally:
+        conn.close()
+
+    def ordered(values, column):
+        return list(_categorical(list(values), column).categories)
+
+    data_sources: dict[str, int] = {}
+    notes: list[str] = []
+    configs = {}
+    for dataset, config in zip(done["dataset"], done["config"]):
+        if config not in configs:
+            try:
+                configs[config] = json.loads(config)
+            except ValueError:
+                configs[config] = None
+        parsed = configs[config]
+        label = f"{dataset}: {data_source(parsed) or 'not recorded'}"
+        data_sources[label] = data_sources.get(label, 0) + 1
+        if isinstance(parsed, dict) and isinstance(parsed.get("notes"), str) and parsed["notes"] not in notes:
+            notes.append(parsed["notes"])
+    for key, value in meta.items():
+        if "notes" in str(key).lower() and value and str(value) not in notes:
+            notes.insert(0, str(value))
+    notes.extend(n for n in study_notes if n not in notes)
+    return StoreSummary(
+        path=str(Path(store_path)),
+        runs_by_status={str(k): int(v) for k, v in by_status.items()},
+        studies=sorted(done["study"].unique().tolist()),
+        datasets=ordered(done["dataset"].unique(), "dataset"),
+        methods=ordered(done["method"].unique(), "method"),
+        seeds=sorted(int(s) for s in done["seed"].unique()),
+        configs=int(done[["method", "hparam_value"]].drop_duplicates().shape[0]),
+        evaluations={m: int(evaluations[m]) for m in ordered(evaluations, "metric")},
+        representations=ordered(representations, "representation"),
+        sources={str(k): int(v) for k, v in done["source"].value_counts().items()},
+        data_sources=dict(sorted(data_sources.items(), key=lambda kv: (
+            DATASETS.index(kv[0].split(": ")[0]) if kv[0].split(": ")[0] in DATASETS else len(DATASETS), kv[0]))),
+        notes=notes,
+        meta={str(k): str(v) for k, v in meta.items()},
+    )
+
+
+# ---- frames cached once per report, loaded by every notebook ---------------------------------------------------
+
+CACHE_FILES = {"scores": "scores.pkl", "runs": "runs.pkl"}
+
+
+def write_cache(store_path: str | os.PathLike, cache_dir: str | os.PathLike) -> Path:
+    """Load the tidy scores and the runs of ``store_path`` once and pickle them into ``cache_dir`` (returned)."""
+    cache = Path(cache_dir)
+    cache.mkdir(parents=True, exist_ok=True)
+    frames = {"scores": load_scores(store_path), "runs": load_runs(store_path)}
+    for name, frame in frames.items():
+        tmp = cache / (CACHE_FILES[name] + ".tmp")
+        with open(tmp, "wb") as handle:
+            pickle.dump(frame, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, cache / CACHE_FILES[name])
+    return cache
+
+
+def load_frames(store_path: str | os.PathLike, cache_dir: str | os.PathLike | None = None
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(scores, runs)`` of the store: from the pickles :func:`write_cache` left in ``cache_dir`` when present,
+    else read from ``store_path`` (``done`` runs)."""
+    if cache_dir:
+        cache = Path(cache_dir)
+        paths = {name: cache / file for name, file in CACHE_FILES.items()}
+        if all(p.is_file() for p in paths.values()):
+            out = []
+            for name in ("scores", "runs"):
+                with open(paths[name], "rb") as handle:
+                    out.append(pickle.load(handle))
+            return out[0], out[1]
+    return load_scores(store_path), load_runs(store_path)
