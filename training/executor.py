@@ -1,0 +1,247 @@
+"""The sweep driver: computes a study's missing runs on Dask (a LocalCluster or an existing cluster) and is the
+single writer of the results store.
+
+Protocol (per run): ``pending`` -> ``running`` (when its pack is submitted, tagged with this driver's id) ->
+``done`` (one transaction: train_results, scores, evaluations and the status together) or, after ``retries`` failed
+retries, ``failed`` with its error. Workers only compute and return :class:`~training.store.RunOutcome` objects.
+
+Robustness:
+
+* Ctrl-C: a transaction in progress rolls back; the runs this driver had in flight go back to ``pending``.
+* kill -9 of the driver: its rows stay ``running``; the next sweep sees that the driver is gone (its process no longer
+  exists on this host, or its heartbeat is stale) and resets them to ``pending``; finished runs are never redone and
+  never duplicated (run ids are primary keys).
+* a lost worker: Dask reschedules its tasks on the remaining workers (``distributed.scheduler.allowed-failures``);
+  if Dask gives up (``KilledWorker``), that counts as a failed attempt of each run of the pack and is retried.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from training.errors import UserError
+from training.runner import error_text
+from training.store import DEFAULT_STORE, RunOutcome, RunRecord, Store
+from training.study import Study, select_model_num
+
+RunFn = Callable[..., list]  # (pack: list[dict], device, threads, artifacts_dir) -> list[RunOutcome]
+
+
+@dataclass
+class SweepSummary:
+    """What a sweep did. ``failed`` maps run_id -> error of the runs that ended ``failed``."""
+
+    total: int = 0
+    already_done: int = 0
+    busy_elsewhere: int = 0
+    done: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+    reset_stale: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def lines(self) -> list[str]:
+        out = [f"sweep: {self.total} runs in the study: {self.already_done} already done, {self.done} computed now,"
+               f" {len(self.failed)} failed" + (f", {self.busy_elsewhere} running under another live driver"
+                                                 if self.busy_elsewhere else "")
+               + f" ({self.seconds:.1f} s)"]
+        if self.reset_stale:
+            out.append(f"sweep: reset {self.reset_stale} stale 'running' runs of a driver that is gone")
+        for rid, err in list(self.failed.items())[:20]:
+            out.append(f"  failed {rid}: {err}")
+        if len(self.failed) > 20:
+            out.append(f"  ... and {len(self.failed) - 20} more (see `dstudy status`)")
+        return out
+
+
+def make_packs(items: Sequence[dict], pack: int) -> list[list[dict]]:
+    """Group runs (``{"run_id", "config"}``) into packs of at most ``pack`` runs that share dataset, method, steps,
+    batch size and protocol, keeping the input order within each group."""
+    if pack < 1:
+        raise ValueError(f"pack must be >= 1, got {pack}")
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for item in items:
+        c = item["config"]
+        key = (c["dataset"], c["method"], c["steps"], c["batch_size"], repr(sorted(c["protocol"].items())))
+        groups[key].append(item)
+    packs = []
+    for members in groups.values():
+        packs.extend(members[i:i + pack] for i in range(0, len(members), pack))
+    return packs
+
+
+class _Heartbeat(threading.Thread):
+    """Refreshes the driver's heartbeat in the store every ``interval`` seconds (own connection)."""
+
+    def __init__(self, path: Path, driver_id: str, interval: float = 30.0):
+        super().__init__(daemon=True, name="dstudy-heartbeat")
+        self.path, self.driver_id, self.interval = path, driver_id, interval
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        store = Store(self.path)
+        try:
+            while not self.stop.wait(self.interval):
+                store.heartbeat(self.driver_id)
+        finally:
+            store.close()
+
+
+def sweep(study: Study, store_path: str | os.PathLike = DEFAULT_STORE, *, workers: int | None = None,
+          scheduler: str | None = None, retries: int = 2, model_num: int | None = None, pack: int = 1,
+          device: str | None = None, threads: int | None = None, artifacts_dir: str | None = None,
+          run_fn: RunFn | None = None, data_sources: Any = None, progress: bool = True,
+          stale_after: float = 600.0) -> SweepSummary:
+    """Compute ``study``'s missing runs and record them in the store at ``store_path``.
+
+    Args:
+        workers: local worker processes (a Dask LocalCluster on 127.0.0.1); default: the number of CPU cores
+            (at most 4). Ignored with ``scheduler``.
+        scheduler: address of an existing Dask scheduler (``tcp://host:port``).
+        retries: how many times a failing run is retried before it is marked ``failed``.
+        model_num: compute only the run(s) with this paper-grid index.
+        pack: runs per unit of work (see :mod:`training.runner`).
+        device: torch device for training (None: the worker's default).
+        threads: torch threads per run; default locally = cores // workers; on a cluster, decided by the worker.
+        artifacts_dir: where workers save trained models (None: not saved).
+        run_fn: the function a worker runs on a pack (default :func:`training.runner.execute_pack`).
+        data_sources: dataset name -> source dict (mapping or function); default: from the datasets themselves.
+        stale_after: seconds without heartbeat after which another driver's ``running`` rows count as stale.
+    Returns:
+        a :class:`SweepSummary`.
+    """
+    if retries < 0:
+        raise ValueError(f"retries must be >= 0, got {retries}")
+    if workers is not None and workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    started = time.perf_counter()
+    runs: list[RunRecord] = study.runs(data_sources)
+    if model_num is not None:
+        runs = select_model_num(runs, model_num)
+    summary = SweepSummary(total=len(runs))
+    store_path = Path(store_path)
+    with Store(store_path) as store:
+        store.save_study(study.name, study.definition(), study.notes)
+        store.add_runs(runs)
+        summary.reset_stale = store.reset_stale(stale_after)
+        status = store.run_status([r.run_id for r in runs])
+        todo = [{"run_id": r.run_id, "config": r.config} for r in runs if status.get(r.run_id) in ("pending", "failed")]
+        summary.already_done = sum(1 for r in runs if status.get(r.run_id) == "done")
+        summary.busy_elsewhere = sum(1 for r in runs if status.get(r.run_id) == "running")
+        if todo:
+            _drive(store, todo, summary, workers=workers, scheduler=scheduler, retries=retries, pack=pack,
+                   device=device, threads=threads, artifacts_dir=artifacts_dir, run_fn=run_fn, progress=progress)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _drive(store: Store, todo: list[dict], summary: SweepSummary, *, workers, scheduler, retries, pack, device,
+           threads, artifacts_dir, run_fn, progress) -> None:
+    from distributed import Client, LocalCluster, as_completed
+
+    if run_fn is None:
+        from training.runner import execute_pack as run_fn
+    cluster = None
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout="30s")
+        except (OSError, TimeoutError) as exc:
+            raise UserError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+        slots = max(1, sum(client.nthreads().values()))
+    else:
+        n = workers or max(1, min(os.cpu_count() or 1, 4))
+        if threads is None:
+            threads = max(1, (os.cpu_count() or 1) // n)
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address=None, silence_logs=40)
+        client = Client(cluster)
+        slots = n
+    driver_id = store.register_driver()
+    beat = _Heartbeat(store.path, driver_id)
+    beat.start()
+    attempts: dict[str, int] = defaultdict(int)
+    queue = make_packs(todo, pack)
+    queue.reverse()  # pop() from the end keeps the study order
+    inflight: dict[Any, list[dict]] = {}
+    bar = _progress(len(todo), progress)
+    try:
+        completed = as_completed()
+
+        def submit_more() -> None:
+            while queue and len(inflight) < 2 * slots:
+                p = queue.pop()
+                store.mark_running([item["run_id"] for item in p], driver_id)
+                fut = client.submit(run_fn, p, device, threads, artifacts_dir, pure=False,
+                                    key=f"dstudy-{p[0]['run_id']}-{attempts[p[0]['run_id']]}-{len(p)}")
+                inflight[fut] = p
+                completed.add(fut)
+
+        submit_more()
+        for fut in completed:
+            p = inflight.pop(fut)
+            try:
+                outcomes = fut.result()
+                by_id = {o.run_id: o for o in outcomes}
+                outcomes = [by_id.get(item["run_id"]) or RunOutcome(run_id=item["run_id"],
+                                                                   error="the worker returned no result")
+                            for item in p]
+            except Exception as exc:  # noqa: BLE001 - the task failed as a whole (e.g. KilledWorker)
+                outcomes = [RunOutcome(run_id=item["run_id"], error=error_text(exc)) for item in p]
+            items = {item["run_id"]: item for item in p}
+            for outcome in outcomes:
+                rid = outcome.run_id
+                if outcome.ok:
+                    store.record_outcome(outcome)
+                    summary.done += 1
+                    bar.update(1)
+                    continue
+                attempts[rid] += 1
+                if attempts[rid] <= retries:
+                    store.count_attempt(rid, outcome.error)
+                    queue.append([items[rid]])
+                else:
+                    store.record_outcome(outcome)
+                    summary.failed[rid] = outcome.error
+                    bar.update(1)
+            fut.release()
+            submit_more()
+    finally:
+        # Ctrl-C (or any error): hand back what this driver still had in flight, then shut down.
+        leftover = [item["run_id"] for p in inflight.values() for item in p]
+        try:
+            if leftover:
+                store.release(leftover)
+            store.unregister_driver(driver_id)
+        finally:
+            beat.stop.set()
+            bar.close()
+            for fut in inflight:
+                fut.cancel()
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, enabled: bool):
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="runs", unit="run", file=sys.stderr, dynamic_ncols=True)
