@@ -164,3 +164,41 @@ def normalize_data(data: np.ndarray, mean: np.ndarray | None = None, stddev: np.
     with np.errstate(divide="ignore", invalid="ignore"):
         normalised = (data - mean[:, np.newaxis]) / stddev[:, np.newaxis]
     return normalised, mean, stddev
+
+
+def resolve_protocol(evaluation: str, defaults: dict, overrides: dict) -> dict:
+    """Merge ``overrides`` into a metric's ``defaults`` after checking every name and value.
+
+    Unknown names raise ``ValueError`` naming the accepted ones. Integer sizes (``num_*``, ``batch_size``) must be
+    positive integers; other values keep the type of their default (bool stays bool).
+    """
+    unknown = sorted(set(overrides) - set(defaults))
+    if unknown:
+        raise ValueError(f"unknown protocol parameter(s) {', '.join(unknown)} for evaluation {evaluation!r}; "
+                         f"accepted: {', '.join(sorted(defaults))}")
+    protocol = dict(defaults)
+    for key, value in overrides.items():
+        default = defaults[key]
+        if isinstance(default, bool):
+            if not isinstance(value, (bool, np.bool_)):
+                raise ValueError(f"{evaluation}: protocol parameter {key} must be true or false, got {value!r}")
+            value = bool(value)
+        elif isinstance(default, int):
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            value = _check_positive_int(f"{evaluation}: protocol parameter {key}", value)
+        elif isinstance(default, float):
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+                raise ValueError(f"{evaluation}: protocol parameter {key} must be a number, got {value!r}")
+            value = float(value)
+        protocol[key] = value
+    return protocol
+
+
+def as_random_state(random_state) -> np.random.RandomState:
+    """Accept a ``np.random.RandomState`` (used as is, its stream continues) or an integer seed."""
+    if isinstance(random_state, np.random.RandomState):
+        return random_state
+    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
+        return np.random.RandomState(int(random_state))
+    raise ValueError(f"random_state must be a numpy RandomState or an integer seed, got {type(random_state).__name__}")
