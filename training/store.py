@@ -167,6 +167,9 @@ class Store:
         except sqlite3.DatabaseError as exc:
             self._close_quietly()
             raise UserError(f"{self.path} is not a dstudy results store ({exc})") from None
+        except BaseException:
+            self._close_quietly()
+            raise
 
     # -- opening -------------------------------------------------------------------------------------------------
     def _close_quietly(self) -> None:
@@ -186,6 +189,9 @@ class Store:
                 raise UserError(f"{self.path} is an empty SQLite file, not a dstudy results store")
             self._create()
             return
+        missing_tables = [t for t in _REQUIRED_COLUMNS if t not in tables]
+        if missing_tables:
+            raise UserError(f"{self.path} is not a dstudy results store (no table {', '.join(missing_tables)})")
         missing = [f"{t}.{c}" for t, cols in _REQUIRED_COLUMNS.items() for c in sorted(cols - tables.get(t, set()))]
         if missing:
             shown = ", ".join(missing[:4]) + (" ..." if len(missing) > 4 else "")
