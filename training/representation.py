@@ -1,0 +1,72 @@
+"""Representation functions of a trained encoder: ``mean`` (the encoder mean) and ``sampled`` (one Gaussian sample).
+
+A representation function maps observations ``(n, 64, 64, C)`` float32 in [0, 1] (NHWC, as the dataset interface
+returns them) to codes ``(n, num_latent)`` float32 numpy, batched internally, in inference mode.
+
+``sampled`` draws its noise from a ``torch.Generator`` seeded with ``seed`` when the function is *created*; the
+stream then advances over successive calls, so the same sequence of calls gives the same codes (the reference drew
+unseeded noise here: a deliberate, documented difference) while two calls never reuse the same noise. The noise is
+drawn on the CPU, so CPU and CUDA give the same samples up to floating point.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+
+from training.models.architecture import Encoder, sample_latent
+from training.vocabulary import REPRESENTATIONS
+
+RepresentationFn = Callable[[np.ndarray], np.ndarray]
+
+
+def check_observations(observations, num_channels: int) -> np.ndarray:
+    """Return ``observations`` as a float32 (n, 64, 64, C) array; ValueError on a wrong shape or channel count."""
+    obs = np.asarray(observations)
+    if obs.ndim != 4 or obs.shape[1:3] != (64, 64):
+        raise ValueError(f"observations must have shape (n, 64, 64, {num_channels}), got {obs.shape}")
+    if obs.shape[3] != num_channels:
+        raise ValueError(f"observations have {obs.shape[3]} channel(s) but the model was built for {num_channels}")
+    return np.ascontiguousarray(obs, dtype=np.float32)
+
+
+def make_representation_fn(encoder: Encoder, kind: str, seed: int = 0, batch_size: int = 256,
+                           device: str | torch.device | None = None) -> RepresentationFn:
+    """A callable observations (n, 64, 64, C) -> codes (n, L) float32 for ``kind`` ``mean`` or ``sampled``.
+
+    ``batch_size`` bounds how many observations go through the encoder at once; ``device`` defaults to the
+    encoder's. The encoder is used as it is (not copied); do not train it while the function is in use.
+    """
+    if kind not in REPRESENTATIONS:
+        raise ValueError(f"unknown representation {kind!r}; expected one of {', '.join(REPRESENTATIONS)}")
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    batch_size = int(batch_size)
+    if device is None:
+        device = next(encoder.parameters()).device
+    device = torch.device(device)
+    generator = torch.Generator().manual_seed(int(seed)) if kind == "sampled" else None
+    num_channels = encoder.num_channels
+
+    def representation(observations) -> np.ndarray:
+        obs = check_observations(observations, num_channels)
+        out = np.empty((obs.shape[0], encoder.num_latent), dtype=np.float32)
+        was_training = encoder.training
+        encoder.eval()
+        try:
+            with torch.inference_mode():
+                for start in range(0, obs.shape[0], batch_size):
+                    chunk = torch.from_numpy(obs[start:start + batch_size]).to(device).permute(0, 3, 1, 2)
+                    mean, logvar = encoder(chunk)
+                    if generator is not None:
+                        noise = torch.randn(mean.shape, generator=generator).to(device)
+                        mean = sample_latent(mean, logvar, noise)
+                    out[start:start + chunk.shape[0]] = mean.float().cpu().numpy()
+        finally:
+            encoder.train(was_training)
+        return out
+
+    representation.kind = kind  # type: ignore[attr-defined]
+    representation.seed = int(seed)  # type: ignore[attr-defined]
+    return representation
