@@ -15,6 +15,8 @@ trace used by ``_norm`` is unchanged, as the dropped diagonal entries are 0). If
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.linalg
 
@@ -36,7 +38,9 @@ def gaussian_wasserstein_correlation(cov: np.ndarray) -> float:
     The real part of the trace is returned (see module docstring).
     """
     cov = np.asarray(cov, dtype=np.float64)
-    root = scipy.linalg.sqrtm(cov * np.expand_dims(np.diag(cov), axis=1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)  # singular Sigma (duplicated codes): still finite
+        root = scipy.linalg.sqrtm(cov * np.expand_dims(np.diag(cov), axis=1))
     return float(np.real(2 * np.trace(cov) - 2 * np.trace(root)))
 
 
