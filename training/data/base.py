@@ -1,0 +1,145 @@
+"""The dataset interface shared by all seven ground-truth datasets (disentanglement_lib's split state space).
+
+A dataset is a two-step generative model: draw a factor vector, then an image for it. Only *latent* factors are
+exposed to models and metrics; the remaining *observation* (nuisance) factors are redrawn uniformly for every call.
+The random-draw order equals the reference implementation (spec/datasets.md section 0):
+
+1. ``sample_factors``: for each latent factor in order, ``random_state.randint(size, size=num)``;
+2. ``sample_observations_from_factors``: for each observation factor in order, the same kind of draw (a factor of
+   size 1 consumes no random numbers), then the dataset-specific draws of :meth:`GroundTruthDataset._render`.
+
+Observations are float32 arrays in [0, 1] of shape (num, 64, 64, C), converted per batch from uint8 storage.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def _check_random_state(random_state: Any) -> np.random.RandomState:
+    if not isinstance(random_state, np.random.RandomState):
+        raise ValueError(
+            f"random_state must be a numpy.random.RandomState, got {type(random_state).__name__}")
+    return random_state
+
+
+def _check_num(num: Any) -> int:
+    if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or int(num) < 0:
+        raise ValueError(f"num must be a non-negative integer, got {num!r}")
+    return int(num)
+
+
+class GroundTruthDataset:
+    """Base class: factor bookkeeping and the reference's sampling order; subclasses implement :meth:`_render`.
+
+    Attributes set by subclasses (through :meth:`_init_state_space`):
+        name: vocabulary name of the dataset.
+        source: JSON-serialisable description of where the data comes from (generator + version, or file + sha256).
+        factor_sizes: sizes of *all* factors (latent and observation), in storage order.
+        latent_factor_indices: positions of the latent factors within ``factor_sizes``.
+        all_factor_names: names of all factors.
+        observation_shape: (64, 64, C).
+    """
+
+    name: str = ""
+    source: dict = {}
+    observation_shape: tuple[int, int, int] = (64, 64, 1)
+
+    def _init_state_space(self, factor_sizes, latent_factor_indices, all_factor_names) -> None:
+        self.factor_sizes = [int(s) for s in factor_sizes]
+        self.latent_factor_indices = [int(i) for i in latent_factor_indices]
+        self.all_factor_names = [str(n) for n in all_factor_names]
+        if len(self.all_factor_names) != len(self.factor_sizes):
+            raise ValueError("one factor name per factor size is required")
+        if any(s < 1 for s in self.factor_sizes):
+            raise ValueError(f"factor sizes must be positive, got {self.factor_sizes}")
+        self.observation_factor_indices = [
+            i for i in range(len(self.factor_sizes)) if i not in self.latent_factor_indices]
+        sizes = np.asarray(self.factor_sizes, dtype=np.int64)
+        # C-order bases: prod(sizes) / cumprod(sizes); the last factor varies fastest.
+        self.factor_bases = (np.prod(sizes) // np.cumprod(sizes)).astype(np.int64)
+
+    # -- the public interface (DESIGN.md "Dataset interface") ----------------------------------------------------
+    @property
+    def num_factors(self) -> int:
+        """Number of latent factors."""
+        return len(self.latent_factor_indices)
+
+    @property
+    def factors_num_values(self) -> list[int]:
+        """Number of values of each latent factor."""
+        return [self.factor_sizes[i] for i in self.latent_factor_indices]
+
+    @property
+    def factor_names(self) -> list[str]:
+        """Names of the latent factors."""
+        return [self.all_factor_names[i] for i in self.latent_factor_indices]
+
+    def sample_factors(self, num: int, random_state: np.random.RandomState) -> np.ndarray:
+        """Draw ``num`` latent factor vectors: int64 (num, num_factors), one ``randint(size)`` per factor in order."""
+        num = _check_num(num)
+        random_state = _check_random_state(random_state)
+        factors = np.zeros((num, self.num_factors), dtype=np.int64)
+        for pos, i in enumerate(self.latent_factor_indices):
+            factors[:, pos] = random_state.randint(self.factor_sizes[i], size=num)
+        return factors
+
+    def sample_all_factors(self, latent_factors: np.ndarray, random_state: np.random.RandomState) -> np.ndarray:
+        """Complete latent factors (num, num_factors) with freshly drawn observation factors: (num, len(factor_sizes))."""
+        latent_factors = self._check_factors(latent_factors)
+        num = latent_factors.shape[0]
+        all_factors = np.zeros((num, len(self.factor_sizes)), dtype=np.int64)
+        all_factors[:, self.latent_factor_indices] = latent_factors
+        for i in self.observation_factor_indices:
+            all_factors[:, i] = random_state.randint(self.factor_sizes[i], size=num)
+        return all_factors
+
+    def sample_observations_from_factors(self, factors: np.ndarray,
+                                         random_state: np.random.RandomState) -> np.ndarray:
+        """Images for latent ``factors`` (num, num_factors): float32 (num, 64, 64, C) in [0, 1]."""
+        random_state = _check_random_state(random_state)
+        all_factors = self.sample_all_factors(factors, random_state)
+        return self._render(all_factors, random_state)
+
+    def sample(self, num: int, random_state: np.random.RandomState) -> tuple[np.ndarray, np.ndarray]:
+        """Draw ``num`` factor vectors and their images: (int64 (num, num_factors), float32 (num, 64, 64, C))."""
+        factors = self.sample_factors(num, random_state)
+        return factors, self.sample_observations_from_factors(factors, random_state)
+
+    def sample_observations(self, num: int, random_state: np.random.RandomState) -> np.ndarray:
+        """Draw ``num`` images: float32 (num, 64, 64, C) in [0, 1]."""
+        return self.sample(num, random_state)[1]
+
+    # -- helpers -------------------------------------------------------------------------------------------------
+    def index_of(self, all_factors: np.ndarray) -> np.ndarray:
+        """C-order row index (int64) of full factor vectors (num, len(factor_sizes))."""
+        return np.asarray(all_factors, dtype=np.int64) @ self.factor_bases
+
+    def _check_factors(self, factors: Any) -> np.ndarray:
+        array = np.asarray(factors)
+        if array.ndim != 2 or array.shape[1] != self.num_factors:
+            raise ValueError(
+                f"{self.name}: factors must have shape (num, {self.num_factors}), got {array.shape}")
+        if array.size and not np.issubdtype(array.dtype, np.integer):
+            if not np.all(np.equal(np.mod(array, 1), 0)):
+                raise ValueError(f"{self.name}: factors must be integer class indices")
+        array = array.astype(np.int64, copy=False)
+        if array.size:
+            sizes = np.asarray(self.factors_num_values)
+            if np.any(array < 0) or np.any(array >= sizes):
+                raise ValueError(
+                    f"{self.name}: factor values out of range; sizes are {self.factors_num_values}")
+        return array
+
+    def _render(self, all_factors: np.ndarray, random_state: np.random.RandomState) -> np.ndarray:
+        """Images for full factor vectors; draws any dataset-specific randomness from ``random_state``."""
+        raise NotImplementedError
+
+    def memory_bytes(self) -> int:
+        """Bytes held in memory by this dataset's image storage (0 for a purely on-demand renderer)."""
+        return 0
+
+    def __repr__(self) -> str:
+        return (f"<{type(self).__name__} {self.name!r} factors={dict(zip(self.factor_names, self.factors_num_values))}"
+                f" source={self.source.get('kind', '?')}>")
