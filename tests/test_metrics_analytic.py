@@ -234,3 +234,13 @@ def test_beta_vae_single_label_training_set():
     scores = beta_vae.compute_beta_vae(np.ones((4, 2)), np.zeros(4, dtype=np.int64), np.ones((4, 2)),
                                        np.array([0, 1, 0, 0]))
     assert scores == {"train_accuracy": 1.0, "eval_accuracy": 0.75}
+
+
+# ------------------------------------------------------------------------------------- IRS (outside the study)
+def test_irs_identity_and_constant_code():
+    from training.metrics import irs
+    assert irs.compute_irs(IDENTITY, YS) == {"IRS": pytest.approx(1.0, abs=1e-12), "num_active_dims": 3.0}
+    # a constant code is dropped before scoring
+    assert irs.compute_irs(CONSTANT, YS) == {"IRS": pytest.approx(1.0, abs=1e-12), "num_active_dims": 3.0}
+    assert irs.compute_irs(np.zeros((2, 50)), YS[:, :50]) == {"IRS": 0.0, "num_active_dims": 0.0}
+    assert irs.compute_irs(ROTATED, PAIR)["IRS"] < 0.6

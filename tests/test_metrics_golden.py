@@ -183,3 +183,12 @@ def test_encoder_grouping_does_not_change_scores(encode_batch_size):
                                                    encode_batch_size=16)
     np.testing.assert_array_equal(ys_a, ys_b)
     np.testing.assert_array_equal(mus_a, mus_b)
+
+
+def test_irs(case):
+    from training.metrics import irs
+    golden, (mtr, ytr, _, _) = case
+    result = irs.compute_irs(mtr, ytr)
+    assert result["IRS"] == pytest.approx(golden["irs"]["IRS"], abs=TOL)
+    # deliberate fix (spec 9, item 15): the count of active codes, not the reference's sum of their values
+    assert result["num_active_dims"] == mtr.shape[0]
