@@ -19,15 +19,13 @@ high-resolution lookup mask filled by an exact scanline of a 4096-vertex polygon
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import os
 import time
 from pathlib import Path
 
 import numpy as np
 
-from training.data.paths import atomic_write_bytes, cache_dir
+from training.data.paths import cache_dir, load_cached_array, save_cached_array
 
 GENERATOR = "dstudy.dsprites_render"
 VERSION = 1
@@ -193,30 +191,14 @@ def load_or_build_packed(data_path: Path, meta_path: Path, meta: dict, shape: tu
     otherwise ``build()`` is called, its result saved atomically (an unwritable folder only costs time) and
     returned. Returns ``(array, built)``.
     """
-    try:
-        stored = json.loads(meta_path.read_text())
-        array = np.load(data_path, allow_pickle=False)
-        if (all(stored.get(k) == v for k, v in meta.items()) and array.shape == tuple(shape)
-                and array.dtype == np.uint8
-                and hashlib.sha256(np.ascontiguousarray(array).data).hexdigest() == stored.get("sha256")):
-            return array, False
-    except (OSError, ValueError, AttributeError):
-        pass
+    array = load_cached_array(data_path, meta_path, meta, shape, np.uint8)
+    if array is not None:
+        return array, False
     start = time.perf_counter()
     array = np.ascontiguousarray(build(), dtype=np.uint8)
     if array.shape != tuple(shape):
         raise ValueError(f"built array has shape {array.shape}, expected {tuple(shape)}")
-    try:
-        import io
-        buffer = io.BytesIO()
-        np.save(buffer, array, allow_pickle=False)
-        atomic_write_bytes(data_path, buffer.getbuffer())
-        del buffer
-        sidecar = dict(meta, sha256=hashlib.sha256(array.data).hexdigest(),
-                       build_seconds=round(time.perf_counter() - start, 2))
-        atomic_write_bytes(meta_path, json.dumps(sidecar).encode())
-    except OSError:
-        pass
+    save_cached_array(data_path, meta_path, meta, array, build_seconds=round(time.perf_counter() - start, 2))
     return array, True
 
 

@@ -97,3 +97,44 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         except OSError:
             pass
         raise
+
+
+def load_cached_array(data_path: Path, meta_path: Path, meta: dict, shape: tuple, dtype) -> "np.ndarray | None":
+    """A cached ``.npy`` array if its JSON sidecar matches ``meta`` and shape, dtype and SHA-256 check out, else None."""
+    import numpy as np
+
+    try:
+        stored = json.loads(Path(meta_path).read_text())
+        array = np.load(data_path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    if not isinstance(stored, dict) or any(stored.get(k) != v for k, v in meta.items()):
+        return None
+    if array.shape != tuple(shape) or array.dtype != np.dtype(dtype):
+        return None
+    array = np.ascontiguousarray(array)
+    if hashlib.sha256(array.data).hexdigest() != stored.get("sha256"):
+        return None
+    return array
+
+
+def save_cached_array(data_path: Path, meta_path: Path, meta: dict, array, **extra) -> bool:
+    """Save ``array`` as ``.npy`` plus a JSON sidecar (``meta``, its SHA-256, ``extra``), both atomically.
+
+    Returns False (and leaves no partial file) when the folder is not writable: a cache only saves time.
+    """
+    import io
+
+    import numpy as np
+
+    array = np.ascontiguousarray(array)
+    try:
+        buffer = io.BytesIO()
+        np.save(buffer, array, allow_pickle=False)
+        atomic_write_bytes(Path(data_path), buffer.getbuffer())
+        del buffer
+        sidecar = dict(meta, sha256=hashlib.sha256(array.data).hexdigest(), **extra)
+        atomic_write_bytes(Path(meta_path), json.dumps(sidecar).encode())
+    except OSError:
+        return False
+    return True
