@@ -353,33 +353,55 @@ def summarize_store(store_path: str | os.PathLike) -> StoreSummary:
 
 # ---- frames cached once per report, loaded by every notebook ---------------------------------------------------
 
-CACHE_FILES = {"scores": "scores.pkl", "runs": "runs.pkl"}
+CACHE_FILES = {"scores": "scores.pkl", "runs": "runs.pkl", "table": "model_table.pkl"}
 
 
-def write_cache(store_path: str | os.PathLike, cache_dir: str | os.PathLike) -> Path:
-    """Load the tidy scores and the runs of ``store_path`` once and pickle them into ``cache_dir`` (returned)."""
+def _model_table(scores: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame | None:
+    """``analysis.frames.model_table`` of the frames (mean representation), or None when that module is absent."""
+    try:
+        from analysis import frames
+    except ImportError:
+        return None
+    return frames.model_table(scores, runs)
+
+
+def write_cache(store_path: str | os.PathLike, cache_dir: str | os.PathLike
+                ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
+    """Load the tidy scores, the runs and the model table of ``store_path`` once and pickle them into ``cache_dir``.
+
+    Returns ``(scores, runs, model_table)`` (the table is None without ``analysis.frames``). The files are written
+    atomically (temporary name, then rename).
+    """
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
-    frames = {"scores": load_scores(store_path), "runs": load_runs(store_path)}
+    scores, runs = load_scores(store_path), load_runs(store_path)
+    frames = {"scores": scores, "runs": runs, "table": _model_table(scores, runs)}
     for name, frame in frames.items():
+        if frame is None:
+            continue
         tmp = cache / (CACHE_FILES[name] + ".tmp")
         with open(tmp, "wb") as handle:
             pickle.dump(frame, handle, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, cache / CACHE_FILES[name])
-    return cache
+    return scores, runs, frames["table"]
+
+
+def _read_pickle(path: Path):
+    with open(path, "rb") as handle:
+        return pickle.load(handle)
 
 
 def load_frames(store_path: str | os.PathLike, cache_dir: str | os.PathLike | None = None
-                ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``(scores, runs)`` of the store: from the pickles :func:`write_cache` left in ``cache_dir`` when present,
-    else read from ``store_path`` (``done`` runs)."""
+                ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
+    """``(scores, runs, model_table)`` of the store (``done`` runs; model table from ``analysis.frames``, None if
+    that module is absent): from the pickles :func:`write_cache` left in ``cache_dir`` when present, else read
+    from ``store_path``."""
     if cache_dir:
         cache = Path(cache_dir)
         paths = {name: cache / file for name, file in CACHE_FILES.items()}
-        if all(p.is_file() for p in paths.values()):
-            out = []
-            for name in ("scores", "runs"):
-                with open(paths[name], "rb") as handle:
-                    out.append(pickle.load(handle))
-            return out[0], out[1]
-    return load_scores(store_path), load_runs(store_path)
+        if paths["scores"].is_file() and paths["runs"].is_file():
+            scores, runs = _read_pickle(paths["scores"]), _read_pickle(paths["runs"])
+            table = _read_pickle(paths["table"]) if paths["table"].is_file() else _model_table(scores, runs)
+            return scores, runs, table
+    scores, runs = load_scores(store_path), load_runs(store_path)
+    return scores, runs, _model_table(scores, runs)
