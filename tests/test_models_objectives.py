@@ -19,6 +19,15 @@ LOGITS = RS.normal(0, 3, (N, 1, 4, 4))
 TARGETS = RS.uniform(0, 1, (N, 1, 4, 4))
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Small tensors run fastest on one thread (two spinning OpenMP threads stall on a shared, loaded machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def t(a):
     return torch.tensor(a, dtype=torch.float64)
 

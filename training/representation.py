@@ -52,6 +52,8 @@ def make_representation_fn(encoder: Encoder, kind: str, seed: int = 0, batch_siz
     def representation(observations) -> np.ndarray:
         obs = check_observations(observations, num_channels)
         out = np.empty((obs.shape[0], encoder.num_latent), dtype=np.float32)
+        # the noise of a whole call is drawn at once, so the codes do not depend on ``batch_size``
+        noise = None if generator is None else torch.randn((obs.shape[0], encoder.num_latent), generator=generator)
         was_training = encoder.training
         encoder.eval()
         try:
@@ -59,9 +61,9 @@ def make_representation_fn(encoder: Encoder, kind: str, seed: int = 0, batch_siz
                 for start in range(0, obs.shape[0], batch_size):
                     chunk = torch.from_numpy(obs[start:start + batch_size]).to(device).permute(0, 3, 1, 2)
                     mean, logvar = encoder(chunk)
-                    if generator is not None:
-                        noise = torch.randn(mean.shape, generator=generator).to(device)
-                        mean = sample_latent(mean, logvar, noise)
+                    if noise is not None:
+                        chunk_noise = noise[start:start + chunk.shape[0]].to(device)
+                        mean = sample_latent(mean, logvar, chunk_noise)
                     out[start:start + chunk.shape[0]] = mean.float().cpu().numpy()
         finally:
             encoder.train(was_training)
