@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import functools
 import os
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -72,7 +74,7 @@ def load_npz(path: str | os.PathLike) -> DSpritesImages:
     path = Path(path)
     try:
         archive = np.load(path, allow_pickle=True, encoding="latin1")
-    except (OSError, ValueError, EOFError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise UserError(f"{path}: not a readable dSprites npz file ({exc})") from None
     with archive:
         missing = [k for k in ("imgs", "metadata") if k not in archive.files]
@@ -90,7 +92,7 @@ def load_npz(path: str | os.PathLike) -> DSpritesImages:
                             f"got sizes {sizes}")
         try:
             imgs = archive["imgs"]
-        except (OSError, ValueError, EOFError) as exc:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
             raise UserError(f"{path}: cannot read imgs ({exc}); the file is truncated or corrupt") from None
         expected = int(np.prod(sizes))
         if imgs.ndim != 3 or imgs.shape[1:] != (64, 64):
@@ -99,7 +101,10 @@ def load_npz(path: str | os.PathLike) -> DSpritesImages:
             raise UserError(f"{path}: imgs holds {imgs.shape[0]} images but the factor grid {sizes} needs "
                             f"{expected}: incomplete grid")
         if "latents_classes" in archive.files:
-            classes = archive["latents_classes"]
+            try:
+                classes = archive["latents_classes"]
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+                raise UserError(f"{path}: cannot read latents_classes ({exc})") from None
             grid = np.stack(np.unravel_index(np.arange(expected), sizes), axis=1)
             if classes.shape != grid.shape or not np.array_equal(classes, grid):
                 raise UserError(f"{path}: latents_classes do not cover the factor grid {sizes} once in C order")
