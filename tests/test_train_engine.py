@@ -95,6 +95,15 @@ def test_prefetch_thread_does_not_change_results():
     assert_same_weights(a, b)
 
 
+def test_reference_data_order_trains_deterministically_on_its_own_stream():
+    a = train_model(FakeDataset(), "beta_vae", {"beta": 2}, seed=5, steps=2, data_order="reference", **TINY)
+    b = train_model(FakeDataset(), "beta_vae", {"beta": 2}, seed=5, steps=2, data_order="reference", **TINY)
+    c = train_model(FakeDataset(), "beta_vae", {"beta": 2}, seed=5, steps=2, **TINY)
+    assert_same_weights(a, b)
+    assert a.data_order == "reference" and c.data_order == "batched"
+    assert not torch.equal(a.vae.encoder.conv1.weight, c.vae.encoder.conv1.weight)
+
+
 def test_batches_are_drawn_one_example_at_a_time_like_the_reference():
     ds = FakeDataset()
     batch = sample_batch(ds, 5, np.random.RandomState(9))
@@ -138,8 +147,8 @@ def test_checkpoint_of_another_run_is_refused(tmp_path):
 
 
 def test_nan_loss_raises_and_never_reaches_a_checkpoint(tmp_path):
-    # 4 observation calls per batch of 4: NaN data from the 3rd batch on
-    ds = FakeDataset(nan_after=8)
+    # one sample_observations call per batch (data_order="batched"): NaN data from the 3rd batch (step 2) on
+    ds = FakeDataset(nan_after=2)
     with pytest.raises(TrainingDivergedError, match=r"non-finite .*loss=nan.* by step 2 \(beta_vae, beta=2, seed 0\)"):
         train_model(ds, "beta_vae", {"beta": 2}, seed=0, steps=6, checkpoint_dir=tmp_path, checkpoint_every=1,
                     prefetch=0, **TINY)
@@ -161,6 +170,8 @@ def test_nan_loss_raises_and_never_reaches_a_checkpoint(tmp_path):
     (dict(num_channels=3), "channel"),
     (dict(dataset=FakeDataset(shape=(32, 32, 1))), "64x64xC"),
     (dict(dataset=object()), "dataset interface"),
+    (dict(data_order="shuffled"), "data_order"),
+    (dict(num_threads=0), "num_threads"),
     (dict(device="cuda:0"), "CUDA") if not torch.cuda.is_available() else (dict(steps=0), "steps"),
 ])
 def test_bad_input_raises_value_error(kwargs, message):

@@ -8,9 +8,9 @@ What the engine does (spec/models.md):
   the same forward pass, each with the gradient of its own loss only (the VAE loss never moves the discriminator, the
   discriminator loss never moves the VAE). PyTorch's Adam puts eps outside the bias correction, TF1's inside; with
   eps = 1e-8 the two differ only while sqrt(v) is ~1e-8.
-* Data: fresh samples, drawn as the reference's input pipeline drew them: ``RandomState(seed)``, one
-  ``sample_observations(1, rs)`` call per example, consecutive examples form a batch. A background thread prepares
-  the next batches while the current step runs.
+* Data: fresh samples from ``RandomState(seed)``: by default one ``sample_observations(batch_size, rs)`` call per
+  step; ``data_order="reference"`` draws one example per call as disentanglement_lib's input pipeline did (the
+  exact reference stream, slower). A background thread prepares the next batches while the current step runs.
 * Seeds: ``seed`` fixes the data stream (as above), the weight init and the latent sampling / permutation noise
   (independent streams derived from ``seed`` with ``numpy.random.SeedSequence``). Same inputs, seed and device ->
   identical weights and train_results on CPU.
@@ -112,6 +112,11 @@ def dataset_channels(dataset) -> int:
     return int(shape[2])
 
 
+def sample_batch_batched(dataset, batch_size: int, random_state: np.random.RandomState) -> np.ndarray:
+    """One training batch (batch_size, 64, 64, C) float32 from a single ``sample_observations(batch_size)`` call."""
+    return np.ascontiguousarray(dataset.sample_observations(batch_size, random_state), dtype=np.float32)
+
+
 def sample_batch(dataset, batch_size: int, random_state: np.random.RandomState) -> np.ndarray:
     """One training batch (batch_size, 64, 64, C) float32, drawn one example at a time as the reference did."""
     first = np.asarray(dataset.sample_observations(1, random_state), dtype=np.float32)
@@ -120,6 +125,12 @@ def sample_batch(dataset, batch_size: int, random_state: np.random.RandomState) 
     for i in range(1, batch_size):
         out[i] = dataset.sample_observations(1, random_state)[0]
     return out
+
+
+# how a batch is drawn from RandomState(seed): "batched" = one sample_observations(batch_size) call per step (the same
+# distribution, ~10x less Python overhead); "reference" = one sample_observations(1) call per example, the exact draw
+# order of disentanglement_lib's input pipeline
+DATA_ORDERS = {"batched": sample_batch_batched, "reference": sample_batch}
 
 
 class BatchStream:
@@ -196,6 +207,7 @@ class TrainedModel:
     discriminator: Discriminator | None = None
     train_results: dict = field(default_factory=dict)
     dataset_name: str | None = None
+    data_order: str = "batched"
     dataset: Any = field(default=None, repr=False, compare=False)
 
     @property
@@ -227,6 +239,7 @@ class TrainedModel:
             "hparams": {k: float(v) for k, v in self.hparams.items()}, "seed": int(self.seed),
             "steps": int(self.steps), "batch_size": int(self.batch_size), "num_channels": self.num_channels,
             "num_latent": self.num_latent, "dataset_name": self.dataset_name, "init": INIT_DESCRIPTION,
+            "data_order": self.data_order,
             "train_results": {k: float(v) for k, v in self.train_results.items()},
             "vae": {k: v.detach().cpu() for k, v in self.vae.state_dict().items()},
             "discriminator": (None if self.discriminator is None else
@@ -259,7 +272,8 @@ class TrainedModel:
             discriminator.load_state_dict(state["discriminator"])
         model = cls(method=state["method"], hparams=dict(state["hparams"]), seed=state["seed"],
                     steps=state["steps"], batch_size=state["batch_size"], vae=vae, discriminator=discriminator,
-                    train_results=dict(state["train_results"]), dataset_name=state["dataset_name"])
+                    train_results=dict(state["train_results"]), dataset_name=state["dataset_name"],
+                    data_order=state.get("data_order", "batched"))
         return model.to(_resolve_device(device))
 
     def save_artifacts(self, directory, dataset=None, random_state: int = 0, num_inputs: int = 3,
@@ -459,10 +473,11 @@ def evaluate_losses(trainer: Trainer, dataset, num_samples: int, random_state: n
 
 
 def _run_config(method, hparams, seed, batch_size, num_channels, dataset_name, learning_rate,
-                discriminator_learning_rate) -> dict:
+                discriminator_learning_rate, data_order) -> dict:
     return {"method": method, "hparams": {k: float(v) for k, v in sorted(hparams.items())}, "seed": int(seed),
             "batch_size": int(batch_size), "num_channels": int(num_channels), "dataset": dataset_name,
-            "learning_rate": float(learning_rate), "discriminator_learning_rate": float(discriminator_learning_rate)}
+            "learning_rate": float(learning_rate), "discriminator_learning_rate": float(discriminator_learning_rate),
+            "data_order": data_order}
 
 
 def train_model(dataset, method: str, hparams: dict, seed: int, steps: int, batch_size: int = 64, device=None,
@@ -471,8 +486,8 @@ def train_model(dataset, method: str, hparams: dict, seed: int, steps: int, batc
                 num_eval_samples: int = DEFAULT_NUM_EVAL_SAMPLES, checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
                 nan_check_every: int | None = None, progress: bool | None = None, prefetch: int = 2,
                 channels_last: bool = True, fused_adam: bool | None = None, compile: bool = False,
-                num_channels: int | None = None, on_step: Callable[[int, dict], None] | None = None
-                ) -> TrainedModel:
+                num_threads: int | None = None, data_order: str = "batched", num_channels: int | None = None,
+                on_step: Callable[[int, dict], None] | None = None) -> TrainedModel:
     """Train ``method`` with ``hparams`` on ``dataset`` for ``steps`` updates of ``batch_size`` fresh samples.
 
     Parameters
@@ -491,6 +506,11 @@ def train_model(dataset, method: str, hparams: dict, seed: int, steps: int, batc
     prefetch: batches the background data thread prepares ahead (0: sample in the training loop).
     channels_last, fused_adam, compile: speed options (see benchmarks/train_step.py); they do not change results
         beyond floating-point rounding.
+    num_threads: torch intra-op threads while this call runs (restored afterwards; None leaves the setting alone).
+        One thread per training process is the fastest choice when several processes share the cores.
+    data_order: ``"batched"`` (default; one ``sample_observations(batch_size, rs)`` call per step) or
+        ``"reference"`` (one ``sample_observations(1, rs)`` call per example: disentanglement_lib's exact stream,
+        several times slower to draw). Both draw fresh samples from ``RandomState(seed)``.
     num_channels: the architecture's input channels; must equal the dataset's (default: the dataset's).
     on_step: called as ``on_step(t, losses)`` after each update (losses as detached 0-d tensors).
 
@@ -511,6 +531,11 @@ def train_model(dataset, method: str, hparams: dict, seed: int, steps: int, batc
                                                             discriminator_learning_rate)):
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
             raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    if data_order not in DATA_ORDERS:
+        raise ValueError(f"data_order must be one of {', '.join(DATA_ORDERS)}, got {data_order!r}")
+    if num_threads is not None and (isinstance(num_threads, bool) or not isinstance(num_threads, int)
+                                    or num_threads < 1):
+        raise ValueError(f"num_threads must be an integer >= 1, got {num_threads!r}")
     dataset_obj, dataset_name = resolve_dataset(dataset)
     channels = dataset_channels(dataset_obj)
     if num_channels is not None and int(num_channels) != channels:
@@ -522,13 +547,28 @@ def train_model(dataset, method: str, hparams: dict, seed: int, steps: int, batc
     if progress is None:
         progress = sys.stderr.isatty()
     hparams = {k: float(v) for k, v in hparams.items()}
+    threads_before = torch.get_num_threads()
+    if num_threads is not None:
+        torch.set_num_threads(num_threads)
+    try:
+        return _train(dataset_obj, dataset_name, channels, method, hparams, int(seed), int(steps), int(batch_size),
+                      device, checkpoint_dir, learning_rate, discriminator_learning_rate, int(num_eval_samples),
+                      int(checkpoint_every), int(nan_check_every), bool(progress), int(prefetch), channels_last,
+                      fused_adam, compile, data_order, on_step)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _train(dataset_obj, dataset_name, channels, method, hparams, seed, steps, batch_size, device, checkpoint_dir,
+           learning_rate, discriminator_learning_rate, num_eval_samples, checkpoint_every, nan_check_every, progress,
+           prefetch, channels_last, fused_adam, compile, data_order, on_step) -> TrainedModel:
     describe = f"{method}, {', '.join(f'{k}={v:g}' for k, v in hparams.items())}, seed {seed}"
 
     trainer = Trainer(method, hparams, seed, channels, device, learning_rate=learning_rate,
                       discriminator_learning_rate=discriminator_learning_rate, channels_last=channels_last,
                       fused_adam=fused_adam, compile=compile)
     config = _run_config(method, hparams, seed, batch_size, channels, dataset_name, learning_rate,
-                         discriminator_learning_rate)
+                         discriminator_learning_rate, data_order)
     data_state = _random_state_to_dict(np.random.RandomState(int(seed)))
     start_step, elapsed = 0, 0.0
     checkpoint_path = None
@@ -538,7 +578,7 @@ def train_model(dataset, method: str, hparams: dict, seed: int, steps: int, batc
             start_step, elapsed, data_state = _load_checkpoint(checkpoint_path, config, trainer, steps)
 
     stream = BatchStream(dataset_obj, batch_size, _random_state_from_dict(data_state), prefetch=prefetch,
-                         pin_memory=device.type == "cuda")
+                         pin_memory=device.type == "cuda", sampler=DATA_ORDERS[data_order])
     bar = None
     if progress and start_step < steps:
         from tqdm.auto import tqdm
@@ -584,7 +624,7 @@ def train_model(dataset, method: str, hparams: dict, seed: int, steps: int, batc
     vae = trainer.vae.to(memory_format=torch.contiguous_format)
     return TrainedModel(method=method, hparams=hparams, seed=int(seed), steps=int(steps), batch_size=int(batch_size),
                         vae=vae, discriminator=trainer.discriminator, train_results=results,
-                        dataset_name=dataset_name, dataset=dataset_obj)
+                        dataset_name=dataset_name, dataset=dataset_obj, data_order=data_order)
 
 
 def _save_checkpoint(path: Path, config: dict, trainer: Trainer, step: int, elapsed: float, data_state: dict) -> None:
