@@ -40,7 +40,8 @@ def test_tiny_study_expands_in_grid_order():
     cfg = runs[0].config
     assert cfg["hparams"] == {"beta": 1.0} and cfg["steps"] == 30 and cfg["batch_size"] == 32
     assert cfg["protocol"] == {"scale": 0.05, "downstream_num_train": [10, 100, 1000],
-                               "evaluations": ["mig", "sap_score"], "representations": ["mean", "sampled"]}
+                               "evaluations": ["mig", "sap_score"], "representations": ["mean", "sampled"],
+                               "kind": "reference"}
     assert cfg["data_source"] == {"kind": "test", "name": "dsprites_full"}
     assert len({r.run_id for r in runs}) == 8
 
@@ -73,7 +74,8 @@ def test_defaults_fill_the_protocol():
     study = parse_study('name="d"\ndatasets=["shapes3d"]\nseeds=3\nsteps=5\n[methods]\nfactor_vae=[10]\n')
     assert study.seeds == (0, 1, 2) and study.batch_size == 64
     assert study.protocol == {"scale": 1.0, "downstream_num_train": [10, 100, 1000, 10000],
-                              "evaluations": list(EVALUATIONS), "representations": ["mean", "sampled"]}
+                              "evaluations": list(EVALUATIONS), "representations": ["mean", "sampled"],
+                              "kind": "reference"}
 
 
 @pytest.mark.parametrize("edit, message", [
@@ -90,6 +92,7 @@ def test_defaults_fill_the_protocol():
     (("beta_vae = [1.0, 4.0]", "beta_vae = []"), "beta_vae"),
     (("beta_vae = [1.0, 4.0]", "beta_vae = ['high']"), "beta_vae"),
     (('"mean", "sampled"]', '"median"]'), "unknown representation"),
+    (("scale = 0.05", "scale = 0.05\nkind = 'quick'"), "protocol.kind"),
     (('name = "tiny"', ""), "missing required key 'name'"),
     (("[protocol]", "[protocol\n"), "not valid TOML"),
 ])

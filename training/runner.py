@@ -59,7 +59,8 @@ def execute_pack(pack: Sequence[dict], device: str | None = None, threads: int |
     """Train and evaluate every run of ``pack``; returns one :class:`RunOutcome` per run, in order.
 
     ``device``: torch device for training (None: CUDA when present, else CPU). ``threads``: see
-    :func:`set_threads`. ``artifacts_dir``: when set, each trained model is saved to ``artifacts_dir/<run_id>``.
+    :func:`set_threads`. ``artifacts_dir``: when set, each trained model is saved to
+    ``artifacts_dir/<run_id>/model.pt`` (and single runs checkpoint there while training).
     """
     set_threads(threads)
     if not pack:
@@ -70,7 +71,7 @@ def execute_pack(pack: Sequence[dict], device: str | None = None, threads: int |
     except Exception as exc:  # noqa: BLE001 - reported per run
         return [RunOutcome(run_id=item["run_id"], error=error_text(exc)) for item in pack]
 
-    models, seconds = _train(pack, dataset, device)
+    models, seconds = _train(pack, dataset, device, artifacts_dir)
     outcomes = []
     for item, model in zip(pack, models):
         if isinstance(model, BaseException):
@@ -80,8 +81,9 @@ def execute_pack(pack: Sequence[dict], device: str | None = None, threads: int |
     return outcomes
 
 
-def _train(pack: Sequence[dict], dataset, device) -> tuple[list, float]:
-    """Trained models (or the exception of each failed run) and the wall seconds per run."""
+def _train(pack: Sequence[dict], dataset, device, artifacts_dir: str | None = None) -> tuple[list, float]:
+    """Trained models (or the exception of each failed run) and the wall seconds per run. With ``artifacts_dir``,
+    single runs checkpoint into ``artifacts_dir/<run_id>`` and resume from there (a lost worker's long run)."""
     from training.train import train_model
 
     configs = [item["config"] for item in pack]
@@ -105,10 +107,11 @@ def _train(pack: Sequence[dict], dataset, device) -> tuple[list, float]:
                 models = [err] * len(pack)
             return models, (time.perf_counter() - start) / len(pack)
     models = []
-    for cfg in configs:
+    for item, cfg in zip(pack, configs):
+        checkpoint_dir = str(Path(artifacts_dir) / item["run_id"]) if artifacts_dir else None
         try:
             models.append(train_model(dataset, cfg["method"], dict(cfg["hparams"]), cfg["seed"], cfg["steps"],
-                                      batch_size=cfg["batch_size"], device=device))
+                                      batch_size=cfg["batch_size"], device=device, checkpoint_dir=checkpoint_dir))
         except Exception as exc:  # noqa: BLE001 - e.g. TrainingDivergedError: a failed run with its message
             models.append(exc)
     return models, (time.perf_counter() - start) / len(pack)
@@ -129,7 +132,7 @@ def _evaluate(item: dict, model, dataset, train_seconds: float, artifacts_dir: s
             outcome.scores[key] = dict(record.scores or {})
             outcome.evaluations[key] = (record.seconds, record.error)
         if artifacts_dir:
-            model.save(str(Path(artifacts_dir) / item["run_id"]))
+            model.save(Path(artifacts_dir) / item["run_id"] / "model.pt")
     except Exception as exc:  # noqa: BLE001 - the run failed during evaluation
         outcome.error = error_text(exc)
     outcome.eval_seconds = time.perf_counter() - start

@@ -15,6 +15,7 @@ A study file (DESIGN.md "Study files")::
     downstream_num_train = [10, 100, 1000]
     evaluations = ["mig", "sap_score"]
     representations = ["mean", "sampled"]
+    kind = "reference"          # or "fast" (training.evaluate's faster variant of the protocol)
 
 Every run is a canonical config (a plain JSON-able dict: dataset, method, hparams, seed, steps, batch size,
 architecture, protocol and data source); its ``run_id`` is a hash of that config, so editing a study and sweeping
@@ -41,7 +42,8 @@ ARCHITECTURE = {"encoder": "conv_encoder", "decoder": "deconv_decoder", "num_lat
                 "reconstruction_loss": "bernoulli"}
 
 _TOP_KEYS = {"name", "notes", "datasets", "seeds", "steps", "batch_size", "methods", "protocol"}
-_PROTOCOL_KEYS = {"scale", "downstream_num_train", "evaluations", "representations"}
+_PROTOCOL_KEYS = {"scale", "downstream_num_train", "evaluations", "representations", "kind"}
+PROTOCOL_KINDS = ("reference", "fast")  # training.evaluate: the reference's protocol, or its fast variant
 
 
 @dataclass(frozen=True)
@@ -233,7 +235,10 @@ def _protocol(raw: Any, fail) -> dict[str, Any]:
     for r in representations:
         if r not in REPRESENTATIONS:
             raise fail(f"unknown representation {r!r}; expected any of {', '.join(REPRESENTATIONS)}")
-    return {"scale": float(scale), "downstream_num_train": sorted(set(int(s) for s in sizes)),
+    kind = raw.get("kind", "reference")
+    if kind not in PROTOCOL_KINDS:
+        raise fail(f"protocol.kind must be one of {', '.join(PROTOCOL_KINDS)}, got {kind!r}")
+    return {"scale": float(scale), "downstream_num_train": sorted(set(int(s) for s in sizes)), "kind": kind,
             "evaluations": [e for e in EVALUATIONS if e in evaluations],
             "representations": [r for r in REPRESENTATIONS if r in representations]}
 
