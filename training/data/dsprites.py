@@ -143,8 +143,9 @@ class ColorDSprites(DSprites):
 
     def _render(self, all_factors, random_state):
         sprite = self.base_images(all_factors)
-        color = random_state.uniform(0.5, 1, [sprite.shape[0], 1, 1, 3])
-        return (sprite[..., None] * color).astype(np.float32)
+        color = random_state.uniform(0.5, 1, [sprite.shape[0], 1, 1, 3]).astype(np.float32)
+        # 1.0 * c and 0.0 * c are exact, so float32 arithmetic equals the reference's float64 product cast to float32
+        return sprite[..., None].astype(np.float32) * color
 
 
 class NoisyDSprites(DSprites):
@@ -196,11 +197,15 @@ class ScreamDSprites(DSprites):
             rows[i] = random_state.randint(0, height - 64)
             cols[i] = random_state.randint(0, width - 64)
             shifts[i] = random_state.uniform(0, 1, size=3)
-        offsets = np.arange(64)
-        patches = self.scream[(rows[:, None] + offsets)[:, :, None], (cols[:, None] + offsets)[:, None, :]]
-        background = (patches + shifts[:, None, None, :]) / 2.0
-        out = np.where(sprite[..., None], 1.0 - background, background)
-        return out.astype(np.float32)
+        # the patch gather and colour shift in float64 as in the reference, then one cast to float32
+        background = np.empty((n, 64, 64, 3))
+        for i in range(n):
+            background[i] = self.scream[rows[i]:rows[i] + 64, cols[i]:cols[i] + 64]
+        background += shifts[:, None, None, :]
+        background *= 0.5                                   # (patch + c) / 2, exact
+        inverted = 1.0 - background
+        np.copyto(background, inverted, where=sprite[..., None])
+        return background.astype(np.float32)
 
 
 def scream_path_in(root: Path | None) -> Path | None:

@@ -37,7 +37,7 @@ class ProceduralShapes3D(GroundTruthDataset):
         stem = f"shapes3d_gbuffers_v{render.VERSION}"
         self._cache_files = (folder / f"{stem}.npy", folder / f"{stem}.json")
         self._cache_meta = {"generator": render.GENERATOR, "version": render.VERSION}
-        shape = (render.NUM_CONFIGS, 64, 64, render.GBUFFER_LAYERS)
+        shape = (render.NUM_CONFIGS, render.GBUFFER_LAYERS, 64, 64)
         cached = paths.load_cached_array(*self._cache_files, self._cache_meta, shape, np.float32)
         if cached is not None:
             self._gbuffers = cached
@@ -49,7 +49,7 @@ class ProceduralShapes3D(GroundTruthDataset):
         self.build_seconds = 0.0
 
     def gbuffers(self, configs: np.ndarray) -> np.ndarray:
-        """G-buffers (n, 64, 64, 6) of configuration rows (n,) (see :func:`render.config_index`), rendering missing ones."""
+        """G-buffers (n, 6, 64, 64) of configuration rows (n,) (see :func:`render.config_index`), rendering missing ones."""
         configs = np.asarray(configs, dtype=np.int64)
         missing = np.unique(configs[~self._ready[configs]])
         if missing.size:

@@ -6,7 +6,7 @@ orbiting the object by the view azimuth at a fixed height, looking slightly down
 
 World coordinates: y up; at azimuth 0 the camera looks along +z (the back wall is at z = +ROOM_HALF) and image
 columns grow with +x. Geometry depends only on (scale, shape, orientation): 8 x 4 x 15 = 480 configurations. Each
-gets a *G-buffer* of float32 layers (64, 64, 6): the diffuse shading of floor, wall and object (already multiplied by
+gets a *G-buffer* of float32 layers (6, 64, 64): the diffuse shading of floor, wall and object (already multiplied by
 each material's pixel coverage, from 2x2 supersampling, shadow baked in) and an additive RGB term (sky colour times
 its coverage, plus the object's white specular highlight). An image is then
 
@@ -55,8 +55,10 @@ _FAR = 1e9
 
 def hue_rgb(hue_classes: np.ndarray) -> np.ndarray:
     """Fully saturated albedo HSV(hue, 1, 1) of hue classes 0..9: float32 (..., 3)."""
-    table = np.array([colorsys.hsv_to_rgb(h, 1.0, 1.0) for h in HUES], dtype=np.float32)
-    return table[np.asarray(hue_classes)]
+    return _HUE_TABLE[np.asarray(hue_classes)]
+
+
+_HUE_TABLE = np.array([colorsys.hsv_to_rgb(h, 1.0, 1.0) for h in HUES], dtype=np.float32)
 
 
 def config_index(scale, shape, orientation) -> np.ndarray:
@@ -211,7 +213,7 @@ def _room_hit(o, d):
 
 
 def render_gbuffers(scale, shape, orientation) -> np.ndarray:
-    """G-buffers of configurations given as class arrays (k,): float32 (k, 64, 64, 6), see the module docstring."""
+    """G-buffers of configurations given as class arrays (k,): float32 (k, 6, 64, 64), see the module docstring."""
     scale_c, shape_c, orient_c = (np.atleast_1d(np.asarray(a, dtype=np.int64)) for a in (scale, shape, orientation))
     k = scale_c.shape[0]
     ss = SUPERSAMPLE
@@ -264,20 +266,21 @@ def render_gbuffers(scale, shape, orientation) -> np.ndarray:
     layers[:, 2] = np.where(kind == 3, obj_shade, 0.0)
     layers[:, 3:] = np.where((kind == 2)[:, None], SKY_RGB, 0.0) + np.where(kind == 3, specular, 0.0)[:, None]
     layers = layers.reshape(k, 64, ss, 64, ss, GBUFFER_LAYERS).mean(axis=(2, 4))
-    return layers.astype(np.float32)
+    return np.ascontiguousarray(layers.transpose(0, 3, 1, 2), dtype=np.float32)
 
 
 def compose(gbuffers: np.ndarray, floor_hue, wall_hue, object_hue) -> np.ndarray:
-    """Images from G-buffers (n, 64, 64, 6) and hue classes (n,): float32 (n, 64, 64, 3), multiples of 1/255."""
+    """Images from G-buffers (n, 6, 64, 64) and hue classes (n,): float32 (n, 64, 64, 3), multiples of 1/255."""
     n = gbuffers.shape[0]
-    albedo = np.stack([hue_rgb(floor_hue), hue_rgb(wall_hue), hue_rgb(object_hue)], axis=1)   # (n, 3 mat, 3 rgb)
-    g = gbuffers.reshape(n, 64 * 64, GBUFFER_LAYERS)
-    rgb = np.matmul(g[:, :, :3], albedo) + g[:, :, 3:]
+    albedo_t = np.stack([hue_rgb(floor_hue), hue_rgb(wall_hue), hue_rgb(object_hue)], axis=2)   # (n, rgb, material)
+    g = gbuffers.reshape(n, GBUFFER_LAYERS, 64 * 64)
+    rgb = np.matmul(albedo_t, g[:, :3])          # (n, 3, 4096): sum over materials of albedo x shade
+    rgb += g[:, 3:]
     np.clip(rgb, 0.0, 1.0, out=rgb)
     rgb *= 255.0
     np.rint(rgb, out=rgb)
     rgb *= np.float32(1.0 / 255.0)
-    return rgb.reshape(n, 64, 64, 3)
+    return np.ascontiguousarray(rgb.reshape(n, 3, 64, 64).transpose(0, 2, 3, 1))
 
 
 def compose_uint8(gbuffers: np.ndarray, floor_hue, wall_hue, object_hue) -> np.ndarray:
