@@ -107,9 +107,9 @@ def test_explicitness_single_class_factor_in_tiny_training_set():
     mus_train = np.vstack([ys_train[1] + 0.1 * rs.randn(10), rs.randn(10)])
     mus_test = np.vstack([ys_test[1] + 0.1 * rs.randn(50), rs.randn(50)])
     scores = modularity.compute_modularity_explicitness(mus_train, ys_train, mus_test, ys_test)
-    only_second = modularity.explicitness_per_factor(
-        *[(m - mus_train.mean(1)[:, None]) / mus_train.std(1)[:, None] for m in (mus_train,)], ys_train[1],
-        (mus_test - mus_train.mean(1)[:, None]) / mus_train.std(1)[:, None], ys_test[1])
+    mean, std = mus_train.mean(axis=1)[:, None], mus_train.std(axis=1)[:, None]
+    only_second = modularity.explicitness_per_factor((mus_train - mean) / std, ys_train[1], (mus_test - mean) / std,
+                                                     ys_test[1])
     assert scores["explicitness_score_train"] == pytest.approx(only_second[0])
     assert scores["explicitness_score_test"] == pytest.approx(only_second[1])
     assert np.isfinite(scores["modularity_score"])
@@ -244,3 +244,24 @@ def test_irs_identity_and_constant_code():
     assert irs.compute_irs(CONSTANT, YS) == {"IRS": pytest.approx(1.0, abs=1e-12), "num_active_dims": 3.0}
     assert irs.compute_irs(np.zeros((2, 50)), YS[:, :50]) == {"IRS": 0.0, "num_active_dims": 0.0}
     assert irs.compute_irs(ROTATED, PAIR)["IRS"] < 0.6
+
+
+def test_explicitness_matches_separately_binarised_labels_and_survives_a_missing_test_class():
+    from sklearn import linear_model, metrics, preprocessing
+    rs = np.random.RandomState(4)
+    y_train, y_test = rs.randint(3, size=300), rs.randint(3, size=100)
+    x_train = np.vstack([y_train + rs.randn(300), rs.randn(300)])
+    x_test = np.vstack([y_test + rs.randn(100), rs.randn(100)])
+    # the reference's computation (MultiLabelBinarizer fitted separately on train and test labels)
+    clf = linear_model.LogisticRegression().fit(x_train.T, y_train)
+    mlb = preprocessing.MultiLabelBinarizer()
+    expected = (metrics.roc_auc_score(mlb.fit_transform(y_train[:, None]), clf.predict_proba(x_train.T)),
+                metrics.roc_auc_score(mlb.fit_transform(y_test[:, None]), clf.predict_proba(x_test.T)))
+    assert modularity.explicitness_per_factor(x_train, y_train, x_test, y_test) == pytest.approx(expected, abs=1e-12)
+    # a test sample without class 2 (the reference crashed): AUC over the classes that have positives
+    keep = y_test != 2
+    auc_train, auc_test = modularity.explicitness_per_factor(x_train, y_train, x_test[:, keep], y_test[keep])
+    probs = clf.predict_proba(x_test[:, keep].T)
+    one_hot = np.eye(3)[y_test[keep]]
+    assert auc_train == pytest.approx(expected[0], abs=1e-12)
+    assert auc_test == pytest.approx(metrics.roc_auc_score(one_hot[:, :2], probs[:, :2]), abs=1e-12)
