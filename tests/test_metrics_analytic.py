@@ -98,6 +98,7 @@ def test_modularity_formula():
     mi = np.array([[1.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
     # code 0: 1; code 1: 1 - 1/(1*2) = 0.5; code 2: no information -> 0
     assert modularity.modularity(mi) == pytest.approx(0.5)
+    assert modularity.modularity(np.array([[0.3], [0.0]])) == pytest.approx(0.5)  # K = 1: informative code -> 1
 
 
 def test_explicitness_single_class_factor_in_tiny_training_set():

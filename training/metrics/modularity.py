@@ -19,6 +19,7 @@ Deliberate fixes (spec section 9, items 6, 12, 14), none of which changes a valu
   MultiLabelBinarizer separately on train and on test labels, which gives the same columns when the test sample holds
   every training class and crashed otherwise. Classes whose column has no positive (or no negative) point have no
   AUC and are left out of the macro average; test points of a class never seen in training only act as negatives;
+* with a single factor (K = 1) every informative code has modularity 1 (the reference computed 0/0);
 * a factor with a single class among the training points has no explicitness (no classifier, no AUC) and is left out
   of the mean over factors; if no factor is left, the explicitness scores are NaN.
 """
@@ -40,12 +41,15 @@ NUM_BINS = 20
 def modularity(mutual_information: np.ndarray) -> float:
     """Modularity score from a mutual-information matrix ``(D, K)``: mean over codes (uninformative codes score 0)."""
     mi = np.asarray(mutual_information, dtype=np.float64)
-    if mi.ndim != 2 or mi.shape[1] < 2:
-        raise ValueError(f"modularity needs an MI matrix (D, K) with K >= 2 factors, got shape {mi.shape}")
+    if mi.ndim != 2 or mi.shape[1] < 1:
+        raise ValueError(f"modularity needs an MI matrix (D, K), got shape {mi.shape}")
     squared = np.square(mi)
     theta = np.max(squared, axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        delta = (np.sum(squared, axis=1) - theta) / (theta * (squared.shape[1] - 1.0))
+    if squared.shape[1] == 1:  # one factor (the reference divided 0 by 0): an informative code is fully modular
+        delta = np.zeros_like(theta)
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            delta = (np.sum(squared, axis=1) - theta) / (theta * (squared.shape[1] - 1.0))
     score = 1.0 - delta
     score[theta == 0.0] = 0.0
     return float(np.mean(score))
