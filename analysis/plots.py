@@ -124,7 +124,7 @@ def rho_heatmap(matrix: pd.DataFrame, ax, title: str | None = None) -> None:
     """Annotated heatmap of 100*rho (integers, as the paper printed them); NaN cells stay blank."""
     import seaborn as sns
 
-    values = (matrix.astype(float) * 100).round()
+    values = (matrix.astype(float) * 100).round() + 0.0      # + 0.0 turns -0 into 0
     values = values.rename(index=label, columns=label)
     sns.heatmap(values, ax=ax, vmin=-100, vmax=100, center=0, cmap="RdBu_r", annot=True, fmt=".0f",
                 cbar=False, square=True, linewidths=0.5, annot_kws={"size": 8})
@@ -147,7 +147,7 @@ def percent_heatmap(frame: pd.DataFrame, ax, title: str | None = None, vmax: flo
     """Annotated heatmap of fractions shown as integer percentages (Table 5 style)."""
     import seaborn as sns
 
-    values = (frame.astype(float) * 100).round().rename(index=label, columns=label)
+    values = ((frame.astype(float) * 100).round() + 0.0).rename(index=label, columns=label)
     sns.heatmap(values, ax=ax, vmin=0, vmax=vmax, cmap="viridis", annot=True, fmt=".0f", cbar=False,
                 linewidths=0.5, annot_kws={"size": 8})
     ax.set_xticklabels(ax.get_xticklabels(), rotation=45, ha="right")
@@ -406,17 +406,23 @@ def metrics_of(table: pd.DataFrame) -> list[str]:
 
 
 def run_overview(runs: pd.DataFrame) -> pd.DataFrame:
-    """Done runs per (dataset, method, hyperparameter value): the number of runs and the seeds they used."""
+    """Done runs per (dataset, method): the hyperparameter, its values, the number of runs and the seeds used.
+
+    Columns ``dataset, method, hyperparameter, values, runs, seeds`` (seeds as ranges, e.g. ``0–49``), in the
+    study's order: one row per (dataset, method), 42 rows for the paper grid.
+    """
+    cols = ["dataset", "method", "hyperparameter", "values", "runs", "seeds"]
     if runs.empty:
-        return pd.DataFrame(columns=["dataset", "method", "hparam", "runs", "seeds"])
-    g = runs.groupby(["dataset", "method", "hparam_name", "hparam_value"], sort=False)
-    out = g.agg(runs=("run_id", "size"), seeds=("seed", lambda s: _ranges(sorted(set(int(v) for v in s)))))
-    out = out.reset_index()
-    out["hparam"] = out["hparam_name"] + " = " + out["hparam_value"].map("{:g}".format)
+        return pd.DataFrame(columns=cols)
+    g = runs.groupby([runs["dataset"].astype(str), runs["method"].astype(str)], sort=False)
+    out = g.agg(hyperparameter=("hparam_name", "first"),
+                values=("hparam_value", lambda s: ", ".join(f"{v:g}" for v in sorted(set(s)))),
+                runs=("run_id", "size"),
+                seeds=("seed", lambda s: _ranges(sorted(set(int(v) for v in s))))).reset_index()
     order = {d: i for i, d in enumerate(DATASET_LABELS)}, {m: i for i, m in enumerate(METHOD_LABELS)}
     out = out.assign(_d=out["dataset"].map(order[0]).fillna(99), _m=out["method"].map(order[1]).fillna(99))
-    out = out.sort_values(["_d", "dataset", "_m", "method", "hparam_value"])
-    return out[["dataset", "method", "hparam", "runs", "seeds"]].reset_index(drop=True)
+    out = out.sort_values(["_d", "dataset", "_m", "method"])
+    return out[cols].reset_index(drop=True)
 
 
 def _ranges(values: list[int]) -> str:
@@ -438,9 +444,10 @@ def show_run_overview(runs: pd.DataFrame) -> None:
         return
     overview = run_overview(runs)
     show_table(overview.assign(dataset=overview["dataset"].map(label), method=overview["method"].map(label))
-               .set_index(["dataset", "method", "hparam"]))
+               .set_index(["dataset", "method"]))
+    configs = runs[["dataset", "method", "hparam_value"]].astype(str).drop_duplicates()
     note(f"{len(runs)} finished runs: {runs['dataset'].nunique()} dataset(s), {runs['method'].nunique()} method(s), "
-         f"{len(overview)} (dataset, configuration) cells, {runs['seed'].nunique()} distinct seed(s).")
+         f"{len(configs)} (dataset, method, hyperparameter) cells, {runs['seed'].nunique()} distinct seed(s).")
 
 
 def metric_by_config(scores: pd.DataFrame, metric: str, key: str) -> pd.DataFrame:

@@ -277,6 +277,9 @@ th{background:#f4f4f4}
 .note{border-left:4px solid #e0a800;background:#fff8e1;padding:.5em 1em;margin:1em 0}
 .ok{color:#1a7f37;font-weight:600}.bad{color:#b00020;font-weight:600}.na{color:#777}
 .verdict-supported{background:#e6f4ea}.verdict-not{background:#fdecea}.verdict-na{background:#f4f4f4}
+.tag{display:inline-block;min-width:7.5em;padding:0 6px;border-radius:3px;font-size:.85em;text-align:center}
+ul.findings{list-style:none;padding-left:0}ul.findings li{margin:.3em 0}
+td.small{font-size:.85em;color:#444}
 ul.pages li{margin:.25em 0}
 code{background:#f4f4f4;padding:0 3px}
 """
@@ -321,20 +324,35 @@ def _scorecard_frame(card):
 
 
 def scorecard_html(card) -> str:
-    """The scorecard frame as an HTML table (verdict rows coloured)."""
+    """The scorecard frame as an HTML table, one row per claim coloured by verdict: claim (and the paper's
+    evidence), what the paper says, the paper's number, this store's, the verdict, and how it is judged (criterion
+    and detail, in small print). Columns the frame lacks are left out."""
     frame = _scorecard_frame(card)
-    head = "".join(f"<th>{html.escape(SCORECARD_COLUMNS.get(str(c), str(c)))}</th>" for c in frame.columns)
+    main = [c for c in ("claim", "statement", "paper", "store", "verdict") if c in frame.columns]
+    small = [c for c in ("criterion", "detail") if c in frame.columns]
+    if not main:
+        main = list(frame.columns)
+    head = "".join(f"<th>{html.escape(SCORECARD_COLUMNS.get(str(c), str(c)))}</th>" for c in main)
+    if small:
+        head += "<th>How it is judged</th>"
     rows = []
     for _, row in frame.iterrows():
         css = _verdict_class(row["verdict"]) if "verdict" in frame.columns else ""
-        cells = "".join(f"<td>{_cell(v)}</td>" for v in row.tolist())
-        rows.append(f"<tr class='{css}'>{cells}</tr>")
+        cells = []
+        for c in main:
+            text = _cell(row[c])
+            if c == "claim" and "evidence" in frame.columns and _cell(row["evidence"]):
+                text += f"<br><span class='na' style='font-size:.8em'>{_cell(row['evidence'])}</span>"
+            cells.append(f"<td>{text}</td>")
+        if small:
+            cells.append("<td class='small'>" + "<br>".join(_cell(row[c]) for c in small if _cell(row[c])) + "</td>")
+        rows.append(f"<tr class='{css}'>{''.join(cells)}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
 def headline_findings(card) -> list[str]:
-    """Sentences for the top of the index, from the scorecard: how many claims hold, then each measurable claim
-    with the paper's number, this store's and the verdict."""
+    """HTML sentences for the top of the index, from the scorecard: how many claims hold, then one short line per
+    measurable claim (verdict, id, the claim); the numbers are in the scorecard table below."""
     if card is None or len(card) == 0:
         return []
     frame = _scorecard_frame(card)
@@ -344,18 +362,14 @@ def headline_findings(card) -> list[str]:
     n_sup, n_not, n_na = (int((classes == c).sum()) for c in ("verdict-supported", "verdict-not", "verdict-na"))
     out = [f"Of the {len(frame)} checkable claims of the paper, <b>{n_sup}</b> are supported by this store, "
            f"<b>{n_not}</b> are not, and <b>{n_na}</b> cannot be measured with what the store holds."]
-    for _, row in frame.iterrows():
-        if _verdict_class(row["verdict"]) == "verdict-na":
-            continue
-        label = f"{html.escape(str(row['claim']))}: " if "claim" in frame.columns else ""
-        claim = html.escape(str(row["statement"])) if "statement" in frame.columns else ""
-        numbers = []
-        if "paper" in frame.columns and _cell(row["paper"]):
-            numbers.append(f"paper: {_cell(row['paper'])}")
-        if "store" in frame.columns and _cell(row["store"]):
-            numbers.append(f"this store: {_cell(row['store'])}")
-        extra = f" ({'; '.join(numbers)})" if numbers else ""
-        out.append(f"{label}{claim}{extra} &rarr; <b>{html.escape(str(row['verdict']))}</b>")
+    for css in ("verdict-not", "verdict-supported"):
+        for _, row in frame[classes == css].iterrows():
+            claim = f"<b>{html.escape(str(row['claim']))}</b> " if "claim" in frame.columns else ""
+            text = html.escape(str(row["statement"])) if "statement" in frame.columns else ""
+            out.append(f"<span class='tag {css}'>{html.escape(str(row['verdict']))}</span> {claim}{text}")
+    if n_na and "claim" in frame.columns:
+        ids = ", ".join(html.escape(str(c)) for c in frame.loc[classes == "verdict-na", "claim"])
+        out.append(f"<span class='tag verdict-na'>not measurable</span> {ids}: see the scorecard for what is missing.")
     return out
 
 
@@ -416,22 +430,13 @@ def write_index(out_dir: Path, summary: load.StoreSummary, pages: list[Page], ca
     parts.append("<h2>Headline findings</h2>")
     findings = headline_findings(card)
     if findings:
-        parts.append("<ul>" + "".join(f"<li>{f}</li>" for f in findings) + "</ul>")
+        parts.append("<ul class='findings'>" + "".join(f"<li>{f}</li>" for f in findings) + "</ul>")
     else:
         parts.append(f"<p class='na'>{html.escape(card_missing or 'No claim could be checked on this store.')}</p>")
     failed = [p for p in pages if not p.ok]
     if failed:
         parts.append(f"<p class='bad'>{len(failed)} of {len(pages)} pages failed to execute; see the list of "
                      "pages below.</p>")
-
-    parts.append("<h2>Claims scorecard</h2>")
-    if card is not None and len(card):
-        parts.append("<p>Each checkable claim of the paper (spec/analysis.md section 2): the paper's number as the "
-                     "paper printed it, this store's number with its confidence interval, and whether the claim "
-                     "holds here.</p>")
-        parts.append(scorecard_html(card))
-    else:
-        parts.append(f"<p class='na'>{html.escape(card_missing or 'The scorecard is empty.')}</p>")
 
     parts.append("<h2>Pages</h2><ul class='pages'>")
     for page in pages:
@@ -441,6 +446,15 @@ def write_index(out_dir: Path, summary: load.StoreSummary, pages: list[Page], ca
                 else html.escape(page.title))
         parts.append(f"<li>{link} &mdash; {status} <span class='na'>({page.seconds:.0f} s)</span></li>")
     parts.append("</ul>")
+
+    parts.append("<h2>Claims scorecard</h2>")
+    if card is not None and len(card):
+        parts.append("<p>Each checkable claim of the paper (spec/analysis.md section 2): the paper's number as the "
+                     "paper printed it, this store's number with its confidence interval, and whether the claim "
+                     "holds here.</p>")
+        parts.append(scorecard_html(card))
+    else:
+        parts.append(f"<p class='na'>{html.escape(card_missing or 'The scorecard is empty.')}</p>")
 
     parts.append("<h2>What this store contains</h2><table>")
     parts.extend(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in _contents_rows(summary))

@@ -252,7 +252,7 @@ def build_synthetic_store(path: str | os.PathLike, datasets: Iterable[str] = DAT
             meta["notes"] = notes
         conn.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
         shared: dict = {}
-        for dataset in datasets:
+        for dataset in datasets if seeds and methods else []:
             models = _dataset_models(dataset, methods, seeds, rng, shared)
             run_ids = []
             run_rows = []
