@@ -57,6 +57,8 @@ class GroundTruthDataset:
         self.observation_factor_indices = [
             i for i in range(len(self.factor_sizes)) if i not in self.latent_factor_indices]
         sizes = np.asarray(self.factor_sizes, dtype=np.int64)
+        self._latent_sizes = [self.factor_sizes[i] for i in self.latent_factor_indices]
+        self._latent_sizes_array = sizes[self.latent_factor_indices]
         # C-order bases: prod(sizes) / cumprod(sizes); the last factor varies fastest.
         self.factor_bases = (np.prod(sizes) // np.cumprod(sizes)).astype(np.int64)
 
@@ -69,7 +71,7 @@ class GroundTruthDataset:
     @property
     def factors_num_values(self) -> list[int]:
         """Number of values of each latent factor."""
-        return [self.factor_sizes[i] for i in self.latent_factor_indices]
+        return list(self._latent_sizes)
 
     @property
     def factor_names(self) -> list[str]:
@@ -80,15 +82,17 @@ class GroundTruthDataset:
         """Draw ``num`` latent factor vectors: int64 (num, num_factors), one ``randint(size)`` per factor in order."""
         num = _check_num(num)
         random_state = _check_random_state(random_state)
-        factors = np.zeros((num, self.num_factors), dtype=np.int64)
-        for pos, i in enumerate(self.latent_factor_indices):
-            factors[:, pos] = random_state.randint(self.factor_sizes[i], size=num)
+        factors = np.empty((num, len(self._latent_sizes)), dtype=np.int64)
+        for pos, size in enumerate(self._latent_sizes):
+            factors[:, pos] = random_state.randint(size, size=num)
         return factors
 
     def sample_all_factors(self, latent_factors: np.ndarray, random_state: np.random.RandomState) -> np.ndarray:
         """Complete latent factors (num, num_factors) with freshly drawn observation factors: (num, len(factor_sizes))."""
         latent_factors = self._check_factors(latent_factors)
         num = latent_factors.shape[0]
+        if not self.observation_factor_indices:
+            return latent_factors
         all_factors = np.zeros((num, len(self.factor_sizes)), dtype=np.int64)
         all_factors[:, self.latent_factor_indices] = latent_factors
         for i in self.observation_factor_indices:
@@ -118,18 +122,16 @@ class GroundTruthDataset:
 
     def _check_factors(self, factors: Any) -> np.ndarray:
         array = np.asarray(factors)
-        if array.ndim != 2 or array.shape[1] != self.num_factors:
+        if array.ndim != 2 or array.shape[1] != len(self._latent_sizes):
             raise ValueError(
                 f"{self.name}: factors must have shape (num, {self.num_factors}), got {array.shape}")
-        if array.size and not np.issubdtype(array.dtype, np.integer):
-            if not np.all(np.equal(np.mod(array, 1), 0)):
-                raise ValueError(f"{self.name}: factors must be integer class indices")
-        array = array.astype(np.int64, copy=False)
-        if array.size:
-            sizes = np.asarray(self.factors_num_values)
-            if np.any(array < 0) or np.any(array >= sizes):
-                raise ValueError(
-                    f"{self.name}: factor values out of range; sizes are {self.factors_num_values}")
+        if array.dtype != np.int64:
+            if array.size and not np.issubdtype(array.dtype, np.integer):
+                if not np.all(np.equal(np.mod(array, 1), 0)):
+                    raise ValueError(f"{self.name}: factors must be integer class indices")
+            array = array.astype(np.int64)
+        if array.size and ((array < 0).any() or (array >= self._latent_sizes_array).any()):
+            raise ValueError(f"{self.name}: factor values out of range; sizes are {self.factors_num_values}")
         return array
 
     def _render(self, all_factors: np.ndarray, random_state: np.random.RandomState) -> np.ndarray:

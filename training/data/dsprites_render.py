@@ -47,6 +47,7 @@ HEART_U_PER_X = 0.6
 HEART_V_PER_YUP = -0.661
 HEART_V_OFFSET_PX = -1.445
 
+_CLASS_SIZES = np.array([[3], [6], [40], [32], [32]])
 _WINDOW = 31          # pixels per side of the evaluated window around the anchor
 _WINDOW_BEFORE = 15   # window starts this many pixels before floor(anchor)
 _HEART_VERTICES = 4096
@@ -124,18 +125,23 @@ def render_dsprites(shape, scale, orientation, pos_x, pos_y) -> np.ndarray:
     Returns:
         uint8 array (n, 64, 64) of 0/1 pixels. Pure and vectorised: same classes, same pixels.
     """
-    shape, scale, orientation, pos_x, pos_y = (
-        np.atleast_1d(np.asarray(a, dtype=np.int64)) for a in (shape, scale, orientation, pos_x, pos_y))
-    n = shape.shape[0]
-    for arr, size, label in ((shape, 3, "shape"), (scale, 6, "scale"), (orientation, 40, "orientation"),
-                             (pos_x, 32, "posX"), (pos_y, 32, "posY")):
-        if arr.shape != (n,):
-            raise ValueError("all factor class arrays must be 1-d with the same length")
-        if n and (arr.min() < 0 or arr.max() >= size):
-            raise ValueError(f"{label} classes must lie in 0..{size - 1}")
+    arrays = [np.atleast_1d(np.asarray(a)) for a in (shape, scale, orientation, pos_x, pos_y)]
+    if any(a.ndim != 1 for a in arrays) or len({a.shape[0] for a in arrays}) != 1:
+        raise ValueError("all factor class arrays must be 1-d with the same length")
+    classes = np.array(arrays)
+    if not np.issubdtype(classes.dtype, np.integer):
+        raise ValueError("factor classes must be integers")
+    classes = classes.astype(np.int64, copy=False)
+    n = classes.shape[1]
     out = np.zeros((n, 64, 64), dtype=np.uint8)
     if n == 0:
         return out
+    bad = (classes < 0) | (classes >= _CLASS_SIZES)
+    if bad.any():
+        label = ("shape", "scale", "orientation", "posX", "posY")[int(np.nonzero(bad.any(axis=1))[0][0])]
+        size = int(_CLASS_SIZES[("shape", "scale", "orientation", "posX", "posY").index(label), 0])
+        raise ValueError(f"{label} classes must lie in 0..{size - 1}")
+    shape, scale, orientation, pos_x, pos_y = classes
     ax = ANCHOR_OFFSET_PX + ANCHOR_SPAN_PX * POSITIONS[pos_x]
     ay = ANCHOR_OFFSET_PX + ANCHOR_SPAN_PX * POSITIONS[pos_y]
     offsets = np.arange(_WINDOW)
@@ -149,11 +155,14 @@ def render_dsprites(shape, scale, orientation, pos_x, pos_y) -> np.ndarray:
     sin_s = (np.sin(theta) / s)[:, None, None]
     u = cos_s * dx - sin_s * dy                                               # (n, W, W)
     v = sin_s * dx + cos_s * dy
-    window = np.zeros((n, _WINDOW, _WINDOW), dtype=np.uint8)
-    for shape_id in range(3):
-        members = np.nonzero(shape == shape_id)[0]
-        if members.size:
-            window[members] = _inside(shape_id, u[members], v[members])
+    if n == 1 or (shape == shape[0]).all():
+        window = _inside(int(shape[0]), u, v)
+    else:
+        window = np.zeros((n, _WINDOW, _WINDOW), dtype=bool)
+        for shape_id in range(3):
+            members = np.nonzero(shape == shape_id)[0]
+            if members.size:
+                window[members] = _inside(shape_id, u[members], v[members])
     out[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]] = window
     return out
 
