@@ -98,7 +98,7 @@ def _spearman_replicates(values: np.ndarray, seed_codes: np.ndarray, draws: np.n
         ranks = ranks - ranks.mean(axis=0)
         norm = np.sqrt((ranks ** 2).sum(axis=0))
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[b] = (ranks.T @ ranks) / np.outer(norm, norm)
+            out[b] = np.einsum("ij,ik->jk", ranks, ranks) / np.outer(norm, norm)
     return out
 
 

@@ -11,12 +11,47 @@ from typing import Iterable
 
 import numpy as np
 import pandas as pd
+from scipy.stats import rankdata
 
 from analysis.frames import (
     METRIC_NAMES, as_model_table, datasets_present, metric_name, missing_columns, with_reason,
 )
 
 PAIRINGS = ("config_median", "model")
+
+
+def spearman_array(values: np.ndarray, min_models: int = 3) -> np.ndarray:
+    """Square Spearman matrix (P, P) of the columns of ``values`` (N, P), pairwise complete observations.
+
+    All-NaN or constant columns give NaN rows/columns; when the other columns have no NaN, one numpy rank +
+    correlation (fast path), else pandas' pairwise-complete Spearman. Pairs with fewer than ``min_models`` complete
+    observations are NaN.
+    """
+    values = np.asarray(values, dtype=float)
+    n_cols = values.shape[1]
+    out = np.full((n_cols, n_cols), np.nan)
+    usable = np.nonzero(~np.isnan(values).all(axis=0))[0] if len(values) else np.zeros(0, dtype=int)
+    if usable.size == 0:
+        return out
+    sub = values[:, usable]
+    if not np.isnan(sub).any():
+        if len(sub) >= max(int(min_models), 2):
+            ranks = rankdata(sub, axis=0)
+            ranks -= ranks.mean(axis=0)
+            norm = np.sqrt((ranks ** 2).sum(axis=0))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                rho = np.einsum("ij,ik->jk", ranks, ranks) / np.outer(norm, norm)
+            out[np.ix_(usable, usable)] = np.where(np.outer(norm, norm) > 0, np.clip(rho, -1.0, 1.0), np.nan)
+        return out
+    rho = pd.DataFrame(sub).corr(method="spearman", min_periods=max(int(min_models), 2)).to_numpy()
+    out[np.ix_(usable, usable)] = rho
+    return out
+
+
+def spearman_matrix(data: pd.DataFrame, min_models: int = 3) -> pd.DataFrame:
+    """Square Spearman frame of the columns of ``data`` (see :func:`spearman_array`)."""
+    cols = list(data.columns)
+    return pd.DataFrame(spearman_array(data.to_numpy(dtype=float), min_models), index=cols, columns=cols)
 
 
 def spearman_table(table: pd.DataFrame, rows: Iterable[str], columns: Iterable[str],
@@ -30,12 +65,32 @@ def spearman_table(table: pd.DataFrame, rows: Iterable[str], columns: Iterable[s
     union = list(dict.fromkeys(rows + columns))
     data = pd.DataFrame({c: (table[c].astype(float) if c in table.columns else np.nan) for c in union},
                         index=table.index)
-    if len(data) == 0:
-        full = pd.DataFrame(np.nan, index=union, columns=union)
-    else:
-        full = data.corr(method="spearman", min_periods=max(int(min_models), 2))
+    full = spearman_matrix(data, min_models=min_models)
     out = full.loc[rows, columns].astype(float)
     out.index.name, out.columns.name = None, None
+    return out
+
+
+def group_spearman(frame: pd.DataFrame, by: list[str], x: str, y: str) -> pd.DataFrame:
+    """Spearman rho of ``x`` vs ``y`` within each group of ``by`` (vectorised: grouped average ranks, then Pearson).
+
+    Rows with a NaN in ``x`` or ``y`` are dropped. Returns a frame with the ``by`` columns, ``rho`` (NaN for groups
+    with fewer than 2 rows or a constant column) and ``n``.
+    """
+    data = frame.loc[frame[x].notna() & frame[y].notna(), [*by, x, y]]
+    if data.empty:
+        return pd.DataFrame(columns=[*by, "rho", "n"])
+    g = data.groupby(by, sort=False)
+    rx, ry = g[x].rank(), g[y].rank()
+    keys = [data[c] for c in by]
+    cx = rx - rx.groupby(keys, sort=False).transform("mean")
+    cy = ry - ry.groupby(keys, sort=False).transform("mean")
+    parts = pd.DataFrame({"xy": cx * cy, "xx": cx * cx, "yy": cy * cy})
+    sums = parts.groupby(keys, sort=False).sum()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = sums["xy"] / np.sqrt(sums["xx"] * sums["yy"])
+    rho = rho.where((sums["xx"] > 0) & (sums["yy"] > 0))
+    out = pd.DataFrame({"rho": rho.clip(-1.0, 1.0), "n": g.size()}).reset_index()
     return out
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
 
+from analysis.correlation import group_spearman
 from analysis.frames import UNSUPERVISED_KEYS, as_model_table, strength_index, with_reason
 
 REPS = ("mean", "sampled")
@@ -70,13 +70,13 @@ def tc_trends(scores: pd.DataFrame, statistic: str = "gaussian_total_correlation
     value). rho > 0: the statistic rises with regularisation. Curves with fewer than 2 values get NaN.
     """
     curves = tc_curves(scores, statistic, annealed_reversed).sort_values("strength", kind="stable")
-    rows = []
-    for (dataset, method, rep), grp in curves.groupby(["dataset", "method", "representation"], sort=False):
-        x, y = grp["strength"].to_numpy(), grp["median"].to_numpy()
-        rho = float(spearmanr(x, y).statistic) if len(grp) >= 2 and np.ptp(x) > 0 and np.ptp(y) > 0 else np.nan
-        rows.append({"dataset": dataset, "method": method, "representation": rep, "rho": rho,
-                     "n_values": int(len(grp)), "first": float(y[0]), "last": float(y[-1])})
-    out = pd.DataFrame(rows, columns=["dataset", "method", "representation", "rho", "n_values", "first", "last"])
+    by = ["dataset", "method", "representation"]
+    rho = group_spearman(curves, by, "strength", "median")
+    g = curves.groupby(by, sort=False)["median"]
+    ends = pd.DataFrame({"n_values": g.size(), "first": g.first(), "last": g.last()}).reset_index()
+    out = ends.merge(rho[[*by, "rho"]], on=by, how="left") if len(ends) else ends.assign(rho=np.nan)
+    out.loc[out["n_values"] < 2, "rho"] = np.nan
+    out = out[["dataset", "method", "representation", "rho", "n_values", "first", "last"]]
     return with_reason(out, curves.attrs.get("reason"), curves.attrs.get("missing", []))
 
 

@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 from statsmodels.stats.proportion import proportion_confint
 
-from analysis.frames import METRIC_NAMES, as_model_table, datasets_present, missing_columns, with_reason
+from analysis.frames import METRIC_NAMES, as_model_table, with_reason
+from analysis.variance import ConfigCube, config_cube
 
 ROWS = ("same_metric", "other_metric")
 COLUMNS = ("same_dataset", "other_dataset")
@@ -44,23 +45,35 @@ class ScoreTensor:
     seeds: tuple[int, ...]
 
 
+def cube_tensor(cube: ConfigCube) -> ScoreTensor:
+    """The (datasets, metrics, configs, seeds) tensor of a :class:`analysis.variance.ConfigCube`.
+
+    Configurations (labelled ``method(value)``, sorted) are matched across datasets by method and hyperparameter
+    value; only the headline metrics with at least one score are kept. A seed-bootstrap replicate of the cube gives
+    the replicate's tensor.
+    """
+    metrics = [m for m in METRIC_NAMES if m in cube.columns and not np.isnan(cube.column(m)).all()]
+    n_h = cube.hparams.shape[1] if cube.hparams.ndim == 2 else 0
+    keep = ~np.isnan(cube.hparams)
+    g_idx, h_idx = np.nonzero(keep)
+    labels = [f"{cube.group_method[g]}({cube.hparams[g, h]:g})" for g, h in zip(g_idx, h_idx)] if n_h else []
+    configs, c_codes = np.unique(np.asarray(labels, dtype=object).astype(str), return_inverse=True) \
+        if labels else (np.asarray([], dtype=str), np.zeros(0, dtype=int))
+    values = np.full((len(cube.datasets), len(metrics), len(configs), len(cube.seeds)), np.nan)
+    for k, name in enumerate(metrics):
+        values[cube.group_dataset[g_idx], k, c_codes] = cube.column(name)[g_idx, h_idx]
+    return ScoreTensor(values, tuple(cube.datasets), tuple(metrics), tuple(str(c) for c in configs),
+                       tuple(cube.seeds))
+
+
 def score_tensor(scores: pd.DataFrame, representation: str = "mean") -> ScoreTensor:
     """Build the (datasets, metrics, configs, seeds) array from a tidy score frame or model table.
 
     Only the metrics with at least one score are kept. Configurations are matched across datasets by
-    (method, hyperparameter value); seeds by their value. One fancy-indexed assignment, no per-run loop.
+    (method, hyperparameter value); seeds by their value; several runs of one cell are averaged. Vectorised.
     """
     table = as_model_table(scores, representation=representation)
-    metrics = [m for m in METRIC_NAMES if m not in missing_columns(table, [m])]
-    datasets = datasets_present(table)
-    d_codes = pd.Categorical(table["dataset"], categories=datasets).codes
-    c_codes, configs = pd.factorize(table["config"], sort=False)
-    s_codes, seeds = pd.factorize(table["seed"], sort=True)
-    values = np.full((len(datasets), len(metrics), len(configs), len(seeds)), np.nan)
-    for i, name in enumerate(metrics):
-        values[d_codes, i, c_codes, s_codes] = table[name].to_numpy(dtype=float)
-    return ScoreTensor(values, tuple(datasets), tuple(metrics), tuple(str(c) for c in configs),
-                       tuple(int(s) for s in seeds))
+    return cube_tensor(config_cube(table, list(METRIC_NAMES)))
 
 
 def _other(rs: np.random.RandomState, current: np.ndarray, size: int) -> np.ndarray:
@@ -92,9 +105,11 @@ def simulate_cell(values: np.ndarray, same_metric: bool, same_dataset: bool, n_d
     d = rs.randint(n_d, size=n)
     m = rs.randint(n_m, size=n)
     s = rs.randint(n_s, size=n)
-    source = values[d, m, :, s]                                   # (n, configs)
-    has_source = ~np.isnan(source).all(axis=1)
-    c_star = np.argmax(np.where(np.isnan(source), -np.inf, source), axis=1)
+    # The choice c* depends only on (d, m, s): one argmax per (dataset, metric, seed) instead of one per draw.
+    best = np.argmax(np.where(np.isnan(values), -np.inf, values), axis=2)          # (datasets, metrics, seeds)
+    has_any = ~np.isnan(values).all(axis=2)
+    has_source = has_any[d, m, s]
+    c_star = best[d, m, s]
     d2 = d if same_dataset else _other(rs, d, n_d)
     m2 = m if same_metric else _other(rs, m, n_m)
     s2 = _other(rs, s, n_s) if target_seed == "different" else rs.randint(n_s, size=n)

@@ -13,13 +13,16 @@ All R^2 values and probabilities are fractions in [0, 1].
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
+from scipy.stats import rankdata
 
 from analysis.frames import (
-    FIGURE_METHOD_ORDER, METRIC_NAMES, as_model_table, datasets_present, metric_name, with_reason,
+    FIGURE_METHOD_ORDER, METRIC_NAMES, as_model_table, datasets_present, methods_present, metric_name,
+    with_reason,
 )
 
 R2_COLUMNS = ("method", "method_x_hparam")
@@ -55,16 +58,38 @@ def r_squared_between(y: np.ndarray, codes: np.ndarray, weights: np.ndarray | No
     onehot = np.zeros((y.size, k))
     onehot[np.arange(y.size), codes] = 1.0
     total_w = w.sum(axis=1)
-    mean = (w @ y) / total_w
-    ss_total = w @ (y ** 2) - total_w * mean ** 2
-    group_w = w @ onehot
-    group_sum = (w * y) @ onehot
+    mean = np.einsum("bn,n->b", w, y) / total_w
+    ss_total = np.einsum("bn,n->b", w, y ** 2) - total_w * mean ** 2
+    group_w = np.einsum("bn,nk->bk", w, onehot)
+    group_sum = np.einsum("bn,nk->bk", w * y, onehot)
     with np.errstate(invalid="ignore", divide="ignore"):
         ss_between = np.where(group_w > 0, group_sum ** 2 / np.where(group_w > 0, group_w, 1), 0.0).sum(axis=1) \
             - total_w * mean ** 2
         r2 = np.where(ss_total > 1e-12 * np.maximum(total_w, 1), ss_between / ss_total, np.nan)
     r2 = np.clip(r2, 0.0, 1.0)
     return float(r2[0]) if single else r2
+
+
+def r_squared_table(table: pd.DataFrame, by: str, columns: list[str] | None = None,
+                    min_models: int = 3) -> pd.DataFrame:
+    """R^2 of one-hot ``by`` (``method`` or ``config``) for every (dataset, column) at once, by grouped sums of squares.
+
+    Equals OLS with an intercept on the dummies (tested against statsmodels). Returns a frame indexed by dataset
+    with one column per metric; NaN where a dataset has fewer than ``min_models`` scores or a constant score.
+    """
+    columns = list(METRIC_NAMES) if columns is None else list(columns)
+    g_d = table.groupby("dataset", sort=False)[columns]
+    n_d, mean_d = g_d.count(), g_d.mean()
+    ss_total = g_d.var(ddof=0) * n_d
+    g_k = table.groupby(["dataset", by], sort=False)[columns]
+    n_k, mean_k = g_k.count(), g_k.mean()
+    centre = mean_d.reindex(n_k.index.get_level_values(0)).to_numpy()
+    between = (n_k * (mean_k - centre) ** 2).groupby(level=0, sort=False).sum()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r2 = between.reindex(ss_total.index) / ss_total
+    scale = (mean_d.abs() + 1.0) ** 2 * n_d
+    r2 = r2.where((n_d >= min_models) & (ss_total > 1e-12 * scale))
+    return r2.clip(0.0, 1.0)
 
 
 def variance_explained(scores: pd.DataFrame, representation: str = "mean", min_models: int = 3) -> pd.DataFrame:
@@ -173,14 +198,18 @@ def strength_curves(scores: pd.DataFrame, metric: str | None = None, representat
 def method_winners(scores: pd.DataFrame, representation: str = "mean") -> pd.DataFrame:
     """Per (dataset, metric): the method with the highest median score, the runner-up, and whether their
     interquartile ranges overlap (claim C5). Columns ``dataset, metric, winner, winner_median, runner_up,
-    runner_up_median, iqr_overlap`` (bool; NaN-free rows only, cells with fewer than two methods are dropped).
+    runner_up_median, iqr_overlap`` (cells with fewer than two methods are dropped).
     """
-    long = score_distributions(scores, representation=representation)
-    g = long.groupby(["dataset", "metric", "method"], sort=False)["value"]
-    stats = pd.DataFrame({"median": g.median(), "q25": g.quantile(0.25), "q75": g.quantile(0.75)}).reset_index()
-    stats = stats.sort_values(["dataset", "metric", "median"], ascending=[True, True, False], kind="stable")
-    first = stats.groupby(["dataset", "metric"], sort=False).nth(0).set_index(["dataset", "metric"])
-    second = stats.groupby(["dataset", "metric"], sort=False).nth(1).set_index(["dataset", "metric"])
+    table = as_model_table(scores, representation=representation)
+    g = table.groupby(["dataset", "method"], sort=False)[list(METRIC_NAMES)]
+    stats = pd.DataFrame({"median": g.median().stack(), "q25": g.quantile(0.25).stack(),
+                          "q75": g.quantile(0.75).stack()}).dropna()
+    stats.index.names = ["dataset", "method", "metric"]
+    stats = stats.reset_index().sort_values(["dataset", "metric", "median"], ascending=[True, True, False],
+                                            kind="stable")
+    grouped = stats.groupby(["dataset", "metric"], sort=False)
+    first = grouped.nth(0).set_index(["dataset", "metric"])
+    second = grouped.nth(1).set_index(["dataset", "metric"])
     both = first.join(second, lsuffix="_w", rsuffix="_r", how="inner")
     out = pd.DataFrame({
         "winner": both["method_w"], "winner_median": both["median_w"],
@@ -192,26 +221,108 @@ def method_winners(scores: pd.DataFrame, representation: str = "mean") -> pd.Dat
     return with_reason(out, None)
 
 
-def config_array(table: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, pd.DataFrame, np.ndarray]:
-    """Scores as a dense array (len(columns), groups, hyperparameters, seeds), NaN where no run.
+@dataclass(frozen=True)
+class ConfigCube:
+    """Model-table columns as a dense array ``values[column, group, hyperparameter slot, seed]`` (NaN: no run).
 
-    Groups are the (dataset, method) pairs of the model ``table``; hyperparameter slots are the method's values in
-    increasing order (padded with NaN when methods have different counts). Returns the array, the groups as a
-    frame (``dataset, method``) and the hyperparameter values (groups, H) (NaN for padding).
+    Groups are the (dataset, method) pairs present (datasets in study order, methods in sweep order); slot h is the
+    method's h-th smallest hyperparameter value on that dataset (NaN padding where methods have fewer values).
+    ``group_dataset`` (G,) indexes ``datasets``; ``group_method`` (G,) names the method; ``hparams`` and
+    ``strength`` are (G, H); ``seeds`` labels the last axis. Several runs of one (dataset, method, value, seed)
+    (e.g. two studies in one store) are averaged. :meth:`resample` gives a seed-bootstrap replicate.
     """
-    keys = table[["dataset", "method"]].astype(str)
-    g_codes, g_uniques = pd.factorize(pd.MultiIndex.from_frame(keys))
-    h_codes = table.groupby([keys["dataset"], keys["method"]], sort=False)["hparam_value"].rank(method="dense")
-    h_codes = h_codes.to_numpy(dtype=int) - 1
-    s_codes, _ = pd.factorize(table["seed"])
-    n_g, n_h, n_s = len(g_uniques), (h_codes.max() + 1 if len(table) else 0), (s_codes.max() + 1 if len(table) else 0)
-    arr = np.full((len(columns), n_g, n_h, n_s), np.nan)
+    values: np.ndarray
+    columns: tuple[str, ...]
+    datasets: tuple[str, ...]
+    group_dataset: np.ndarray
+    group_method: tuple[str, ...]
+    hparams: np.ndarray
+    strength: np.ndarray
+    seeds: tuple[int, ...]
+
+    def column(self, name: str) -> np.ndarray:
+        """The (G, H, S) array of one column."""
+        return self.values[self.columns.index(name)]
+
+    def resample(self, drawn: np.ndarray) -> "ConfigCube":
+        """The replicate holding the seeds at positions ``drawn`` (relabelled 0 .. len(drawn)-1)."""
+        return replace(self, values=self.values[..., np.asarray(drawn)], seeds=tuple(range(len(drawn))))
+
+
+def config_cube(scores: pd.DataFrame, columns: list[str] | None = None) -> ConfigCube:
+    """Build a :class:`ConfigCube` of ``columns`` (default: the six metrics) from a tidy frame or model table.
+
+    Vectorised: factorised codes and one ``np.bincount`` per column.
+    """
+    table = as_model_table(scores)
+    columns = list(METRIC_NAMES) if columns is None else list(columns)
+    datasets = datasets_present(table)
+    methods = methods_present(table)
+    d_idx = pd.Categorical(table["dataset"], categories=datasets).codes.astype(int)
+    m_idx = pd.Categorical(table["method"], categories=methods).codes.astype(int)
+    pair = d_idx * max(len(methods), 1) + m_idx
+    g_codes, g_uniques = pd.factorize(pair, sort=True)
+    h_codes = (table.groupby(pair, sort=False)["hparam_value"].rank(method="dense").to_numpy(dtype=int) - 1
+               if len(table) else np.zeros(0, dtype=int))
+    s_codes, seeds = pd.factorize(table["seed"], sort=True)
+    n_g, n_s = len(g_uniques), len(seeds)
+    n_h = int(h_codes.max()) + 1 if len(table) else 0
+    flat = (g_codes * n_h + h_codes) * n_s + s_codes
+    size = n_g * n_h * n_s
+    values = np.full((len(columns), n_g, n_h, n_s), np.nan)
     for i, column in enumerate(columns):
-        arr[i, g_codes, h_codes, s_codes] = table[column].to_numpy(dtype=float)
-    values = np.full((n_g, n_h), np.nan)
-    values[g_codes, h_codes] = table["hparam_value"].to_numpy(dtype=float)
-    groups = pd.DataFrame(list(g_uniques), columns=["dataset", "method"])
-    return arr, groups, values
+        v = table[column].to_numpy(dtype=float)
+        ok = ~np.isnan(v)
+        counts = np.bincount(flat[ok], minlength=size)
+        sums = np.bincount(flat[ok], weights=v[ok], minlength=size)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            values[i] = np.where(counts > 0, sums / np.where(counts > 0, counts, 1), np.nan).reshape(n_g, n_h, n_s)
+    hparams = np.full((n_g, n_h), np.nan)
+    strength = np.full((n_g, n_h), np.nan)
+    hparams[g_codes, h_codes] = table["hparam_value"].to_numpy(dtype=float)
+    strength[g_codes, h_codes] = table["strength"].to_numpy(dtype=float)
+    g_uniques = np.asarray(g_uniques, dtype=int)
+    return ConfigCube(values, tuple(columns), tuple(datasets), g_uniques // max(len(methods), 1),
+                      tuple(methods[k % max(len(methods), 1)] for k in g_uniques), hparams, strength,
+                      tuple(int(s) for s in seeds))
+
+
+def worse_beats_better(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Core of :func:`seed_beats_config` on an array (..., H, S) of scores (NaN: no run).
+
+    For every leading index, averages P(X_i > X_j) (strictly greater, over all seed pairs) over the ordered pairs of
+    hyperparameter slots with median_i < median_j. Returns (mean probability, number of pairs), both shaped like
+    the leading axes; NaN probability where there is no pair.
+
+    Counting without the S x S comparisons: scores are replaced by dense ranks within each leading index, every
+    (leading index, slot) row is offset into its own key range, and one global ``np.searchsorted`` counts, for each
+    score x of slot i, the scores of slot j below x. Missing scores rank above every score and are never counted.
+    """
+    lead = arr.shape[:-2]
+    n_h, n_s = arr.shape[-2:]
+    flat = arr.reshape(-1, n_h, n_s)
+    n_b = flat.shape[0]
+    valid = ~np.isnan(flat)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)          # all-NaN slices (padding) give NaN medians
+        med = np.nanmedian(flat, axis=-1)                       # (B, H)
+    ranks = rankdata(np.where(valid, flat, np.inf).reshape(n_b, -1), method="dense", axis=-1)
+    ranks = ranks.reshape(n_b, n_h, n_s).astype(np.int64)
+    span = n_h * n_s + 2
+    row = (np.arange(n_b)[:, None] * n_h + np.arange(n_h)[None, :]).astype(np.int64)        # (B, H)
+    keys = np.sort((row[..., None] * span + ranks).ravel())
+    starts = np.searchsorted(keys, row.ravel() * span).reshape(n_b, n_h)                    # first key of each row
+    # query every score of slot i against every slot j of the same leading index
+    query = row[:, None, :, None] * span + ranks[:, :, None, :]                             # (B, i, j, S)
+    below = np.searchsorted(keys, query.ravel()).reshape(query.shape) - starts[:, None, :, None]
+    gt = np.where(valid[:, :, None, :], below, 0).sum(-1)                                  # (B, i, j)
+    n_valid = valid.sum(-1)
+    n_both = n_valid[:, :, None] * n_valid[:, None, :]
+    p = gt / np.where(n_both > 0, n_both, 1)
+    worse = (med[:, :, None] < med[:, None, :]) & (n_both > 0)
+    n_pairs = worse.sum(axis=(-2, -1))
+    mean_p = np.where(worse, p, 0.0).sum(axis=(-2, -1)) / np.where(n_pairs > 0, n_pairs, 1)
+    return np.where(n_pairs > 0, mean_p, np.nan).reshape(lead), n_pairs.reshape(lead)
 
 
 def seed_beats_config(scores: pd.DataFrame, representation: str = "mean") -> pd.DataFrame:
@@ -221,28 +332,17 @@ def seed_beats_config(scores: pd.DataFrame, representation: str = "mean") -> pd.
     m_i < m_j, P(X_i > X_j) over all pairs of their seeds' scores (strictly greater; ties do not count); averaged
     over the pairs. Columns ``dataset, metric, method, p_worse_beats_better, n_pairs``. Vectorised over all cells.
     """
-    table = as_model_table(scores, representation=representation)
-    names = list(METRIC_NAMES)
-    arr, groups, _values = config_array(table, names)          # (M, G, H, S)
+    cube = config_cube(as_model_table(scores, representation=representation))
     cols = ["dataset", "metric", "method", "p_worse_beats_better", "n_pairs"]
-    if arr.size == 0:
+    if cube.values.size == 0:
         return with_reason(pd.DataFrame(columns=cols), "no scores in this store", ["scores"])
-    valid = ~np.isnan(arr)
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)          # all-NaN slices (padding) give NaN medians
-        med = np.nanmedian(arr, axis=3)                        # (M, G, H)
-        gt = arr[:, :, :, None, :, None] > arr[:, :, None, :, None, :]        # (M, G, H, H, S, S)
-        both = valid[:, :, :, None, :, None] & valid[:, :, None, :, None, :]
-        n_both = both.sum(axis=(4, 5))
-        p = gt.sum(axis=(4, 5)) / np.where(n_both > 0, n_both, 1)
-        worse = (med[:, :, :, None] < med[:, :, None, :]) & (n_both > 0)
-    n_pairs = worse.sum(axis=(2, 3))
-    with np.errstate(all="ignore"):
-        mean_p = np.where(worse, p, 0.0).sum(axis=(2, 3)) / np.where(n_pairs > 0, n_pairs, 1)
+    mean_p, n_pairs = worse_beats_better(cube.values)            # (M, G)
     m_idx, g_idx = np.nonzero(n_pairs > 0)
-    out = pd.DataFrame({"dataset": groups["dataset"].to_numpy()[g_idx], "metric": np.asarray(names)[m_idx],
-                        "method": groups["method"].to_numpy()[g_idx], "p_worse_beats_better": mean_p[m_idx, g_idx],
-                        "n_pairs": n_pairs[m_idx, g_idx].astype(int)}, columns=cols)
+    out = pd.DataFrame({"dataset": np.asarray(cube.datasets)[cube.group_dataset[g_idx]],
+                        "metric": np.asarray(cube.columns)[m_idx],
+                        "method": np.asarray(cube.group_method)[g_idx],
+                        "p_worse_beats_better": mean_p[m_idx, g_idx], "n_pairs": n_pairs[m_idx, g_idx].astype(int)},
+                       columns=cols)
     if out.empty:
         return with_reason(out, "no method has two hyperparameter values with scores", ["hyperparameters"])
     return with_reason(out, None)
@@ -254,19 +354,20 @@ def best_strength(scores: pd.DataFrame, representation: str = "mean") -> pd.Data
     Columns ``dataset, metric, method, best_hparam_value, best_strength, n_values`` (methods with a single value
     are dropped: there is nothing to choose).
     """
-    curves = strength_curves(scores, representation=representation)
-    curves = curves.dropna(subset=["median"])
-    n_values = curves.groupby(["dataset", "metric", "method"], sort=False)["median"].transform("size")
-    curves = curves[n_values >= 2]
-    idx = curves.groupby(["dataset", "metric", "method"], sort=False)["median"].idxmax()
-    best = curves.loc[idx.to_numpy()]
-    counts = curves.groupby(["dataset", "metric", "method"], sort=False).size()
-    out = pd.DataFrame({
-        "dataset": best["dataset"].to_numpy(), "metric": best["metric"].to_numpy(),
-        "method": best["method"].to_numpy(), "best_hparam_value": best["hparam_value"].to_numpy(),
-        "best_strength": best["strength"].to_numpy(),
-        "n_values": counts.loc[list(zip(best["dataset"], best["metric"], best["method"]))].to_numpy(),
-    })
+    table = as_model_table(scores, representation=representation)
+    med = table.groupby(["dataset", "method", "hparam_value", "strength"], sort=False)[list(METRIC_NAMES)].median()
+    med.columns.name = "metric"
+    med = med.stack().rename("median").reset_index()
+    med = med.dropna(subset=["median"])
+    cols = ["dataset", "metric", "method", "best_hparam_value", "best_strength", "n_values"]
+    if med.empty:
+        return with_reason(pd.DataFrame(columns=cols), "no scores in this store", ["scores"])
+    keys = ["dataset", "metric", "method"]
+    n_values = med.groupby(keys, sort=False)["median"].transform("size")
+    med = med[n_values >= 2].assign(n_values=n_values[n_values >= 2])
+    best = med.loc[med.groupby(keys, sort=False)["median"].idxmax().to_numpy()]
+    out = best.rename(columns={"hparam_value": "best_hparam_value", "strength": "best_strength"})[cols]
+    out = out.reset_index(drop=True)
     if out.empty:
         return with_reason(out, "no method has two hyperparameter values with scores", ["hyperparameters"])
     return with_reason(out, None)
