@@ -1,0 +1,204 @@
+"""Evaluate one trained model: both representations x the nine evaluations, seeded as the reference pipeline seeds them.
+
+``evaluate_model(model, dataset, evaluations=None, protocol=None)`` returns
+``{(representation, evaluation): {result key: float}}``; :func:`evaluate_model_records` returns one
+:class:`EvaluationRecord` per pair, with the seconds it took and the error of a metric that failed (the other
+evaluations still run). Nothing here writes to the results store: the caller (the study driver) does.
+
+Seeds (spec/metrics.md section 5): the reference pipeline draws, from one ``np.random.RandomState(0)`` per model,
+``randint(2**32)`` for the post-processing of ``mean`` and ``sampled``, then one seed per (representation, evaluation)
+with representations in the order mean, sampled and evaluations in sorted name order. Every evaluation gets a fresh
+``np.random.RandomState(seed)`` with its seed (:data:`EVALUATION_SEEDS`), so every model of a dataset is scored on the
+same ground-truth samples, and evaluations can run in any order or subset with identical numbers.
+
+Representation noise: ``sampled`` draws fresh noise on every encoder call as in the reference, but - unlike the
+reference's unseeded noise - from a generator seeded per evaluation with that evaluation's seed (the function is
+obtained as ``model.representation_fn(kind, seed=seed)``), so results are reproducible and do not depend on which
+other evaluations ran before.
+
+The ``protocol`` argument is a study file's ``[protocol]`` table (DESIGN.md "Study files"), all keys optional:
+
+* ``scale`` (float > 0, default 1): multiplies every ``num_train`` / ``num_test`` / ``num_eval`` /
+  ``num_variance_estimate`` (rounded, at least 1), except the downstream training sizes, which keep their values;
+* ``downstream_num_train`` (list of positive ints): the downstream training sizes to run (default 10, 100, 1000,
+  10000);
+* ``evaluations`` / ``representations``: subsets of the vocabulary (default all); an explicit ``evaluations``
+  argument of :func:`evaluate_model` takes precedence;
+* ``kind``: ``"reference"`` (default, the study's protocol) or ``"fast"`` (cheaper predictors for DCI and the
+  downstream tasks, see :mod:`training.metrics.predictors`; other metrics are unchanged).
+
+Unknown keys raise ``ValueError``.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import numpy as np
+
+from training.vocabulary import EVALUATIONS, REPRESENTATIONS
+
+PROTOCOL_KEYS = ("scale", "downstream_num_train", "evaluations", "representations", "kind")
+PROTOCOL_KINDS = ("reference", "fast")
+SCALED_SIZES = ("num_train", "num_test", "num_eval", "num_variance_estimate")
+DOWNSTREAM_EVALUATIONS = ("downstream_task_logistic_regression", "downstream_task_boosted_trees")
+#: Evaluations whose fits run in ``n_jobs`` worker processes (numbers independent of ``n_jobs``).
+PARALLEL_EVALUATIONS = ("dci",) + DOWNSTREAM_EVALUATIONS
+MASTER_SEED = 0
+
+
+def _reference_seeds() -> tuple[dict[str, int], dict[tuple[str, str], int]]:
+    master = np.random.RandomState(MASTER_SEED)
+    postprocess = {rep: int(master.randint(2**32)) for rep in sorted(REPRESENTATIONS)}
+    evaluation = {}
+    for rep in ("mean", "sampled"):
+        for name in sorted(EVALUATIONS):
+            evaluation[(rep, name)] = int(master.randint(2**32))
+    return postprocess, evaluation
+
+
+#: ``{representation: seed}`` of the reference's post-processing step (unused by both representations there).
+#: ``{(representation, evaluation): seed}``: the RandomState seed of every evaluation (spec section 5).
+POSTPROCESS_SEEDS, EVALUATION_SEEDS = _reference_seeds()
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A validated ``[protocol]`` table."""
+    scale: float = 1.0
+    downstream_num_train: tuple[int, ...] | None = None
+    evaluations: tuple[str, ...] = EVALUATIONS
+    representations: tuple[str, ...] = REPRESENTATIONS
+    kind: str = "reference"
+
+    @property
+    def fast(self) -> bool:
+        return self.kind == "fast"
+
+
+def _names(value, valid: tuple[str, ...], what: str) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, (list, tuple)) or not value:
+        raise ValueError(f"protocol {what} must be a non-empty list of names, got {value!r}")
+    unknown = [v for v in value if v not in valid]
+    if unknown:
+        raise ValueError(f"unknown {what[:-1]} {unknown[0]!r} in protocol; expected some of {', '.join(valid)}")
+    return tuple(v for v in valid if v in set(value))  # vocabulary order, no duplicates
+
+
+def resolve_protocol(protocol: dict | Protocol | None) -> Protocol:
+    """Validate a study file's ``[protocol]`` table (or None) into a :class:`Protocol`."""
+    if isinstance(protocol, Protocol):
+        return protocol
+    protocol = dict(protocol or {})
+    unknown = sorted(set(protocol) - set(PROTOCOL_KEYS))
+    if unknown:
+        raise ValueError(f"unknown protocol key(s) {', '.join(unknown)}; accepted: {', '.join(PROTOCOL_KEYS)}")
+    scale = protocol.get("scale", 1.0)
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) or scale <= 0:
+        raise ValueError(f"protocol scale must be a positive number, got {scale!r}")
+    sizes = protocol.get("downstream_num_train")
+    if sizes is not None:
+        if (isinstance(sizes, str) or not isinstance(sizes, (list, tuple)) or not sizes or any(
+                isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1 for v in sizes)):
+            raise ValueError(f"protocol downstream_num_train must be a non-empty list of positive integers, "
+                             f"got {sizes!r}")
+        sizes = tuple(int(v) for v in sizes)
+    kind = protocol.get("kind", "reference")
+    if kind not in PROTOCOL_KINDS:
+        raise ValueError(f"protocol kind must be one of {', '.join(PROTOCOL_KINDS)}, got {kind!r}")
+    evaluations = _names(protocol["evaluations"], EVALUATIONS, "evaluations") if "evaluations" in protocol \
+        else EVALUATIONS
+    representations = (_names(protocol["representations"], REPRESENTATIONS, "representations")
+                       if "representations" in protocol else REPRESENTATIONS)
+    return Protocol(float(scale), sizes, evaluations, representations, kind)
+
+
+def evaluation_overrides(evaluation: str, protocol: dict | Protocol | None = None) -> dict:
+    """The protocol overrides that :func:`training.metrics.evaluate` gets for ``evaluation`` under ``protocol``
+    (only the parameters that differ from the study's defaults)."""
+    from training.metrics.registry import default_protocol
+    p = resolve_protocol(protocol)
+    defaults = default_protocol(evaluation)
+    overrides: dict = {}
+    if p.scale != 1.0:
+        for key in SCALED_SIZES:
+            if key not in defaults:
+                continue
+            if evaluation in DOWNSTREAM_EVALUATIONS and key == "num_train":
+                continue  # downstream training sizes keep their nominal values
+            overrides[key] = max(1, int(round(defaults[key] * p.scale)))
+    if evaluation in DOWNSTREAM_EVALUATIONS and p.downstream_num_train is not None:
+        overrides["num_train"] = list(p.downstream_num_train)
+    return overrides
+
+
+@dataclass
+class EvaluationRecord:
+    """One (representation, evaluation) of one model: its scores (empty if it failed), wall-clock seconds, and the
+    error as ``"ExceptionType: message"`` or None."""
+    representation: str
+    evaluation: str
+    scores: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    error: str | None = None
+
+
+def _plan(evaluations: Iterable[str] | None, p: Protocol) -> list[tuple[str, str]]:
+    names = p.evaluations if evaluations is None else _names(list(evaluations), EVALUATIONS, "evaluations")
+    return [(rep, name) for rep in p.representations for name in names]
+
+
+def evaluate_model_records(model, dataset, evaluations: Iterable[str] | None = None, protocol=None, *,
+                           n_jobs: int = 1,
+                           on_record: Callable[[EvaluationRecord], None] | None = None) -> list[EvaluationRecord]:
+    """Run the planned evaluations of ``model`` and return one record each, in plan order (representations outer,
+    evaluations in vocabulary order).
+
+    ``model`` is anything with ``.representation_fn(kind, seed=...)`` returning ``fn((n, 64, 64, C) float32) ->
+    (n, D)``; ``dataset`` follows the dataset interface. ``n_jobs`` worker processes fit DCI / downstream classifiers
+    in parallel (same numbers for any ``n_jobs``). ``on_record`` is called after every evaluation (e.g. progress).
+    A failing evaluation is recorded with its error; the others still run. Bad arguments raise ``ValueError``.
+    """
+    from training.metrics import evaluate as run_evaluation
+    p = resolve_protocol(protocol)
+    n_jobs = int(n_jobs)
+    if n_jobs < 1:
+        raise ValueError(f"n_jobs must be a positive integer, got {n_jobs}")
+    plan = _plan(evaluations, p)
+    overrides = {name: evaluation_overrides(name, p) for name in {name for _, name in plan}}
+    records = []
+    for rep, name in plan:
+        seed = EVALUATION_SEEDS[(rep, name)]
+        start = time.perf_counter()
+        try:
+            representation_fn = model.representation_fn(rep, seed=seed)
+            extra = {"n_jobs": n_jobs} if name in PARALLEL_EVALUATIONS and n_jobs > 1 else {}
+            scores = run_evaluation(name, dataset, representation_fn, np.random.RandomState(seed), fast=p.fast,
+                                    **overrides[name], **extra)
+            record = EvaluationRecord(rep, name, dict(scores), time.perf_counter() - start, None)
+        except Exception as exc:  # noqa: BLE001 - a failing metric must not lose the others (issue 5)
+            record = EvaluationRecord(rep, name, {}, time.perf_counter() - start, f"{type(exc).__name__}: {exc}")
+        records.append(record)
+        if on_record is not None:
+            on_record(record)
+    return records
+
+
+def evaluate_model(model, dataset, evaluations: Iterable[str] | None = None, protocol=None, *,
+                   n_jobs: int = 1) -> dict[tuple[str, str], dict[str, float]]:
+    """``{(representation, evaluation): {result key: float}}`` for every planned evaluation that succeeded.
+
+    Evaluations that failed are left out of the dict and reported with a ``RuntimeWarning`` naming the error; use
+    :func:`evaluate_model_records` to get errors and timings as data.
+    """
+    import warnings
+    out = {}
+    for record in evaluate_model_records(model, dataset, evaluations, protocol, n_jobs=n_jobs):
+        if record.error is None:
+            out[(record.representation, record.evaluation)] = record.scores
+        else:
+            warnings.warn(f"evaluation {record.evaluation} ({record.representation}) failed: {record.error}",
+                          RuntimeWarning, stacklevel=2)
+    return out

@@ -1,0 +1,221 @@
+"""The classifiers behind DCI and the downstream tasks, pinned, plus the parallel per-factor fitting they share.
+
+Two protocols (``kind``):
+
+``"reference"`` (the default everywhere) - exactly the study's predictors with today's scikit-learn
+(spec/metrics.md 0.7, 0.8):
+
+* :func:`gradient_boosting_classifier` - ``GradientBoostingClassifier`` with all defaults (log-loss, 100 stages,
+  learning rate 0.1, depth 3) and an EXPLICIT ``random_state``. The reference left it at ``None`` (NumPy's global
+  RNG, so study numbers were not reproducible); one ``np.random.RandomState(gbt_seed)`` handed to every fit of a
+  metric in factor order reproduces the reference run after ``np.random.seed(gbt_seed)`` bit for bit (spec 9 item 10).
+* :func:`logistic_regression_cv` - ``LogisticRegressionCV(Cs=10, cv=KFold(5))`` (contiguous folds, no shuffling),
+  with ``scoring="accuracy"`` pinned (the current default, which scikit-learn announced will change).
+
+``"fast"`` - a cheaper protocol for CPU studies, NOT the study's numbers (its agreement with the reference is measured
+by ``benchmarks/evaluate.py``):
+
+* :func:`fast_gradient_boosting_classifier` - ``HistGradientBoostingClassifier`` shaped like the reference trees
+  (100 iterations, learning rate 0.1, at most 8 leaves of depth <= 3, ``min_samples_leaf=1``, no L2, no early
+  stopping) on 255-bin histograms; importances are the total split GAIN per feature, normalised to sum 1
+  (:func:`feature_importances`), instead of the impurity decrease of the exact trees.
+* :func:`fast_logistic_regression_cv` - standardised features and ``LogisticRegressionCV`` over the same 10 values
+  of C, but validated on ONE split (the last fifth of the points, i.e. the reference's fifth KFold fold) instead of
+  five, along a warm-started regularisation path, then refit at the chosen C. About 5x fewer lbfgs fits, and the
+  standardisation makes each converge faster.
+
+Per-factor fits are independent tasks (:class:`FitTask`) run by :func:`fit_tasks`, serially or with joblib
+processes. Parallel fitting gives the same numbers as serial fitting: the random state each reference GBT fit starts
+from is computed up front by replaying the draws the previous fits make (:func:`advance_like_gbt`; one
+``randint(0, 2**31 - 1)`` per tree, 100 trees per class for > 2 classes, 100 for 2 classes).
+
+Deliberate fix (spec 9 item 14): a factor with a single class among the training points makes every scikit-learn
+classifier raise (and the reference metric crash). Here such a fit predicts that class for every point (accuracy =
+fraction of points in that class), reports all-zero importances and draws no random numbers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+PREDICTOR_KINDS = ("reference", "fast")
+
+#: Upper bound of the seed every scikit-learn tree draws from its random state (``RAND_R_MAX`` of the splitter).
+_TREE_SEED_HIGH = np.iinfo(np.int32).max
+_GBT_STAGES = 100
+#: scikit-learn 1.9 announces default changes for these; pin today's meaning (pure L2 penalty; the fitted attributes
+#: are not used). The split criterion of the GBT (friedman_mse, now deprecated as a parameter) is its only value.
+_LR_CV_PINS = {"l1_ratios": (0.0,), "use_legacy_attributes": False}
+
+
+def check_kind(kind: str) -> str:
+    """Validate a protocol kind (``"reference"`` or ``"fast"``)."""
+    if kind not in PREDICTOR_KINDS:
+        raise ValueError(f"unknown protocol kind {kind!r}; expected one of {', '.join(PREDICTOR_KINDS)}")
+    return kind
+
+
+def gradient_boosting_classifier(random_state: np.random.RandomState | int | None):
+    """The reference's ``GradientBoostingClassifier()`` with every default spelled out and an explicit random state."""
+    from sklearn.ensemble import GradientBoostingClassifier
+    return GradientBoostingClassifier(
+        loss="log_loss", learning_rate=0.1, n_estimators=_GBT_STAGES, subsample=1.0, min_samples_split=2, min_samples_leaf=1, max_depth=3, max_features=None, random_state=random_state)
+
+
+def logistic_regression_cv():
+    """The reference's ``LogisticRegressionCV(Cs=10, cv=KFold(n_splits=5))`` with its defaults pinned."""
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.model_selection import KFold
+    return LogisticRegressionCV(Cs=10, cv=KFold(n_splits=5), scoring="accuracy", solver="lbfgs", max_iter=100,
+                                tol=1e-4, fit_intercept=True, refit=True, **_LR_CV_PINS)
+
+
+def fast_gradient_boosting_classifier():
+    """Fast protocol: histogram gradient boosting shaped like the reference's trees (see module docstring)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    return HistGradientBoostingClassifier(
+        loss="log_loss", learning_rate=0.1, max_iter=_GBT_STAGES, max_leaf_nodes=8, max_depth=3, min_samples_leaf=1,
+        l2_regularization=0.0, max_bins=255, early_stopping=False, random_state=0)
+
+
+def fast_logistic_regression_cv(num_points: int):
+    """Fast protocol: standardise, then choose C among the reference's 10 values on one holdout (the last fifth of
+    the ``num_points`` training points, the reference's fifth fold) and refit on all points."""
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    num_points = int(num_points)
+    split = max(1, num_points - max(1, num_points // 5))
+    indices = np.arange(num_points)
+    cv = [(indices[:split], indices[split:])]
+    return make_pipeline(StandardScaler(), LogisticRegressionCV(Cs=10, cv=cv, scoring="accuracy", solver="lbfgs",
+                                                                max_iter=100, tol=1e-4, refit=True, **_LR_CV_PINS))
+
+
+def gbt_num_trees(y_train: np.ndarray) -> int:
+    """Number of regression trees the reference GBT fits on labels ``y_train`` (each draws one seed)."""
+    num_classes = np.unique(np.asarray(y_train)).size
+    if num_classes < 2:
+        return 0
+    return _GBT_STAGES * (num_classes if num_classes > 2 else 1)
+
+
+def advance_like_gbt(random_state: np.random.RandomState, y_train: np.ndarray) -> None:
+    """Consume from ``random_state`` exactly what fitting the reference GBT on ``y_train`` would consume."""
+    for _ in range(gbt_num_trees(y_train)):
+        random_state.randint(0, _TREE_SEED_HIGH)
+
+
+def feature_importances(model, num_features: int) -> np.ndarray:
+    """Importance per input feature ``(num_features,)``, summing to 1 (or all zero when no tree splits).
+
+    Exact GBT: scikit-learn's impurity-based ``feature_importances_`` (absolute value, as the reference).
+    Histogram GBT: total split gain per feature over all trees, normalised.
+    """
+    if hasattr(model, "feature_importances_"):
+        return np.abs(np.asarray(model.feature_importances_, dtype=np.float64))
+    gains = np.zeros(num_features, dtype=np.float64)
+    for stage in model._predictors:  # list (iterations) of lists (trees per iteration) of TreePredictor
+        for tree in stage:
+            nodes = tree.nodes
+            split = nodes["is_leaf"] == 0
+            np.add.at(gains, nodes["feature_idx"][split], nodes["gain"][split])
+    total = gains.sum()
+    return gains / total if total > 0 else gains
+
+
+@dataclass(frozen=True)
+class FitTask:
+    """One classifier fit: points are ROWS here (``x_train`` (N, D), ``y_train`` (N,), ``x_test`` (M, D), ``y_test``
+    (M,)). ``predictor`` is ``"gradient_boosting"`` or ``"logistic_regression"``; ``kind`` the protocol;
+    ``rng_state`` the ``RandomState.get_state()`` the reference GBT starts from (else None)."""
+    predictor: str
+    kind: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    rng_state: tuple | None = None
+    want_importances: bool = False
+
+    def cost(self) -> float:
+        """Rough relative cost (points x classes), used only to schedule large fits first."""
+        return float(len(self.y_train)) * max(1, np.unique(self.y_train).size)
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """Accuracies (fractions) on the training and test points, and importances ``(D,)`` when requested."""
+    train_accuracy: float
+    test_accuracy: float
+    importances: np.ndarray | None
+
+
+def _make(task: FitTask):
+    if task.predictor == "gradient_boosting":
+        if task.kind == "fast":
+            return fast_gradient_boosting_classifier()
+        rs = np.random.RandomState()
+        if task.rng_state is None:
+            raise ValueError("a reference gradient-boosting fit needs the random state it starts from")
+        rs.set_state(task.rng_state)
+        return gradient_boosting_classifier(rs)
+    if task.predictor == "logistic_regression":
+        return fast_logistic_regression_cv(len(task.y_train)) if task.kind == "fast" else logistic_regression_cv()
+    raise ValueError(f"unknown predictor {task.predictor!r}; expected 'gradient_boosting' or 'logistic_regression'")
+
+
+def run_fit(task: FitTask) -> FitResult:
+    """Fit one classifier and score it (accuracy = mean of ``predict == label``)."""
+    check_kind(task.kind)
+    classes = np.unique(task.y_train)
+    num_features = task.x_train.shape[1]
+    if classes.size == 1:  # spec 9 item 14: constant predictor instead of a crash
+        only = classes[0]
+        return FitResult(float(np.mean(task.y_train == only)), float(np.mean(task.y_test == only)),
+                         np.zeros(num_features) if task.want_importances else None)
+    model = _make(task)
+    model.fit(task.x_train, task.y_train)
+    train_accuracy = float(np.mean(model.predict(task.x_train) == task.y_train))
+    test_accuracy = float(np.mean(model.predict(task.x_test) == task.y_test))
+    importances = feature_importances(model, num_features) if task.want_importances else None
+    return FitResult(train_accuracy, test_accuracy, importances)
+
+
+def _run_fit_quietly(task: FitTask) -> FitResult:
+    import warnings
+    with warnings.catch_warnings():
+        # lbfgs hitting max_iter=100 is part of the reference protocol; don't flood the log with it.
+        warnings.filterwarnings("ignore", message=".*lbfgs failed to converge.*")
+        warnings.filterwarnings("ignore", message=".*The least populated class.*")
+        return run_fit(task)
+
+
+def fit_tasks(tasks: list[FitTask], n_jobs: int = 1) -> list[FitResult]:
+    """Run ``tasks`` and return their results in task order. ``n_jobs > 1`` uses that many joblib worker processes
+    (largest fits dispatched first); the numbers do not depend on ``n_jobs``."""
+    n_jobs = int(n_jobs)
+    if n_jobs < 1:
+        raise ValueError(f"n_jobs must be a positive integer, got {n_jobs}")
+    if n_jobs == 1 or len(tasks) <= 1:
+        return [_run_fit_quietly(t) for t in tasks]
+    from joblib import Parallel, delayed
+    order = sorted(range(len(tasks)), key=lambda i: -tasks[i].cost())
+    results = Parallel(n_jobs=min(n_jobs, len(tasks)), backend="loky")(
+        delayed(_run_fit_quietly)(tasks[i]) for i in order)
+    out: list[FitResult | None] = [None] * len(tasks)
+    for i, r in zip(order, results):
+        out[i] = r
+    return out  # type: ignore[return-value]
+
+
+def gbt_rng_states(y_trains: list[np.ndarray], gbt_seed: int) -> list[tuple]:
+    """Starting random states of consecutive reference GBT fits on ``y_trains`` sharing one
+    ``np.random.RandomState(gbt_seed)`` (in list order), as if fitted one after another."""
+    rs = np.random.RandomState(int(gbt_seed))
+    states = []
+    for y in y_trains:
+        states.append(rs.get_state())
+        advance_like_gbt(rs, y)
+    return states
