@@ -210,7 +210,7 @@ def method_winners(scores: pd.DataFrame, representation: str = "mean") -> pd.Dat
     grouped = stats.groupby(["dataset", "metric"], sort=False)
     first = grouped.nth(0).set_index(["dataset", "metric"])
     second = grouped.nth(1).set_index(["dataset", "metric"])
-    both = first.join(second, lsuffix="_w", rsuffix="_r", how="inner")
+    both = first.merge(second, left_index=True, right_index=True, suffixes=("_w", "_r"), how="inner")
     out = pd.DataFrame({
         "winner": both["method_w"], "winner_median": both["median_w"],
         "runner_up": both["method_r"], "runner_up_median": both["median_r"],
