@@ -14,7 +14,8 @@ Result keys: ``train_accuracy``, ``eval_accuracy``, ``num_active_dims`` (spec/me
 
 Speed: the random draws happen vote by vote in the reference's order; the encoder is called on the observations of
 many votes at once (``encode_batch_size`` observations per call), and the variance sample is encoded in calls of the
-same size instead of 64 (identical codes for a deterministic representation).
+same size instead of 64 (same codes up to floating point for a deterministic representation; see
+:mod:`training.metrics.beta_vae`). Measured on one H200 with dSprites: ~24 s per representation at study size.
 """
 from __future__ import annotations
 

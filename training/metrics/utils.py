@@ -49,7 +49,8 @@ def generate_batch_factor_code(dataset, representation_fn: RepresentationFn, num
 
     ``encode_batch_size`` groups consecutive chunks into one call of ``representation_fn`` (at least
     ``batch_size``; default :data:`DEFAULT_ENCODE_BATCH_SIZE`), which only changes how many observations the encoder
-    sees per call, never which points are drawn. A deterministic representation gives the same codes either way; a
+    sees per call, never which points are drawn. A deterministic representation gives the same codes up to floating
+    point (bit-identical on CPU; CUDA kernels may differ in the last bits between batch sizes); a
     stochastic (``sampled``) one draws fresh noise per call, as in the reference. Pass ``encode_batch_size=batch_size``
     for the reference's exact call pattern.
     """
