@@ -1,0 +1,518 @@
+"""Packed multi-model training: K runs of one method on one dataset trained as ONE stacked computation.
+
+:func:`train_packed` trains K runs (each a ``(hparams, seed)`` pair; hyperparameter values may differ within a pack)
+in lock-step. The K models' parameters are stacked along a leading run axis (``torch.func.stack_module_state``) and
+one step evaluates all K models with ``torch.func.vmap`` over a ``functional_call`` of the shared architecture
+(convolutions become grouped convolutions, dense layers batched matrix products), so a small VAE at batch 64 becomes
+a computation big enough to keep a GPU (or the CPU's vector units) busy.
+
+Every run is exactly the run :func:`training.train.train_model` would train alone (same seed conventions; each run is
+set up by the single-model engine's own :class:`training.train.Trainer`):
+
+* weight init from ``derive_seeds(seed)["init"]`` (the VAE, then the FactorVAE discriminator);
+* its own data stream ``RandomState(seed)``, one ``sample_observations(1, rs)`` per example (CPU path), and its own
+  latent-noise and permutation-noise generators;
+* its own Adam state (element-wise, so a stacked Adam is K independent Adams), its own FactorVAE discriminator and
+  discriminator Adam, and its own AnnealedVAE schedule (hyperparameters that differ across the pack are passed to
+  the objective as per-run tensors);
+* the same final train_results pass (``num_eval_samples`` fresh samples from ``derive_seeds(seed)["eval_data"]``, the
+  noise generators continuing where training left them).
+
+So on the CPU each packed run's weights and train_results equal the run trained alone, up to floating-point
+rounding (the grouped/batched kernels sum in another order). ``tests/test_packed_equivalence.py`` checks this for all
+six methods.
+
+Differences from a run trained alone, by design:
+
+* ``train_seconds`` is the pack's training wall time divided by K (the amortised cost of the run); the results also
+  carry ``pack_size``.
+* On CUDA, by default the training batches are drawn on the device (:mod:`training.device_data`: pre-rendered uint8
+  images in GPU memory, index gathers, variant transforms with a per-run ``torch.Generator``). That data stream is
+  seeded from the run's seed too, but it is another stream than the numpy one (``device_data=False`` keeps the numpy
+  stream). The final train_results pass always uses the numpy stream.
+* ``precision="bf16"`` (CUDA) runs the networks under bf16 autocast; ``"tf32"`` allows TF32 matrix products. Both
+  change results beyond rounding; the default ``"fp32"`` does not.
+
+A non-finite loss stops that run only: its slot in the returned list is a
+:class:`training.train.TrainingDivergedError` and the pack goes on without it (its rows are removed from the stacked
+parameters and optimiser states). Invalid hyperparameters of one run likewise give that slot a ``ValueError``.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import queue
+import sys
+import threading
+import time
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch.func import functional_call, stack_module_state, vmap
+
+from training.models import objectives
+from training.models.architecture import NUM_LATENT, Discriminator, GaussianVAE, permute_dims, sample_latent
+from training.train import (DEFAULT_NUM_EVAL_SAMPLES, DISCRIMINATOR_ADAM, LOSS_KEYS, VAE_ADAM, Trainer,
+                            TrainedModel, TrainingDivergedError, _resolve_device, dataset_channels, derive_seeds,
+                            resolve_dataset, sample_batch)
+from training.vocabulary import METHODS
+
+PRECISIONS = ("fp32", "tf32", "bf16")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the stacked computation
+
+
+class PackedModels:
+    """K models of one method as stacked parameters ``(K, ...)`` with their optimisers.
+
+    ``runs`` are :class:`training.train.Trainer` objects (one per run, already initialised as a single run would
+    be); their networks' parameters are copied into stacked leaf tensors. :meth:`write_back` copies the trained rows
+    back into each trainer's networks.
+    """
+
+    def __init__(self, trainers: Sequence[Trainer], device: torch.device, learning_rate: float,
+                 discriminator_learning_rate: float, fused_adam: bool | None = None, precision: str = "fp32"):
+        if not trainers:
+            raise ValueError("a pack needs at least one run")
+        self.method = trainers[0].method
+        self.device = device
+        self.precision = precision
+        self.num_channels = trainers[0].vae.num_channels
+        vae_params, _ = stack_module_state([t.vae for t in trainers])
+        self.vae_params = {k: v.detach().clone().to(device).requires_grad_(True) for k, v in vae_params.items()}
+        self.disc_params: dict[str, torch.Tensor] = {}
+        if trainers[0].discriminator is not None:
+            disc_params, _ = stack_module_state([t.discriminator for t in trainers])
+            self.disc_params = {k: v.detach().clone().to(device).requires_grad_(True) for k, v in disc_params.items()}
+        # parameter-free "skeletons" the functional calls run through
+        self._vae = GaussianVAE(self.num_channels, NUM_LATENT).to("meta")
+        self._disc = Discriminator(NUM_LATENT).to("meta") if self.disc_params else None
+        # hyperparameters: equal across the pack -> plain floats (exactly what a single run uses); else per-run tensors
+        resolved = [t.hparams for t in trainers]
+        self.constant_hparams: dict[str, float] = {}
+        self.varying_hparams: dict[str, torch.Tensor] = {}
+        for key in resolved[0]:
+            values = [float(h[key]) for h in resolved]
+            if all(v == values[0] for v in values):
+                self.constant_hparams[key] = values[0]
+            else:
+                self.varying_hparams[key] = torch.tensor(values, dtype=torch.float32, device=device)
+        if fused_adam is None:
+            fused_adam = device.type == "cuda"
+        self._adam_kwargs = {"fused": True} if fused_adam else {"foreach": True}
+        self.learning_rate = float(learning_rate)
+        self.discriminator_learning_rate = float(discriminator_learning_rate)
+        self.optimizer = torch.optim.Adam(list(self.vae_params.values()), lr=self.learning_rate,
+                                          betas=VAE_ADAM["betas"], eps=VAE_ADAM["eps"], **self._adam_kwargs)
+        self.discriminator_optimizer = None
+        if self.disc_params:
+            self.discriminator_optimizer = torch.optim.Adam(
+                list(self.disc_params.values()), lr=self.discriminator_learning_rate,
+                betas=DISCRIMINATOR_ADAM["betas"], eps=DISCRIMINATOR_ADAM["eps"], **self._adam_kwargs)
+        self._batched = vmap(self._one_run, in_dims=(0, 0, 0, 0, 0, None, 0), randomness="error")
+
+    @property
+    def size(self) -> int:
+        return next(iter(self.vae_params.values())).shape[0]
+
+    # -- one run's losses (what vmap maps over the run axis) --------------------------------------------------------
+    def _one_run(self, vae_params, disc_params, x, eps, perm, step, varying):
+        """Losses of one run on its batch ``x`` (N, C, 64, 64): the same arithmetic as ``Trainer._losses_eager``."""
+        hparams = dict(self.constant_hparams)
+        hparams.update(varying)
+        enc = {k[len("encoder."):]: v for k, v in vae_params.items() if k.startswith("encoder.")}
+        dec = {k[len("decoder."):]: v for k, v in vae_params.items() if k.startswith("decoder.")}
+        with self._autocast():
+            mean, logvar = functional_call(self._vae.encoder, enc, (x,))
+        mean, logvar = mean.float(), logvar.float()
+        z = sample_latent(mean, logvar, eps)
+        with self._autocast():
+            logits = functional_call(self._vae.decoder, dec, (z,))
+        logits = logits.float()
+        disc_logits = None
+        if self._disc is not None:
+            disc_logits = functional_call(self._disc, disc_params, (z,)).float()
+        losses = objectives.vae_losses(self.method, targets=x, logits=logits, mean=mean, logvar=logvar, z=z,
+                                       step=step, hparams=hparams, discriminator_logits=disc_logits)
+        if self._disc is not None:
+            logits_perm = functional_call(self._disc, disc_params, (permute_dims(z.detach(), perm),)).float()
+            losses["discriminator_loss"] = objectives.discriminator_loss(disc_logits, logits_perm)
+        return losses
+
+    def _autocast(self):
+        if self.precision == "bf16":
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def losses(self, x: torch.Tensor, eps: torch.Tensor, perm: torch.Tensor | None, step) -> dict[str, torch.Tensor]:
+        """Per-run losses, each (K,), of batches ``x`` (K, N, C, 64, 64) with noise ``eps``/``perm`` (K, N, L)."""
+        if perm is None:
+            perm = eps  # unused without a discriminator; vmap needs a tensor in its place
+        return self._batched(self.vae_params, self.disc_params, x, eps, perm, step, self.varying_hparams)
+
+    def step(self, x: torch.Tensor, eps: torch.Tensor, perm: torch.Tensor | None, step: int) -> dict[str, torch.Tensor]:
+        """One update of every run (VAE and, for factor_vae, discriminator); returns the detached (K,) losses."""
+        losses = self.losses(x, eps, perm, float(step))
+        vae_list = list(self.vae_params.values())
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.discriminator_optimizer is None:
+            losses["loss"].sum().backward()
+            self.optimizer.step()
+        else:
+            disc_list = list(self.disc_params.values())
+            self.discriminator_optimizer.zero_grad(set_to_none=True)
+            # runs are independent, so the gradient of the sum is each run's own gradient in its rows
+            torch.autograd.backward(losses["loss"].sum(), inputs=vae_list, retain_graph=True)
+            torch.autograd.backward(losses["discriminator_loss"].sum(), inputs=disc_list)
+            self.optimizer.step()
+            self.discriminator_optimizer.step()
+        return {k: v.detach() for k, v in losses.items()}
+
+    # -- removing runs -----------------------------------------------------------------------------------------------
+    def keep(self, rows: Sequence[int]) -> None:
+        """Keep only the runs at ``rows`` (e.g. after a run diverged), with their parameters and optimiser states."""
+        index = torch.as_tensor(list(rows), dtype=torch.long, device=self.device)
+        self.vae_params, self.optimizer = self._select(self.vae_params, self.optimizer, index,
+                                                       self.learning_rate, VAE_ADAM)
+        if self.discriminator_optimizer is not None:
+            self.disc_params, self.discriminator_optimizer = self._select(
+                self.disc_params, self.discriminator_optimizer, index, self.discriminator_learning_rate,
+                DISCRIMINATOR_ADAM)
+        self.varying_hparams = {k: v[index] for k, v in self.varying_hparams.items()}
+
+    def _select(self, params: dict, optimizer, index, lr, adam):
+        new = {k: v.detach()[index].clone().requires_grad_(True) for k, v in params.items()}
+        new_opt = torch.optim.Adam(list(new.values()), lr=lr, betas=adam["betas"], eps=adam["eps"],
+                                   **self._adam_kwargs)
+        for name, old in params.items():
+            state = optimizer.state.get(old)
+            if not state:
+                continue
+            new_opt.state[new[name]] = {
+                key: (value.clone() if key == "step" else value[index].clone()) if isinstance(value, torch.Tensor)
+                else value for key, value in state.items()}
+        return new, new_opt
+
+    # -- back to single models -----------------------------------------------------------------------------------------
+    def write_back(self, row: int, trainer: Trainer) -> None:
+        """Copy run ``row``'s parameters into ``trainer``'s networks."""
+        with torch.no_grad():
+            for name, p in trainer.vae.named_parameters():
+                p.copy_(self.vae_params[name][row])
+            if trainer.discriminator is not None:
+                for name, p in trainer.discriminator.named_parameters():
+                    p.copy_(self.disc_params[name][row])
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# data
+
+
+class _Prefetcher:
+    """Calls ``make()`` in a background thread, ``depth`` results ahead (``depth`` 0: in the caller's thread)."""
+
+    def __init__(self, make: Callable[[], Any], depth: int = 2):
+        self._make = make
+        self._threaded = depth > 0
+        if self._threaded:
+            self._queue: queue.Queue = queue.Queue(maxsize=depth)
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._run, name="dstudy-packed-batches", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                item = self._make()
+                while not self._stop.is_set():
+                    try:
+                        self._queue.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+        except BaseException as exc:  # handed to the consumer
+            self._queue.put(exc)
+
+    def next(self):
+        if not self._threaded:
+            return self._make()
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def close(self) -> None:
+        if self._threaded:
+            self._stop.set()
+            self._thread.join(timeout=5)
+
+
+class HostBatches:
+    """Each run's numpy data stream (``RandomState(seed)``, one example at a time, as ``train_model`` draws it).
+
+    ``streams`` maps a run's index to its seed. :meth:`make` returns ``(runs, batch)``: the runs alive when it was
+    called and a float32 tensor (len(runs), N, 64, 64, C) holding the next batch of each of their streams. Runs
+    removed from :attr:`alive` are no longer advanced.
+    """
+
+    def __init__(self, dataset, batch_size: int, seeds: dict[int, int], pin_memory: bool = False):
+        self.dataset = dataset
+        self.batch_size = int(batch_size)
+        self.streams = {i: np.random.RandomState(int(s)) for i, s in seeds.items()}
+        self.alive = list(self.streams)
+        self.pin_memory = pin_memory
+
+    def make(self) -> tuple[list[int], torch.Tensor]:
+        alive = list(self.alive)
+        batch = torch.from_numpy(np.stack([sample_batch(self.dataset, self.batch_size, self.streams[i])
+                                           for i in alive]))
+        if self.pin_memory:
+            batch = batch.pin_memory()
+        return alive, batch
+
+
+def _check_int(name: str, value, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_runs(method: str, runs) -> list[tuple[dict, int] | ValueError]:
+    """Each run as ``(hparams as floats, seed)``, or the ValueError that makes it invalid."""
+    if isinstance(runs, (str, bytes, dict)) or not isinstance(runs, Sequence) or len(runs) == 0:
+        raise ValueError("runs must be a non-empty list of (hparams, seed) pairs")
+    checked: list[tuple[dict, int] | ValueError] = []
+    for i, run in enumerate(runs):
+        try:
+            if not isinstance(run, (tuple, list)) or len(run) != 2:
+                raise ValueError(f"run {i} must be a (hparams, seed) pair, got {run!r}")
+            hparams, seed = run
+            objectives.resolve_hparams(method, hparams)
+            seed = _check_int(f"seed of run {i}", seed, 0)
+            checked.append(({k: float(v) for k, v in hparams.items()}, seed))
+        except ValueError as exc:
+            checked.append(exc)
+    return checked
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# train_packed
+
+
+def train_packed(dataset, method: str, runs: Sequence[tuple[dict, int]], steps: int, batch_size: int = 64,
+                 device=None, *, learning_rate: float = VAE_ADAM["lr"],
+                 discriminator_learning_rate: float = DISCRIMINATOR_ADAM["lr"],
+                 num_eval_samples: int = DEFAULT_NUM_EVAL_SAMPLES, nan_check_every: int | None = None,
+                 precision: str = "fp32", device_data: bool | None = None, prefetch: int = 2,
+                 fused_adam: bool | None = None, progress: bool | None = None,
+                 on_step: Callable[[int, dict], None] | None = None) -> list[TrainedModel | Exception]:
+    """Train the runs ``runs`` = [(hparams, seed), ...] of ``method`` on ``dataset`` as one stacked computation.
+
+    Parameters are those of :func:`training.train.train_model` (``dataset`` a name or a dataset object, ``steps``
+    updates of ``batch_size`` fresh samples, ``device`` None = CUDA when available), plus:
+
+    precision: ``"fp32"`` (default), ``"tf32"`` (TF32 matrix products on CUDA) or ``"bf16"`` (bf16 autocast of the
+        networks; losses in fp32).
+    device_data: draw training batches on the device (:mod:`training.device_data`); default: on CUDA when the
+        dataset supports it. On the CPU the numpy streams of ``train_model`` are used.
+    prefetch: host batches prepared ahead by a background thread (0: in the loop).
+    nan_check_every: steps between finiteness checks (default 1 on CPU, 50 on CUDA).
+    on_step: called as ``on_step(t, losses)`` with the (K_alive,) loss tensors after each update.
+
+    Returns one entry per run, in order: its :class:`training.train.TrainedModel`, or the exception that stopped it
+    (:class:`training.train.TrainingDivergedError` for a non-finite loss, ``ValueError`` for invalid hyperparameters).
+    Raises ValueError for bad arguments that concern the whole pack (method, steps, batch size, device, precision).
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
+    steps = _check_int("steps", steps, 1)
+    batch_size = _check_int("batch_size", batch_size, 2)
+    num_eval_samples = _check_int("num_eval_samples", num_eval_samples, 0)
+    prefetch = _check_int("prefetch", prefetch, 0)
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    for name, value in (("learning_rate", learning_rate), ("discriminator_learning_rate",
+                                                            discriminator_learning_rate)):
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    checked = _check_runs(method, runs)
+    dataset_obj, dataset_name = resolve_dataset(dataset)
+    channels = dataset_channels(dataset_obj)
+    device = _resolve_device(device)
+    if precision != "fp32" and device.type != "cuda":
+        raise ValueError(f"precision {precision!r} needs a CUDA device (got {device})")
+    if nan_check_every is None:
+        nan_check_every = 1 if device.type == "cpu" else 50
+    nan_check_every = _check_int("nan_check_every", nan_check_every, 1)
+    if progress is None:
+        progress = sys.stderr.isatty()
+
+    results: list[TrainedModel | Exception | None] = [c if isinstance(c, Exception) else None for c in checked]
+    members = [i for i, c in enumerate(checked) if not isinstance(c, Exception)]
+    if not members:
+        return results  # type: ignore[return-value]
+    run_hparams = {i: checked[i][0] for i in members}
+    run_seeds = {i: checked[i][1] for i in members}
+    trainers = {i: Trainer(method, run_hparams[i], run_seeds[i], channels, device, learning_rate=learning_rate,
+                           discriminator_learning_rate=discriminator_learning_rate, channels_last=False,
+                           fused_adam=False)
+                for i in members}
+
+    tf32_before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = precision != "fp32"
+        torch.backends.cudnn.allow_tf32 = precision != "fp32"
+    try:
+        packed = PackedModels([trainers[i] for i in members], device, learning_rate, discriminator_learning_rate,
+                              fused_adam=fused_adam, precision=precision)
+        alive = list(members)   # run index of each row of the stacked parameters
+        train_seconds = _train_loop(packed, alive, trainers, dataset_obj, method, run_hparams, run_seeds, steps,
+                                    batch_size, device, nan_check_every, device_data, prefetch, progress, on_step,
+                                    results)
+        finished = list(alive)
+        if num_eval_samples > 0 and finished:
+            evals = _evaluate_packed(packed, finished, trainers, dataset_obj, run_seeds, steps, batch_size,
+                                     num_eval_samples, device)
+        else:
+            evals = {i: {} for i in finished}
+    finally:
+        if device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32_before
+
+    pack_size = len(members)
+    for row, i in enumerate(finished):
+        trainer = trainers[i]
+        values = evals[i]
+        bad = [k for k, v in values.items() if not math.isfinite(v)]
+        if bad:
+            results[i] = TrainingDivergedError(
+                f"training diverged: non-finite {', '.join(bad)} in the final evaluation "
+                f"({_describe(method, run_hparams[i], run_seeds[i])})")
+            continue
+        packed.write_back(row, trainer)
+        train_results = dict(values)
+        train_results["train_seconds"] = float(train_seconds / pack_size)
+        train_results["num_eval_samples"] = float(num_eval_samples)
+        train_results["global_step"] = float(steps)
+        train_results["pack_size"] = float(pack_size)
+        results[i] = TrainedModel(method=method, hparams=dict(run_hparams[i]), seed=run_seeds[i], steps=steps,
+                                  batch_size=batch_size, vae=trainer.vae, discriminator=trainer.discriminator,
+                                  train_results=train_results, dataset_name=dataset_name, dataset=dataset_obj)
+    return results  # type: ignore[return-value]
+
+
+def _describe(method: str, hparams: dict, seed: int) -> str:
+    return f"{method}, {', '.join(f'{k}={v:g}' for k, v in hparams.items())}, seed {seed}"
+
+
+def _noise(trainers: dict, rows: Sequence[int], n: int, device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Each run's latent and permutation noise from its own generators (as ``Trainer.noise`` draws them)."""
+    draws = [trainers[i].noise(n) for i in rows]
+    eps = torch.stack([d[0] for d in draws])
+    perm = torch.stack([d[1] for d in draws]) if draws[0][1] is not None else None
+    return eps.to(device, non_blocking=True), (None if perm is None else perm.to(device, non_blocking=True))
+
+
+def _train_loop(packed: PackedModels, alive: list[int], trainers: dict, dataset, method: str, run_hparams: dict,
+                run_seeds: dict, steps: int, batch_size: int, device, nan_check_every: int, device_data, prefetch,
+                progress, on_step, results: list) -> float:
+    """Run ``steps`` updates; removes diverged runs from ``alive`` (and ``packed``), recording their errors."""
+    sampler = None
+    if device_data is None:
+        device_data = device.type == "cuda"
+    if device_data:
+        from training.device_data import DeviceBatches, device_sampler
+
+        sampler = device_sampler(dataset, device)
+        if sampler is None and device.type == "cuda":
+            device_data = False  # dataset without a device path: the numpy streams
+        elif sampler is None:
+            raise ValueError(f"dataset {getattr(dataset, 'name', dataset)!r} has no device-resident data path")
+    if device_data:
+        source = DeviceBatches(sampler, batch_size, {i: run_seeds[i] for i in alive})
+        fetch = None
+    else:
+        host = HostBatches(dataset, batch_size, {i: run_seeds[i] for i in alive}, pin_memory=device.type == "cuda")
+        fetch = _Prefetcher(host.make, prefetch)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=steps, desc=f"{method} pack of {len(alive)}", unit="step", leave=False)
+    pending: list[dict] = []
+    start = time.perf_counter()
+    try:
+        for t in range(steps):
+            if not alive:
+                break
+            if fetch is not None:
+                rows_of_batch, batch = fetch.next()
+                if rows_of_batch != alive:   # a run was dropped after this batch was drawn: take its rows out
+                    batch = batch[[rows_of_batch.index(i) for i in alive]]
+                x = batch.to(device, non_blocking=True).permute(0, 1, 4, 2, 3)
+            else:
+                x = source.next(alive).permute(0, 1, 4, 2, 3)
+            eps, perm = _noise(trainers, alive, batch_size, device)
+            losses = packed.step(x, eps, perm, t)
+            pending.append(losses)
+            done = t + 1
+            if done % nan_check_every == 0 or done == steps:
+                # (checked steps, loss keys, runs): a run is finite when all its losses of all these steps are
+                stacked = torch.stack([torch.stack([p[k] for k in sorted(p)]) for p in pending])
+                finite = torch.isfinite(stacked).all(dim=1).all(dim=0).cpu().tolist()
+                pending.clear()
+                if not all(finite):
+                    keep = [row for row, ok in enumerate(finite) if ok]
+                    for row, ok in enumerate(finite):
+                        if not ok:
+                            i = alive[row]
+                            results[i] = TrainingDivergedError(
+                                f"training diverged: non-finite loss by step {t} "
+                                f"({_describe(method, run_hparams[i], run_seeds[i])}); lower the learning rate or "
+                                f"check the data")
+                    alive[:] = [alive[row] for row in keep]
+                    if alive:
+                        packed.keep(keep)
+                    if fetch is not None:
+                        host.alive = list(alive)
+            if on_step is not None:
+                on_step(t, losses)
+            if bar is not None:
+                bar.update(1)
+                if done % 25 == 0 or done == steps:
+                    bar.set_postfix(runs=len(alive), refresh=False)
+    finally:
+        if fetch is not None:
+            fetch.close()
+        if bar is not None:
+            bar.close()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start
+
+
+def _evaluate_packed(packed: PackedModels, rows_runs: list[int], trainers: dict, dataset, run_seeds: dict,
+                     steps: int, batch_size: int, num_samples: int, device) -> dict[int, dict[str, float]]:
+    """train_results losses of every run, as ``training.train.evaluate_losses`` computes them for one run.
+
+    Each run draws ``num_samples`` fresh observations from ``RandomState(derive_seeds(seed)["eval_data"])`` in
+    batches of ``batch_size``, noise from its generators; the result is the sample-weighted mean of each loss.
+    """
+    streams = {i: np.random.RandomState(derive_seeds(run_seeds[i])["eval_data"] % (2 ** 32)) for i in rows_runs}
+    sums = torch.zeros((len(LOSS_KEYS), len(rows_runs)), dtype=torch.float64)
+    done = 0
+    with torch.no_grad():
+        while done < num_samples:
+            n = min(batch_size, num_samples - done)
+            batch = torch.from_numpy(np.stack([np.asarray(dataset.sample_observations(n, streams[i]), np.float32)
+                                               for i in rows_runs]))
+            x = batch.to(device).permute(0, 1, 4, 2, 3)
+            eps, perm = _noise(trainers, rows_runs, n, device)
+            losses = packed.losses(x, eps, perm, float(steps))
+            values = torch.stack([losses[k] for k in LOSS_KEYS]).detach().to("cpu", torch.float64)
+            sums += values * n
+            done += n
+    means = sums / num_samples
+    return {i: {k: float(means[j, row]) for j, k in enumerate(LOSS_KEYS)} for row, i in enumerate(rows_runs)}
