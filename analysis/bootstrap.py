@@ -194,7 +194,9 @@ def bootstrap_dataset_correlations(scores: pd.DataFrame, metric: str, n_boot: in
 
     Each replicate recomputes every configuration's median over the resampled seeds (a weighted median, vectorised)
     and the Spearman matrix over configurations shared by all datasets. Long frame ``row, column, rho, ci_low,
-    ci_high`` over dataset pairs.
+    ci_high`` over dataset pairs. Caveat: a resampled seed set holds about 63 % distinct seeds, so its medians are
+    noisier than the original ones and the replicates' correlations are biased low; with few seeds the interval
+    can sit below the point estimate. Read it as the spread due to seeds, not as a centred interval.
     """
     name = metric_name(metric)
     table = as_model_table(scores)

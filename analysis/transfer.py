@@ -139,6 +139,7 @@ def _simulate_all(tensor: ScoreTensor, n_draws: int, random_state: int, **option
                 rec["reason"] = "no trial found all the scores it needs in this store"
             rows.append(rec)
     out = pd.DataFrame(rows)
+    out["reason"] = pd.Series([r["reason"] for r in rows], index=out.index, dtype=object)   # None, not NaN
     with np.errstate(invalid="ignore", divide="ignore"):
         valid = out["n_valid"].to_numpy(dtype=float)
         out["rate"] = np.where(valid > 0, out["wins"] / np.where(valid > 0, valid, 1), np.nan)
