@@ -122,6 +122,7 @@ EXPLORE = [
     ("1 thread", {"num_threads": 1}),
     ("2 threads", {"num_threads": 2}),
     ("torch.compile", {"compile": True}),
+    ("torch.compile, NCHW", {"compile": True, "channels_last": False}),
     ("eager baseline: NCHW, no prefetch, reference order",
      {"channels_last": False, "prefetch": 0, "data_order": "reference"}),
 ]

@@ -6,7 +6,7 @@ import torch
 from training.models import objectives as O
 from training.train import (CHECKPOINT_FILE, Trainer, TrainedModel, TrainingDivergedError, sample_batch, train_model)
 
-TINY = dict(batch_size=4, num_eval_samples=8, progress=False)
+TINY = dict(batch_size=4, num_eval_samples=8, progress=False, device="cpu")
 
 
 @pytest.fixture(autouse=True)
@@ -133,6 +133,20 @@ def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, method, hp
     assert torch.load(tmp_path / CHECKPOINT_FILE, weights_only=True)["step"] == 5
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_training_resumes_and_matches_cpu_closely(tmp_path):
+    args = dict(batch_size=4, num_eval_samples=8, progress=False, device="cuda")
+    full = train_model(FakeDataset(), "factor_vae", {"gamma": 10}, seed=1, steps=4, **args)
+    train_model(FakeDataset(), "factor_vae", {"gamma": 10}, seed=1, steps=2, checkpoint_dir=tmp_path, **args)
+    resumed = train_model(FakeDataset(), "factor_vae", {"gamma": 10}, seed=1, steps=4, checkpoint_dir=tmp_path, **args)
+    assert resumed.device.type == "cuda"
+    for a, b in zip(weights(full).values(), weights(resumed).values()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    cpu = train_model(FakeDataset(), "factor_vae", {"gamma": 10}, seed=1, steps=4, **TINY)
+    for key in ("reconstruction_loss", "kl_loss", "loss"):
+        assert full.train_results[key] == pytest.approx(cpu.train_results[key], rel=1e-3, abs=1e-3)
+
+
 def test_checkpoint_of_another_run_is_refused(tmp_path):
     train_model(FakeDataset(), "beta_vae", {"beta": 2}, seed=1, steps=2, checkpoint_dir=tmp_path, **TINY)
     with pytest.raises(ValueError, match="another run"):
@@ -173,6 +187,7 @@ def test_nan_loss_raises_and_never_reaches_a_checkpoint(tmp_path):
     (dict(data_order="shuffled"), "data_order"),
     (dict(num_threads=0), "num_threads"),
     (dict(device="cuda:0"), "CUDA") if not torch.cuda.is_available() else (dict(steps=0), "steps"),
+    (dict(device="tpu"), "device"),
 ])
 def test_bad_input_raises_value_error(kwargs, message):
     args = dict(dataset=FakeDataset(), method="beta_vae", hparams={"beta": 1}, seed=0, steps=1, **TINY)

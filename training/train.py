@@ -319,7 +319,12 @@ def _atomic_torch_save(obj, path: Path) -> None:
 def _resolve_device(device) -> torch.device:
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device {device!r}; use 'cpu', 'cuda' or 'cuda:N'") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"unsupported device {device!r}; use 'cpu', 'cuda' or 'cuda:N'")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was requested but CUDA is not available")
     return device
@@ -351,6 +356,7 @@ class Trainer:
             self.discriminator = init_weights(Discriminator(NUM_LATENT), init_gen).to(device)
         if self.channels_last:
             self.vae.to(memory_format=torch.channels_last)
+            self.vae.decoder.memory_format = torch.channels_last
         self.latent_noise = torch.Generator().manual_seed(seeds["latent_noise"])
         self.permutation_noise = torch.Generator().manual_seed(seeds["permutation_noise"])
         adam_kwargs = {}
@@ -622,6 +628,7 @@ def _train(dataset_obj, dataset_name, channels, method, hparams, seed, steps, ba
     results["num_eval_samples"] = float(num_eval_samples)
     results["global_step"] = float(steps)
     vae = trainer.vae.to(memory_format=torch.contiguous_format)
+    vae.decoder.memory_format = torch.contiguous_format
     return TrainedModel(method=method, hparams=hparams, seed=int(seed), steps=int(steps), batch_size=int(batch_size),
                         vae=vae, discriminator=trainer.discriminator, train_results=results,
                         dataset_name=dataset_name, dataset=dataset_obj, data_order=data_order)
@@ -635,7 +642,7 @@ def _save_checkpoint(path: Path, config: dict, trainer: Trainer, step: int, elap
 
 def _load_checkpoint(path: Path, config: dict, trainer: Trainer, steps: int) -> tuple[int, float, dict]:
     try:
-        state = torch.load(path, map_location=trainer.device, weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise ValueError(f"{path} is not a readable checkpoint ({exc.__class__.__name__}); delete it to start over") \
             from None

@@ -74,6 +74,9 @@ class Decoder(nn.Module):
         super().__init__()
         self.num_channels = int(num_channels)
         self.num_latent = int(num_latent)
+        # memory format of the 64x4x4 feature map entering the transposed convolutions: channels_last keeps the
+        # whole decoder in oneDNN's preferred NHWC layout on CPU (set by the trainer; a speed choice only)
+        self.memory_format = torch.contiguous_format
         self.dense1 = nn.Linear(self.num_latent, 256)
         self.dense2 = nn.Linear(256, 1024)
         self.deconv1 = nn.ConvTranspose2d(64, 64, kernel_size=4, stride=2, padding=1)
@@ -86,6 +89,8 @@ class Decoder(nn.Module):
         h = torch.relu(self.dense1(z))
         h = torch.relu(self.dense2(h))
         h = h.reshape(h.shape[0], 64, 4, 4)
+        if self.memory_format is not torch.contiguous_format:
+            h = h.contiguous(memory_format=self.memory_format)
         h = torch.relu(self.deconv1(h))
         h = torch.relu(self.deconv2(h))
         h = torch.relu(self.deconv3(h))
