@@ -303,7 +303,8 @@ def bootstrap_transfer(scores: pd.DataFrame, n_boot: int = 200, n_draws: int = 1
     for b, drawn in enumerate(draws):
         resampled = tensor.__class__(tensor.values[..., drawn], tensor.datasets, tensor.metrics, tensor.configs,
                                      tuple(range(n_seeds)))
-        reps[b] = _simulate_all(resampled, n_draws, random_state + 1 + b, **options)["rate"].to_numpy()
+        reps[b] = _simulate_all(resampled, n_draws, random_state + 1 + b, seed_ids=drawn,
+                                **options)["rate"].to_numpy()
     low, high = percentile_interval(reps, alpha)
     out = cells[["metric_cell", "dataset_cell", "rate"]].copy()
     out["binomial_low"], out["binomial_high"] = b_low, b_high

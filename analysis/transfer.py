@@ -83,8 +83,12 @@ def _other(rs: np.random.RandomState, current: np.ndarray, size: int) -> np.ndar
 
 def simulate_cell(values: np.ndarray, same_metric: bool, same_dataset: bool, n_draws: int,
                   rs: np.random.RandomState, target_seed: str = "different", random_seed: str = "independent",
-                  random_may_match: bool = True) -> dict[str, int]:
+                  random_may_match: bool = True, seed_ids: np.ndarray | None = None) -> dict[str, int]:
     """Run ``n_draws`` trials of one cell on ``values`` (datasets, metrics, configs, seeds).
+
+    ``seed_ids``: optional (seeds,) identity of each seed slot. A seed-bootstrap replicate repeats seeds; with
+    ``target_seed='different'`` the target seed must then differ in identity, not just in slot (slots whose seed
+    equals the source's are redrawn). Default: every slot is its own seed.
 
     Returns counts ``{'n_draws', 'n_valid', 'wins', 'ties'}`` (wins include ties). Raises ValueError when the cell
     cannot be simulated (fewer than two datasets / metrics / seeds / configurations where the cell needs them).
@@ -113,6 +117,14 @@ def simulate_cell(values: np.ndarray, same_metric: bool, same_dataset: bool, n_d
     d2 = d if same_dataset else _other(rs, d, n_d)
     m2 = m if same_metric else _other(rs, m, n_m)
     s2 = _other(rs, s, n_s) if target_seed == "different" else rs.randint(n_s, size=n)
+    if target_seed == "different" and seed_ids is not None:
+        seed_ids = np.asarray(seed_ids)
+        if len(np.unique(seed_ids)) < 2:
+            raise ValueError("cannot simulate: this store has 1 distinct seeds (needs 2)")
+        clash = seed_ids[s2] == seed_ids[s]
+        while clash.any():                                       # redraw only the clashing trials
+            s2[clash] = _other(rs, s[clash], n_s)
+            clash = seed_ids[s2] == seed_ids[s]
     c_rand = rs.randint(n_c, size=n) if random_may_match else _other(rs, c_star, n_c)
     s_rand = rs.randint(n_s, size=n) if random_seed == "independent" else s2
     chosen = values[d2, m2, c_star, s2]
@@ -122,8 +134,10 @@ def simulate_cell(values: np.ndarray, same_metric: bool, same_dataset: bool, n_d
             "ties": int((valid & (chosen == rival)).sum())}
 
 
-def _simulate_all(tensor: ScoreTensor, n_draws: int, random_state: int, **options) -> pd.DataFrame:
-    """All four cells in the fixed order (same/same, same/other, other/same, other/other), one RandomState."""
+def _simulate_all(tensor: ScoreTensor, n_draws: int, random_state: int, seed_ids: np.ndarray | None = None,
+                  **options) -> pd.DataFrame:
+    """All four cells in the fixed order (same/same, same/other, other/same, other/other), one RandomState.
+    ``seed_ids``: see :func:`simulate_cell` (bootstrap replicates)."""
     rs = np.random.RandomState(random_state)
     rows = []
     for row in ROWS:
@@ -132,7 +146,7 @@ def _simulate_all(tensor: ScoreTensor, n_draws: int, random_state: int, **option
                    "ties": 0, "reason": None}
             try:
                 rec.update(simulate_cell(tensor.values, row == "same_metric", col == "same_dataset", n_draws, rs,
-                                         **options))
+                                         seed_ids=seed_ids, **options))
             except ValueError as exc:
                 rec["reason"] = str(exc)
             if rec["reason"] is None and rec["n_valid"] == 0:

@@ -228,8 +228,9 @@ class ConfigCube:
     Groups are the (dataset, method) pairs present (datasets in study order, methods in sweep order); slot h is the
     method's h-th smallest hyperparameter value on that dataset (NaN padding where methods have fewer values).
     ``group_dataset`` (G,) indexes ``datasets``; ``group_method`` (G,) names the method; ``hparams`` and
-    ``strength`` are (G, H); ``seeds`` labels the last axis. Several runs of one (dataset, method, value, seed)
-    (e.g. two studies in one store) are averaged. :meth:`resample` gives a seed-bootstrap replicate.
+    ``strength`` are (G, H); ``seeds`` labels the last axis (``seed_ids``: the original seed of each slot, which
+    repeats in a bootstrap replicate). Several runs of one (dataset, method, value, seed) (e.g. two studies in one
+    store) are averaged. :meth:`resample` gives a seed-bootstrap replicate.
     """
     values: np.ndarray
     columns: tuple[str, ...]
@@ -239,6 +240,7 @@ class ConfigCube:
     hparams: np.ndarray
     strength: np.ndarray
     seeds: tuple[int, ...]
+    seed_ids: tuple[int, ...] | None = None
 
     def column(self, name: str) -> np.ndarray:
         """The (G, H, S) array of one column."""
@@ -246,7 +248,10 @@ class ConfigCube:
 
     def resample(self, drawn: np.ndarray) -> "ConfigCube":
         """The replicate holding the seeds at positions ``drawn`` (relabelled 0 .. len(drawn)-1)."""
-        return replace(self, values=self.values[..., np.asarray(drawn)], seeds=tuple(range(len(drawn))))
+        ids = self.seed_ids if self.seed_ids is not None else tuple(range(len(self.seeds)))
+        drawn = np.asarray(drawn)
+        return replace(self, values=self.values[..., drawn], seeds=tuple(range(len(drawn))),
+                       seed_ids=tuple(ids[k] for k in drawn))
 
 
 def config_cube(scores: pd.DataFrame, columns: list[str] | None = None) -> ConfigCube:
