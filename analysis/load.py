@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from training.errors import UserError
-from training.vocabulary import DATASETS, EVALUATIONS, METHODS, REPRESENTATIONS
+from training.vocabulary import DATASETS, EVALUATIONS, METHODS, METRIC_KEYS, REPRESENTATIONS
 
 RUN_COLUMNS: tuple[str, ...] = (
     "run_id", "study", "model_num", "dataset", "method", "hparam_name", "hparam_value", "seed", "config", "status",
@@ -45,6 +45,13 @@ SCORE_RUN_COLUMNS: tuple[str, ...] = (
 )
 SCORE_COLUMNS: tuple[str, ...] = SCORE_RUN_COLUMNS + ("representation", "metric", "key", "value")
 STATUSES: tuple[str, ...] = ("pending", "running", "done", "failed")
+# Result keys the study's analyses read (spec/analysis.md): the six headline metrics, the unsupervised scores and the
+# downstream mean test accuracies. ``dstudy report`` caches only these rows.
+ANALYSIS_KEYS: tuple[str, ...] = tuple(dict.fromkeys(
+    [key for _evaluation, key in METRIC_KEYS.values()]
+    + ["gaussian_total_correlation", "gaussian_wasserstein_correlation", "gaussian_wasserstein_correlation_norm",
+       "mutual_info_score"]
+    + [f"{size}:mean_test_accuracy" for size in (10, 100, 1000, 10000)]))
 
 _VOCABULARY_ORDER: dict[str, tuple[str, ...]] = {
     "dataset": DATASETS,
@@ -152,26 +159,30 @@ def load_runs(store_path: str | os.PathLike, status: str | Iterable[str] | None 
 
 
 def load_scores(store_path: str | os.PathLike, status: str | Iterable[str] | None = "done",
-                metrics: Iterable[str] | None = None, representations: Iterable[str] | None = None) -> pd.DataFrame:
+                metrics: Iterable[str] | None = None, representations: Iterable[str] | None = None,
+                keys: Iterable[str] | None = None) -> pd.DataFrame:
     """The tidy score frame: one row per (run, representation, metric, key), columns :data:`SCORE_COLUMNS`.
 
-    ``status`` as in :func:`load_runs` (default: ``done`` runs only). ``metrics`` / ``representations`` restrict
-    the rows read (evaluation names, e.g. ``["mig", "dci"]``; ``["mean"]``); ``None`` reads all. ``value`` is
-    float64; ``model_num`` is a nullable integer (NULL off the paper grid); ``seed`` int64; string columns are
-    categoricals (see the module docstring). Rows are ordered by run (store order), representation, metric, key.
+    ``status`` as in :func:`load_runs` (default: ``done`` runs only). ``metrics`` / ``representations`` / ``keys``
+    restrict the rows read (evaluation names, e.g. ``["mig", "dci"]``; ``["mean"]``; result keys, e.g.
+    :data:`ANALYSIS_KEYS`, the keys the study's analyses use, about an eighth of a paper-scale store's rows);
+    ``None`` reads all. ``value`` is float64; ``model_num`` a nullable integer (NULL off the paper grid); ``seed``
+    int64; string columns are categoricals (see the module docstring). Rows are ordered by run (store order),
+    representation, metric, key.
+
+    Speed: the filters run inside SQLite's table scan and the run join happens in pandas, so only the selected rows
+    cross into Python (the cost is per row returned: a few seconds per million on a laptop core).
     """
     conn = _connect(store_path)
     try:
         runs = _runs_frame(conn, status)
-        where, params = _status_filter(status)
-        clauses = [where.replace(" WHERE ", "", 1)] if where else []
-        for column, wanted in (("metric", metrics), ("representation", representations)):
+        clauses, params = [], []
+        for column, wanted in (("metric", metrics), ("representation", representations), ("key", keys)):
             if wanted is not None:
                 wanted = [wanted] if isinstance(wanted, str) else list(wanted)
-                clauses.append(f"s.{column} IN ({', '.join('?' * len(wanted))})" if wanted else "0")
-                params = params + wanted
-        sql = ("SELECT s.run_id, s.representation, s.metric, s.key, s.value FROM scores s "
-               "JOIN runs r ON r.run_id = s.run_id")
+                clauses.append(f"{column} IN ({', '.join('?' * len(wanted))})" if wanted else "0")
+                params += wanted
+        sql = "SELECT run_id, representation, metric, key, value FROM scores"
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
         rows = conn.execute(sql, params).fetchall()
@@ -189,6 +200,11 @@ def _tidy(runs: pd.DataFrame, rows: list[tuple]) -> pd.DataFrame:
     run_codes, run_uniques = pd.factorize(np.asarray(run_ids, dtype=object))
     position = pd.Index(runs["run_id"]).get_indexer(run_uniques)
     run_rows = position[run_codes] if len(run_codes) else np.zeros(0, dtype=np.intp)
+    keep = run_rows >= 0                        # rows of runs outside the status selection (or orphans) go
+    if not keep.all():
+        run_rows = run_rows[keep]
+        reps, metrics, keys = (np.asarray(c, dtype=object)[keep] for c in (reps, metrics, keys))
+        values = np.asarray(values, dtype="float64")[keep]
     frame = {}
     for column in SCORE_RUN_COLUMNS:
         if column in ("run_id", "study", "dataset", "method", "hparam_name", "status", "source"):
@@ -201,7 +217,7 @@ def _tidy(runs: pd.DataFrame, rows: list[tuple]) -> pd.DataFrame:
     frame["representation"] = _categorical(reps, "representation")
     frame["metric"] = _categorical(metrics, "metric")
     frame["key"] = _categorical(keys, "key")
-    frame["value"] = np.asarray(values, dtype="float64") if values else np.zeros(0)
+    frame["value"] = np.asarray(values, dtype="float64") if len(values) else np.zeros(0)
     tidy = pd.DataFrame(frame, columns=list(SCORE_COLUMNS))
     order = np.lexsort((tidy["key"].cat.codes, tidy["metric"].cat.codes, tidy["representation"].cat.codes, run_rows))
     return tidy.iloc[order].reset_index(drop=True)
@@ -295,12 +311,12 @@ def summarize_store(store_path: str | os.PathLike) -> StoreSummary:
         done = pd.read_sql_query(
             "SELECT run_id, study, dataset, method, hparam_value, seed, source, config FROM runs WHERE status='done'",
             conn)
-        evaluations = dict(conn.execute(
-            "SELECT s.metric, COUNT(DISTINCT s.run_id) FROM scores s JOIN runs r ON r.run_id = s.run_id "
-            "WHERE r.status = 'done' GROUP BY s.metric").fetchall())
-        representations = [r[0] for r in conn.execute(
-            "SELECT DISTINCT s.representation FROM scores s JOIN runs r ON r.run_id = s.run_id "
-            "WHERE r.status = 'done'")]
+        # DISTINCT over the primary key's prefix: a scan of its covering index, no sort, no join
+        present = pd.DataFrame(conn.execute("SELECT DISTINCT run_id, representation, metric FROM scores").fetchall(),
+                               columns=["run_id", "representation", "metric"])
+        present = present[present["run_id"].isin(set(done["run_id"]))]
+        evaluations = present.groupby("metric")["run_id"].nunique().to_dict()
+        representations = present["representation"].unique().tolist()
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall()) if "meta" in tables else {}
         study_notes = []
@@ -365,16 +381,17 @@ def _model_table(scores: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame | Non
     return frames.model_table(scores, runs)
 
 
-def write_cache(store_path: str | os.PathLike, cache_dir: str | os.PathLike
-                ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
-    """Load the tidy scores, the runs and the model table of ``store_path`` once and pickle them into ``cache_dir``.
+def write_cache(store_path: str | os.PathLike, cache_dir: str | os.PathLike,
+                keys: Iterable[str] | None = ANALYSIS_KEYS) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
+    """Load the tidy scores (``keys`` only; default :data:`ANALYSIS_KEYS`, None for all), the runs and the model
+    table of ``store_path`` once and pickle them into ``cache_dir``.
 
     Returns ``(scores, runs, model_table)`` (the table is None without ``analysis.frames``). The files are written
     atomically (temporary name, then rename).
     """
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
-    scores, runs = load_scores(store_path), load_runs(store_path)
+    scores, runs = load_scores(store_path, keys=keys), load_runs(store_path)
     frames = {"scores": scores, "runs": runs, "table": _model_table(scores, runs)}
     for name, frame in frames.items():
         if frame is None:
@@ -393,9 +410,9 @@ def _read_pickle(path: Path):
 
 def load_frames(store_path: str | os.PathLike, cache_dir: str | os.PathLike | None = None
                 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
-    """``(scores, runs, model_table)`` of the store (``done`` runs; model table from ``analysis.frames``, None if
-    that module is absent): from the pickles :func:`write_cache` left in ``cache_dir`` when present, else read
-    from ``store_path``."""
+    """``(scores, runs, model_table)`` of the store, as the notebooks use them: ``done`` runs, scores restricted to
+    :data:`ANALYSIS_KEYS`, the model table of ``analysis.frames`` (None if that module is absent). Read from the
+    pickles :func:`write_cache` left in ``cache_dir`` when present, else from ``store_path``."""
     if cache_dir:
         cache = Path(cache_dir)
         paths = {name: cache / file for name, file in CACHE_FILES.items()}
@@ -403,5 +420,5 @@ def load_frames(store_path: str | os.PathLike, cache_dir: str | os.PathLike | No
             scores, runs = _read_pickle(paths["scores"]), _read_pickle(paths["runs"])
             table = _read_pickle(paths["table"]) if paths["table"].is_file() else _model_table(scores, runs)
             return scores, runs, table
-    scores, runs = load_scores(store_path), load_runs(store_path)
+    scores, runs = load_scores(store_path, keys=ANALYSIS_KEYS), load_runs(store_path)
     return scores, runs, _model_table(scores, runs)

@@ -200,8 +200,33 @@ def test_procedural_and_notes_from_studies_table(tmp_path):
     assert s.notes == ["smoke: models are undertrained"]
 
 
+def test_key_filter_keeps_the_analysis_keys(store):
+    every = load.load_scores(store)
+    some = load.load_scores(store, keys=load.ANALYSIS_KEYS)
+    assert set(some["key"].astype(str)) == set(load.ANALYSIS_KEYS) & set(every["key"].astype(str))
+    expected = every[every["key"].astype(str).isin(load.ANALYSIS_KEYS)].reset_index(drop=True)
+    assert some["value"].tolist() == expected["value"].tolist()
+    assert "10:mean_test_accuracy" in set(some["key"]) and "10:min_test_accuracy" not in set(some["key"])
+
+
+def test_scores_of_runs_outside_the_selection_are_dropped(store, tmp_path):
+    path = tmp_path / "orphan.sqlite"
+    path.write_bytes(store.read_bytes())
+    conn = sqlite3.connect(path)
+    conn.execute("INSERT INTO scores VALUES ('no-such-run', 'mean', 'mig', 'discrete_mig', 0.5)")
+    failed = conn.execute("SELECT run_id FROM runs WHERE status = 'failed' LIMIT 1").fetchone()[0]
+    conn.execute("INSERT INTO scores VALUES (?, 'mean', 'mig', 'discrete_mig', 0.25)", (failed,))
+    conn.commit()
+    conn.close()
+    assert len(load.load_scores(path)) == len(load.load_scores(store))
+    every = load.load_scores(path, status=None)
+    assert every.loc[every["run_id"] == failed, "value"].tolist() == [0.25]
+    assert "no-such-run" not in set(every["run_id"].astype(str))
+
+
 def test_cache_round_trip(store, tmp_path):
     scores, runs, table = load.write_cache(store, tmp_path / "cache")
+    pd.testing.assert_frame_equal(scores, load.load_scores(store, keys=load.ANALYSIS_KEYS))
     cached = load.load_frames(store, tmp_path / "cache")
     pd.testing.assert_frame_equal(cached[0], scores)
     pd.testing.assert_frame_equal(cached[1], runs)
