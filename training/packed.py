@@ -10,8 +10,8 @@ Every run is exactly the run :func:`training.train.train_model` would train alon
 set up by the single-model engine's own :class:`training.train.Trainer`):
 
 * weight init from ``derive_seeds(seed)["init"]`` (the VAE, then the FactorVAE discriminator);
-* its own data stream ``RandomState(seed)``, one ``sample_observations(1, rs)`` per example (CPU path), and its own
-  latent-noise and permutation-noise generators;
+* its own data stream ``RandomState(seed)`` drawn in the same ``data_order`` (host path), and its own latent-noise
+  and permutation-noise generators;
 * its own Adam state (element-wise, so a stacked Adam is K independent Adams), its own FactorVAE discriminator and
   discriminator Adam, and its own AnnealedVAE schedule (hyperparameters that differ across the pack are passed to
   the objective as per-run tensors);
@@ -53,9 +53,9 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from training.models import objectives
 from training.models.architecture import NUM_LATENT, Discriminator, GaussianVAE, permute_dims, sample_latent
-from training.train import (DEFAULT_NUM_EVAL_SAMPLES, DISCRIMINATOR_ADAM, LOSS_KEYS, VAE_ADAM, Trainer,
+from training.train import (DATA_ORDERS, DEFAULT_NUM_EVAL_SAMPLES, DISCRIMINATOR_ADAM, LOSS_KEYS, VAE_ADAM, Trainer,
                             TrainedModel, TrainingDivergedError, _resolve_device, dataset_channels, derive_seeds,
-                            resolve_dataset, sample_batch)
+                            resolve_dataset)
 from training.vocabulary import METHODS
 
 PRECISIONS = ("fp32", "tf32", "bf16")
@@ -251,14 +251,17 @@ class _Prefetcher:
 
 
 class HostBatches:
-    """Each run's numpy data stream (``RandomState(seed)``, one example at a time, as ``train_model`` draws it).
+    """Each run's numpy data stream ``RandomState(seed)``, drawn as ``train_model`` draws it for ``data_order``
+    (``"batched"``: one ``sample_observations(N)`` call per step; ``"reference"``: one call per example).
 
     ``streams`` maps a run's index to its seed. :meth:`make` returns ``(runs, batch)``: the runs alive when it was
     called and a float32 tensor (len(runs), N, 64, 64, C) holding the next batch of each of their streams. Runs
     removed from :attr:`alive` are no longer advanced.
     """
 
-    def __init__(self, dataset, batch_size: int, seeds: dict[int, int], pin_memory: bool = False):
+    def __init__(self, dataset, batch_size: int, seeds: dict[int, int], pin_memory: bool = False,
+                 data_order: str = "batched"):
+        self.sampler = DATA_ORDERS[data_order]
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.streams = {i: np.random.RandomState(int(s)) for i, s in seeds.items()}
@@ -267,7 +270,7 @@ class HostBatches:
 
     def make(self) -> tuple[list[int], torch.Tensor]:
         alive = list(self.alive)
-        batch = torch.from_numpy(np.stack([sample_batch(self.dataset, self.batch_size, self.streams[i])
+        batch = torch.from_numpy(np.stack([self.sampler(self.dataset, self.batch_size, self.streams[i])
                                            for i in alive]))
         if self.pin_memory:
             batch = batch.pin_memory()
@@ -306,7 +309,8 @@ def train_packed(dataset, method: str, runs: Sequence[tuple[dict, int]], steps: 
                  device=None, *, learning_rate: float = VAE_ADAM["lr"],
                  discriminator_learning_rate: float = DISCRIMINATOR_ADAM["lr"],
                  num_eval_samples: int = DEFAULT_NUM_EVAL_SAMPLES, nan_check_every: int | None = None,
-                 precision: str = "fp32", device_data: bool | None = None, prefetch: int = 2,
+                 precision: str = "fp32", device_data: bool | None = None, data_order: str = "batched",
+                 prefetch: int = 2,
                  fused_adam: bool | None = None, progress: bool | None = None,
                  on_step: Callable[[int, dict], None] | None = None) -> list[TrainedModel | Exception]:
     """Train the runs ``runs`` = [(hparams, seed), ...] of ``method`` on ``dataset`` as one stacked computation.
@@ -317,7 +321,9 @@ def train_packed(dataset, method: str, runs: Sequence[tuple[dict, int]], steps: 
     precision: ``"fp32"`` (default), ``"tf32"`` (TF32 matrix products on CUDA) or ``"bf16"`` (bf16 autocast of the
         networks; losses in fp32).
     device_data: draw training batches on the device (:mod:`training.device_data`); default: on CUDA when the
-        dataset supports it. On the CPU the numpy streams of ``train_model`` are used.
+        dataset supports it. Otherwise each run has the numpy stream of ``train_model``.
+    data_order: how the numpy streams draw a batch, as in ``train_model`` (``"batched"`` or ``"reference"``).
+        The returned models' ``data_order`` is this, or ``"device"`` for device-drawn batches.
     prefetch: host batches prepared ahead by a background thread (0: in the loop).
     nan_check_every: steps between finiteness checks (default 1 on CPU, 50 on CUDA).
     on_step: called as ``on_step(t, losses)`` with the (K_alive,) loss tensors after each update.
@@ -332,6 +338,8 @@ def train_packed(dataset, method: str, runs: Sequence[tuple[dict, int]], steps: 
     batch_size = _check_int("batch_size", batch_size, 2)
     num_eval_samples = _check_int("num_eval_samples", num_eval_samples, 0)
     prefetch = _check_int("prefetch", prefetch, 0)
+    if data_order not in DATA_ORDERS:
+        raise ValueError(f"data_order must be one of {', '.join(DATA_ORDERS)}, got {data_order!r}")
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     for name, value in (("learning_rate", learning_rate), ("discriminator_learning_rate",
@@ -369,9 +377,9 @@ def train_packed(dataset, method: str, runs: Sequence[tuple[dict, int]], steps: 
         packed = PackedModels([trainers[i] for i in members], device, learning_rate, discriminator_learning_rate,
                               fused_adam=fused_adam, precision=precision)
         alive = list(members)   # run index of each row of the stacked parameters
-        train_seconds = _train_loop(packed, alive, trainers, dataset_obj, method, run_hparams, run_seeds, steps,
-                                    batch_size, device, nan_check_every, device_data, prefetch, progress, on_step,
-                                    results)
+        train_seconds, used_order = _train_loop(packed, alive, trainers, dataset_obj, method, run_hparams,
+                                                run_seeds, steps, batch_size, device, nan_check_every, device_data,
+                                                data_order, prefetch, progress, on_step, results)
         finished = list(alive)
         if num_eval_samples > 0 and finished:
             evals = _evaluate_packed(packed, finished, trainers, dataset_obj, run_seeds, steps, batch_size,
@@ -400,7 +408,8 @@ def train_packed(dataset, method: str, runs: Sequence[tuple[dict, int]], steps: 
         train_results["pack_size"] = float(pack_size)
         results[i] = TrainedModel(method=method, hparams=dict(run_hparams[i]), seed=run_seeds[i], steps=steps,
                                   batch_size=batch_size, vae=trainer.vae, discriminator=trainer.discriminator,
-                                  train_results=train_results, dataset_name=dataset_name, dataset=dataset_obj)
+                                  train_results=train_results, dataset_name=dataset_name, dataset=dataset_obj,
+                                  data_order=used_order)
     return results  # type: ignore[return-value]
 
 
@@ -417,9 +426,11 @@ def _noise(trainers: dict, rows: Sequence[int], n: int, device) -> tuple[torch.T
 
 
 def _train_loop(packed: PackedModels, alive: list[int], trainers: dict, dataset, method: str, run_hparams: dict,
-                run_seeds: dict, steps: int, batch_size: int, device, nan_check_every: int, device_data, prefetch,
-                progress, on_step, results: list) -> float:
-    """Run ``steps`` updates; removes diverged runs from ``alive`` (and ``packed``), recording their errors."""
+                run_seeds: dict, steps: int, batch_size: int, device, nan_check_every: int, device_data, data_order,
+                prefetch, progress, on_step, results: list) -> tuple[float, str]:
+    """Run ``steps`` updates; removes diverged runs from ``alive`` (and ``packed``), recording their errors.
+
+    Returns the training wall seconds and the data order used (``data_order``, or ``"device"``)."""
     sampler = None
     if device_data is None:
         device_data = device.type == "cuda"
@@ -435,7 +446,8 @@ def _train_loop(packed: PackedModels, alive: list[int], trainers: dict, dataset,
         source = DeviceBatches(sampler, batch_size, {i: run_seeds[i] for i in alive})
         fetch = None
     else:
-        host = HostBatches(dataset, batch_size, {i: run_seeds[i] for i in alive}, pin_memory=device.type == "cuda")
+        host = HostBatches(dataset, batch_size, {i: run_seeds[i] for i in alive}, pin_memory=device.type == "cuda",
+                           data_order=data_order)
         fetch = _Prefetcher(host.make, prefetch)
     bar = None
     if progress:
@@ -490,7 +502,7 @@ def _train_loop(packed: PackedModels, alive: list[int], trainers: dict, dataset,
             bar.close()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, ("device" if device_data else data_order)
 
 
 def _evaluate_packed(packed: PackedModels, rows_runs: list[int], trainers: dict, dataset, run_seeds: dict,

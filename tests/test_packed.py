@@ -1,0 +1,78 @@
+"""train_packed beyond equivalence: a diverging run stops alone, invalid runs fail alone, bad arguments are
+rejected, device-resident data (forced on CPU) trains deterministically."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from test_packed_equivalence import BlobDataset, _assert_same_run
+from training.packed import train_packed
+from training.train import TrainingDivergedError, train_model
+
+
+def test_a_diverging_run_stops_alone():
+    dataset = BlobDataset()
+    # lambda_od = 3e38 makes lambda_d = 3e39, inf in float32: that run's loss is inf at the first step and it
+    # diverges; the others are untouched
+    runs = [({"lambda_od": 1.0}, 0), ({"lambda_od": 3e38}, 1), ({"lambda_od": 4.0}, 2)]
+    out = train_packed(dataset, "dip_vae_i", runs, steps=3, batch_size=8, device="cpu", num_eval_samples=8)
+    assert isinstance(out[1], TrainingDivergedError)
+    assert "lambda_od=3e+38" in str(out[1]) and "seed 1" in str(out[1])
+    for idx in (0, 2):
+        hparams, seed = runs[idx]
+        single = train_model(dataset, "dip_vae_i", hparams, seed, 3, batch_size=8, device="cpu",
+                             num_eval_samples=8, progress=False)
+        _assert_same_run(out[idx], single, steps=3)
+
+
+def test_invalid_runs_fail_alone_and_bad_arguments_raise():
+    dataset = BlobDataset()
+    out = train_packed(dataset, "beta_vae", [({"beta": 1.0}, 0), ({"gamma": 1.0}, 1), ({"beta": 2.0}, -1)],
+                       steps=1, batch_size=4, device="cpu", num_eval_samples=0)
+    assert not isinstance(out[0], Exception)
+    assert isinstance(out[1], ValueError) and "beta" in str(out[1])
+    assert isinstance(out[2], ValueError) and "seed" in str(out[2])
+    assert set(out[0].train_results) == {"train_seconds", "num_eval_samples", "global_step", "pack_size"}
+    with pytest.raises(ValueError, match="method"):
+        train_packed(dataset, "vae", [({"beta": 1.0}, 0)], steps=1)
+    with pytest.raises(ValueError, match="steps"):
+        train_packed(dataset, "beta_vae", [({"beta": 1.0}, 0)], steps=0)
+    with pytest.raises(ValueError, match="runs"):
+        train_packed(dataset, "beta_vae", [], steps=1)
+    with pytest.raises(ValueError, match="data_order"):
+        train_packed(dataset, "beta_vae", [({"beta": 1.0}, 0)], steps=1, data_order="shuffled")
+    with pytest.raises(ValueError, match="precision"):
+        train_packed(dataset, "beta_vae", [({"beta": 1.0}, 0)], steps=1, precision="fp8")
+    with pytest.raises(ValueError, match="CUDA"):
+        train_packed(dataset, "beta_vae", [({"beta": 1.0}, 0)], steps=1, device="cpu", precision="bf16")
+
+
+class TableBlobs(BlobDataset):
+    """BlobDataset with a device image table over its 8 x 8 factor grid (no noise in the table)."""
+
+    factor_sizes = [8, 8]
+
+    def device_table(self):
+        table = np.zeros((64, 64, 64, 1), np.uint8)
+        for idx in range(64):
+            r, c = divmod(idx, 8)
+            table[idx, 8 * r:8 * r + 8, 8 * c:8 * c + 8] = 255
+        return table, 1 / 255
+
+
+def test_device_data_path_trains_deterministically():
+    dataset = TableBlobs()
+    runs = [({"c_max": 5.0}, 0), ({"c_max": 50.0}, 1)]
+    kwargs = dict(steps=2, batch_size=4, device="cpu", num_eval_samples=4, device_data=True)
+    first = train_packed(dataset, "annealed_vae", runs, **kwargs)
+    again = train_packed(dataset, "annealed_vae", runs, **kwargs)
+    host = train_packed(dataset, "annealed_vae", runs, **{**kwargs, "device_data": False})
+    assert [m.data_order for m in first] == ["device", "device"] and host[0].data_order == "batched"
+    for a, b, h in zip(first, again, host):
+        for name, value in a.vae.state_dict().items():
+            torch.testing.assert_close(value, b.vae.state_dict()[name], rtol=0, atol=0)
+        # another data stream than the numpy one: different weights after training
+        assert not torch.equal(a.vae.state_dict()["encoder.conv1.weight"], h.vae.state_dict()["encoder.conv1.weight"])
+    with pytest.raises(ValueError, match="device-resident"):
+        train_packed(BlobDataset(), "beta_vae", [({"beta": 1.0}, 0)], steps=1, device="cpu", device_data=True)
