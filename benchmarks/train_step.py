@@ -105,6 +105,37 @@ def time_train_model(dataset, method, channels, steps, warmup, batch_size, devic
     return 1000 * (stamps[-1] - stamps[warmup - 1]) / steps, stamps[warmup - 1] - t0
 
 
+def layer_report(gemm: float, batch_size: int) -> None:
+    """Forward + backward time of each convolution alone (input gradient only where training needs it)."""
+    from torch import nn
+    layers = [("conv1 1->32 k4 (64->32)", nn.Conv2d(1, 32, 4, 2, 1), (1, 64), False),
+              ("conv2 32->32 k4 (32->16)", nn.Conv2d(32, 32, 4, 2, 1), (32, 32), True),
+              ("conv3 32->64 k2 (16->8)", nn.Conv2d(32, 64, 2, 2, 0), (32, 16), True),
+              ("conv4 64->64 k2 (8->4)", nn.Conv2d(64, 64, 2, 2, 0), (64, 8), True),
+              ("deconv1 64->64 k4 (4->8)", nn.ConvTranspose2d(64, 64, 4, 2, 1), (64, 4), True),
+              ("deconv2 64->32 k4 (8->16)", nn.ConvTranspose2d(64, 32, 4, 2, 1), (64, 8), True),
+              ("deconv3 32->32 k4 (16->32)", nn.ConvTranspose2d(32, 32, 4, 2, 1), (32, 16), True),
+              ("deconv4 32->1 k4 (32->64)", nn.ConvTranspose2d(32, 1, 4, 2, 1), (32, 32), True)]
+    for name, layer, (cin, size), input_grad in layers:
+        times = {}
+        for fmt in (torch.contiguous_format, torch.channels_last):
+            layer = layer.to(memory_format=fmt)
+            x = torch.rand(batch_size, cin, size, size).contiguous(memory_format=fmt).requires_grad_(input_grad)
+            best = float("inf")
+            for _ in range(8):
+                t = time.perf_counter()
+                y = layer(x)
+                y.backward(torch.ones_like(y))
+                best = min(best, time.perf_counter() - t)
+            times[fmt] = best
+        out = layer(x)
+        spatial = out.shape[2] * out.shape[3] if isinstance(layer, nn.Conv2d) else size * size
+        gflop = 2 * layer.weight.numel() * spatial * batch_size * (3 if input_grad else 2) / 1e9
+        nchw, nhwc = times[torch.contiguous_format], times[torch.channels_last]
+        print(f"{name:<30} {gflop:6.3f} GFLOP  NCHW {1000 * nchw:6.2f} ms ({100 * gflop / nchw / gemm:4.1f} %)  "
+              f"channels_last {1000 * nhwc:6.2f} ms ({100 * gflop / nhwc / gemm:4.1f} % of GEMM)", flush=True)
+
+
 def row(label, ms, gflop, gemm, setup_s):
     rate = gflop / (ms / 1000)
     print(f"{label:<48} {ms:8.1f} ms/step {gflop:6.2f} GFLOP {rate:7.1f} GFLOP/s {100 * rate / gemm:5.1f} % of GEMM"
@@ -141,6 +172,7 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu", help="cpu or cuda (the GEMM is then measured on the GPU, fp32)")
     parser.add_argument("--synthetic", action="store_true", help="synthetic squares instead of the real datasets")
     parser.add_argument("--explore", action="store_true", help="compare speed options on beta_vae, 64x64x1")
+    parser.add_argument("--layers", action="store_true", help="time each convolution alone (both memory formats)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -154,7 +186,9 @@ def main(argv=None) -> int:
     gemm = gemm_gflops(device=args.device)
     print(f"# fp32 GEMM 2048^3 on {args.device}: {gemm:.1f} GFLOP/s (FLOP limit of a 5.3 GFLOP step: "
           f"{5.3 / gemm * 1000:.2f} ms)", flush=True)
-    if args.explore:
+    if args.layers:
+        layer_report(gemm, args.batch_size)
+    elif args.explore:
         dataset, name = get_data(1, args.synthetic)
         gflop = step_gflop("beta_vae", 1, args.batch_size)
         print(f"# beta_vae on {name} (64x64x1), batch {args.batch_size}, {args.steps} steps after {args.warmup}")
