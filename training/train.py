@@ -182,7 +182,7 @@ class BatchStream:
     def close(self) -> None:
         if self._threaded:
             self._stop.set()
-            self._thread.join(timeout=5)
+            self._thread.join()  # the producer checks the stop flag at least every 0.1 s between batches
 
 
 # ----------------------------------------------------------------------------------------------------------------
