@@ -68,6 +68,10 @@ def test_run_ids_are_stable_and_sensitive_to_what_defines_a_run():
     more = {r.run_id for r in parse_study(TINY.replace("seeds = [0, 1]", "seeds = [0, 1, 2]")).runs(SOURCES)}
     assert {r.run_id for r in a} < more and len(more) == 12
     assert run_id(a[0].config) == a[0].run_id and len(a[0].run_id) == 20
+    # A [training] option is part of what defines a run.
+    opt = parse_study(TINY.replace("[protocol]", "[training]\nnum_eval_samples = 500\n[protocol]")).runs(SOURCES)
+    assert opt[0].config["training"] == {"num_eval_samples": 500} and "training" not in a[0].config
+    assert not {r.run_id for r in opt} & {r.run_id for r in a}
 
 
 def test_defaults_fill_the_protocol():
@@ -94,6 +98,8 @@ def test_defaults_fill_the_protocol():
     (('"mean", "sampled"]', '"median"]'), "unknown representation"),
     (("scale = 0.05", "scale = 0.05\nkind = 'quick'"), "protocol.kind"),
     (('name = "tiny"', ""), "missing required key 'name'"),
+    (("[protocol]", "[training]\nnum_eval_samples = -1\n[protocol]"), "num_eval_samples"),
+    (("[protocol]", "[training]\nlearning_rate = 1.0\n[protocol]"), "unknown training key"),
     (("[protocol]", "[protocol\n"), "not valid TOML"),
 ])
 def test_bad_study_files_give_one_line_errors(edit, message):

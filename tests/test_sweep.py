@@ -279,3 +279,20 @@ def test_cli_status_reports_counts_throughput_and_eta(cluster, tmp_path, capsys)
                                                                                                        "color"))}
     assert sum(int(r[2]) for r in rows.values()) == 10 and sum(int(r[3]) for r in rows.values()) == 4
     assert "throughput:" in out and "ETA:" in out and "synthetic failure" in out
+
+
+def test_model_num_selects_exactly_the_reference_model(cluster, tmp_path):
+    """`sweep paper --model-num 300`: one run, the reference's model 300; only its dataset is looked at."""
+    from training.study import load_study
+
+    store = tmp_path / "s.sqlite"
+    summary = sweep(load_study("paper"), store, scheduler=cluster.scheduler_address, run_fn=fake_pack,
+                    data_sources={"dsprites_full": {"kind": "fake"}}, progress=False, model_num=300)
+    assert summary.ok and summary.total == summary.done == 1
+    conn = sqlite3.connect(store)
+    row = conn.execute("SELECT model_num, dataset, method, hparam_value, seed, config FROM runs").fetchall()
+    conn.close()
+    assert len(row) == 1 and row[0][:5] == (300, "dsprites_full", "factor_vae", 10.0, 0)
+    config = json.loads(row[0][5])
+    assert config["steps"] == 300000 and config["batch_size"] == 64 and config["protocol"]["scale"] == 1.0
+    assert cli_main(["sweep", "paper", "--model-num", "12600", "--store", str(store)]) == 2

@@ -65,13 +65,14 @@ class SweepSummary:
 
 def make_packs(items: Sequence[dict], pack: int) -> list[list[dict]]:
     """Group runs (``{"run_id", "config"}``) into packs of at most ``pack`` runs that share dataset, method, steps,
-    batch size and protocol, keeping the input order within each group."""
+    batch size, protocol and training options, keeping the input order within each group."""
     if pack < 1:
         raise ValueError(f"pack must be >= 1, got {pack}")
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for item in items:
         c = item["config"]
-        key = (c["dataset"], c["method"], c["steps"], c["batch_size"], repr(sorted(c["protocol"].items())))
+        key = (c["dataset"], c["method"], c["steps"], c["batch_size"], repr(sorted(c["protocol"].items())),
+               repr(sorted(c.get("training", {}).items())))
         groups[key].append(item)
     packs = []
     for members in groups.values():
@@ -124,9 +125,11 @@ def sweep(study: Study, store_path: str | os.PathLike = DEFAULT_STORE, *, worker
     if workers is not None and workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     started = time.perf_counter()
-    runs: list[RunRecord] = study.runs(data_sources)
     if model_num is not None:
-        runs = select_model_num(runs, model_num)
+        # Only the dataset of that grid index needs loading (the others' files may well be absent).
+        runs = select_model_num(study.runs(data_sources, datasets=[_grid_dataset(model_num)]), model_num)
+    else:
+        runs = study.runs(data_sources)
     summary = SweepSummary(total=len(runs))
     store_path = Path(store_path)
     with Store(store_path) as store:
@@ -142,6 +145,15 @@ def sweep(study: Study, store_path: str | os.PathLike = DEFAULT_STORE, *, worker
                    device=device, threads=threads, artifacts_dir=artifacts_dir, run_fn=run_fn, progress=progress)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _grid_dataset(num: int) -> str:
+    from training.vocabulary import from_model_num
+
+    try:
+        return from_model_num(num)[0]
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
 
 
 def _drive(store: Store, todo: list[dict], summary: SweepSummary, *, workers, scheduler, retries, pack, device,

@@ -99,7 +99,8 @@ def _train(pack: Sequence[dict], dataset, device, artifacts_dir: str | None = No
             c = configs[0]
             try:
                 models = list(train_packed(dataset, c["method"], runs=[(cfg["hparams"], cfg["seed"]) for cfg in configs],
-                                           steps=c["steps"], batch_size=c["batch_size"], device=device))
+                                           steps=c["steps"], batch_size=c["batch_size"], device=device,
+                                           **c.get("training", {})))
             except Exception as exc:  # noqa: BLE001 - the whole pack failed; every run carries the error
                 models = [exc] * len(pack)
             if len(models) != len(pack):
@@ -111,7 +112,8 @@ def _train(pack: Sequence[dict], dataset, device, artifacts_dir: str | None = No
         checkpoint_dir = str(Path(artifacts_dir) / item["run_id"]) if artifacts_dir else None
         try:
             models.append(train_model(dataset, cfg["method"], dict(cfg["hparams"]), cfg["seed"], cfg["steps"],
-                                      batch_size=cfg["batch_size"], device=device, checkpoint_dir=checkpoint_dir))
+                                      batch_size=cfg["batch_size"], device=device, checkpoint_dir=checkpoint_dir,
+                                      **cfg.get("training", {})))
         except Exception as exc:  # noqa: BLE001 - e.g. TrainingDivergedError: a failed run with its message
             models.append(exc)
     return models, (time.perf_counter() - start) / len(pack)

@@ -16,6 +16,8 @@ A study file (DESIGN.md "Study files")::
     evaluations = ["mig", "sap_score"]
     representations = ["mean", "sampled"]
     kind = "reference"          # or "fast" (training.evaluate's faster variant of the protocol)
+    [training]                  # optional
+    num_eval_samples = 1000     # samples of the final train_results pass (train_model's default when absent)
 
 Every run is a canonical config (a plain JSON-able dict: dataset, method, hparams, seed, steps, batch size,
 architecture, protocol and data source); its ``run_id`` is a hash of that config, so editing a study and sweeping
@@ -29,7 +31,7 @@ import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from training.errors import UserError
 from training.store import RunRecord, canonical_json
@@ -41,7 +43,9 @@ DOWNSTREAM_NUM_TRAIN = (10, 100, 1000, 10000)
 ARCHITECTURE = {"encoder": "conv_encoder", "decoder": "deconv_decoder", "num_latent": 10,
                 "reconstruction_loss": "bernoulli"}
 
-_TOP_KEYS = {"name", "notes", "datasets", "seeds", "steps", "batch_size", "methods", "protocol"}
+_TOP_KEYS = {"name", "notes", "datasets", "seeds", "steps", "batch_size", "methods", "protocol", "training"}
+# Optional [training] table: options of training.train.train_model that change the results (and so the run id).
+_TRAINING_KEYS = {"num_eval_samples"}
 _PROTOCOL_KEYS = {"scale", "downstream_num_train", "evaluations", "representations", "kind"}
 PROTOCOL_KINDS = ("reference", "fast")  # training.evaluate: the reference's protocol, or its fast variant
 
@@ -59,6 +63,7 @@ class Study:
     methods: dict[str, tuple[float, ...]]
     protocol: dict[str, Any]
     notes: str | None = None
+    training: dict[str, Any] = field(default_factory=dict)
     origin: str = field(default="", compare=False)
 
     @property
@@ -69,26 +74,28 @@ class Study:
         """The study as a canonical JSON-able dict (stored in the ``studies`` table)."""
         return {"name": self.name, "datasets": list(self.datasets), "seeds": list(self.seeds), "steps": self.steps,
                 "batch_size": self.batch_size, "methods": {m: list(v) for m, v in self.methods.items()},
-                "protocol": self.protocol, "architecture": ARCHITECTURE}
+                "protocol": self.protocol, "architecture": ARCHITECTURE, "training": self.training}
 
-    def runs(self, data_sources: Mapping[str, dict] | Callable[[str], dict] | None = None) -> list[RunRecord]:
+    def runs(self, data_sources: Mapping[str, dict] | Callable[[str], dict] | None = None,
+             datasets: Iterable[str] | None = None) -> list[RunRecord]:
         """Expand into runs, in paper-grid order (dataset, method, value, seed).
 
         ``data_sources`` gives each dataset's ``source`` dict (what the dataset object carries; it enters the run
         id, so a change of data means new runs); a mapping or a function of the dataset name. None uses
-        :func:`dataset_source`.
+        :func:`dataset_source`. ``datasets``: expand only these of the study's datasets (default: all).
         """
         lookup = data_sources if callable(data_sources) else (
             (lambda name: data_sources[name]) if data_sources is not None else dataset_source)
         out = []
-        for dataset in self.datasets:
+        wanted = self.datasets if datasets is None else [d for d in self.datasets if d in set(datasets)]
+        for dataset in wanted:
             source = lookup(dataset)
             for method, values in self.methods.items():
                 hname = METHODS[method][0]
                 for value in values:
                     for seed in self.seeds:
                         config = run_config(dataset, method, value, seed, self.steps, self.batch_size,
-                                            self.protocol, source)
+                                            self.protocol, source, self.training)
                         out.append(RunRecord(run_id=run_id(config), study=self.name, dataset=dataset,
                                              method=method, hparam_name=hname, hparam_value=value, seed=seed,
                                              config=config, model_num=model_num(dataset, method, value, seed)))
@@ -96,11 +103,16 @@ class Study:
 
 
 def run_config(dataset: str, method: str, value: float, seed: int, steps: int, batch_size: int,
-               protocol: Mapping[str, Any], data_source: Mapping[str, Any]) -> dict:
-    """The canonical config of one run (everything that defines it)."""
-    return {"dataset": dataset, "method": method, "hparams": {METHODS[method][0]: float(value)}, "seed": int(seed),
-            "steps": int(steps), "batch_size": int(batch_size), "architecture": dict(ARCHITECTURE),
-            "protocol": dict(protocol), "data_source": dict(data_source or {})}
+               protocol: Mapping[str, Any], data_source: Mapping[str, Any],
+               training: Mapping[str, Any] | None = None) -> dict:
+    """The canonical config of one run (everything that defines it). ``training`` options enter the config only
+    when set, so runs at train_model's defaults keep their ids."""
+    config = {"dataset": dataset, "method": method, "hparams": {METHODS[method][0]: float(value)}, "seed": int(seed),
+              "steps": int(steps), "batch_size": int(batch_size), "architecture": dict(ARCHITECTURE),
+              "protocol": dict(protocol), "data_source": dict(data_source or {})}
+    if training:
+        config["training"] = dict(training)
+    return config
 
 
 def run_id(config: Mapping[str, Any]) -> str:
@@ -206,7 +218,16 @@ def study_from_dict(data: Mapping[str, Any], origin: str = "<dict>") -> Study:
         raise fail(f"unknown method(s) {', '.join(unknown)}; expected any of {', '.join(METHODS)}")
 
     protocol = _protocol(data.get("protocol", {}), fail)
-    return Study(name=name.strip(), datasets=tuple(d for d in DATASETS if d in datasets), seeds=tuple(seeds),
+    training = data.get("training", {})
+    if not isinstance(training, dict):
+        raise fail("[training] must be a table")
+    unknown = sorted(set(training) - _TRAINING_KEYS)
+    if unknown:
+        raise fail(f"unknown training key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(_TRAINING_KEYS))}")
+    if "num_eval_samples" in training and (not _is_int(training["num_eval_samples"])
+                                           or training["num_eval_samples"] < 0):
+        raise fail("training.num_eval_samples must be an integer >= 0")
+    return Study(training=dict(training), name=name.strip(), datasets=tuple(d for d in DATASETS if d in datasets), seeds=tuple(seeds),
                  steps=int(steps), batch_size=int(batch_size), methods=methods, protocol=protocol, notes=notes,
                  origin=origin)
 

@@ -67,7 +67,8 @@ def _sweep_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _do_sweep(study_name: str, args) -> int:
+def _do_sweep(study_name: str, args):
+    """Sweep and print the summary; returns (study, exit status)."""
     from training.executor import sweep
     from training.study import load_study
 
