@@ -77,17 +77,17 @@ def test_object_hue_colours_only_the_object(dataset):
 def test_scale_grows_the_object(dataset):
     for shape in range(4):
         g = dataset.gbuffers(render.config_index(np.arange(8), shape, 7))
-        area = (g[:, 2] > 0).sum(axis=(1, 2))
+        area = (g[:, 0, :, :, 2] > 0).sum(axis=(1, 2))
         assert np.all(np.diff(area) > 0), (shape, area)
-        top_row = [np.nonzero((gi[2] > 0).any(axis=1))[0].min() for gi in g]
+        top_row = [np.nonzero((gi[0, :, :, 2] > 0).any(axis=1))[0].min() for gi in g]
         assert np.all(np.diff(top_row) <= 0) and top_row[-1] < top_row[0]   # grows upward from the floor
-        bottom_row = [np.nonzero((gi[2] > 0).any(axis=1))[0].max() for gi in g]
+        bottom_row = [np.nonzero((gi[0, :, :, 2] > 0).any(axis=1))[0].max() for gi in g]
         assert np.ptp(bottom_row) <= 3                                       # standing on the same ground point
 
 
 def test_shapes_differ_and_capsule_is_tallest(dataset):
     g = dataset.gbuffers(render.config_index(4, np.arange(4), 7))
-    masks = g[:, 2] > 0
+    masks = g[:, 0, :, :, 2] > 0
     for i in range(4):
         for j in range(i + 1, 4):
             assert (masks[i] != masks[j]).sum() > 20
@@ -97,9 +97,9 @@ def test_shapes_differ_and_capsule_is_tallest(dataset):
 
 def test_orientation_turns_the_camera(dataset):
     g = dataset.gbuffers(render.config_index(4, 0, np.arange(15)))
-    walls = g[:, 1] > 0
+    walls = g[:, 0, :, :, 1] > 0
     assert (walls[0] != walls[14]).sum() > 50                  # the room's corners move with the azimuth
-    obj = g[:, 2] > 0
+    obj = g[:, 0, :, :, 2] > 0
     for k in range(15):                                         # the orbit keeps the object at the centre
         cols = np.nonzero(obj[k].any(axis=0))[0]
         assert abs((cols.min() + cols.max()) / 2 - 31.5) <= 2.5
@@ -122,8 +122,8 @@ def test_gbuffer_cache_is_saved_loaded_and_rebuilt(tmp_path, monkeypatch):
     def cheap(scale, shape, orientation):
         calls.append(len(np.atleast_1d(scale)))
         idx = render.config_index(np.asarray(scale), np.asarray(shape), np.asarray(orientation))
-        g = np.zeros((len(idx), render.GBUFFER_LAYERS, 64, 64), dtype=np.float32)
-        g[:, 0] = (idx[:, None, None] % 7) / 7
+        g = np.zeros((len(idx),) + render.GBUFFER_SHAPE, dtype=np.float32)
+        g[:, 0, :, :, 0] = (idx[:, None, None] % 7) / 7
         return g
 
     monkeypatch.setattr(render, "render_gbuffers", cheap)

@@ -34,10 +34,10 @@ class ProceduralShapes3D(GroundTruthDataset):
         self._init_state_space(render.FACTOR_SIZES, range(6), FACTOR_NAMES)
         self.source = {"kind": "procedural", "generator": render.GENERATOR, "version": render.VERSION}
         folder = Path(cache_folder) if cache_folder is not None else paths.cache_dir()
-        stem = f"shapes3d_gbuffers_v{render.VERSION}"
+        stem = f"shapes3d_gbuffers_v{render.VERSION}"  # the shape check also rejects other layouts
         self._cache_files = (folder / f"{stem}.npy", folder / f"{stem}.json")
         self._cache_meta = {"generator": render.GENERATOR, "version": render.VERSION}
-        shape = (render.NUM_CONFIGS, render.GBUFFER_LAYERS, 64, 64)
+        shape = (render.NUM_CONFIGS,) + render.GBUFFER_SHAPE
         cached = paths.load_cached_array(*self._cache_files, self._cache_meta, shape, np.float32)
         if cached is not None:
             self._gbuffers = cached
@@ -49,7 +49,7 @@ class ProceduralShapes3D(GroundTruthDataset):
         self.build_seconds = 0.0
 
     def gbuffers(self, configs: np.ndarray) -> np.ndarray:
-        """G-buffers (n, 6, 64, 64) of configuration rows (n,) (see :func:`render.config_index`), rendering missing ones."""
+        """G-buffers (n, 2, 64, 64, 3) of configuration rows (n,) (see :func:`render.config_index`), rendering missing ones."""
         configs = np.asarray(configs, dtype=np.int64)
         missing = np.unique(configs[~self._ready[configs]])
         if missing.size:

@@ -6,9 +6,9 @@ orbiting the object by the view azimuth at a fixed height, looking slightly down
 
 World coordinates: y up; at azimuth 0 the camera looks along +z (the back wall is at z = +ROOM_HALF) and image
 columns grow with +x. Geometry depends only on (scale, shape, orientation): 8 x 4 x 15 = 480 configurations. Each
-gets a *G-buffer* of float32 layers (6, 64, 64): the diffuse shading of floor, wall and object (already multiplied by
-each material's pixel coverage, from 2x2 supersampling, shadow baked in) and an additive RGB term (sky colour times
-its coverage, plus the object's white specular highlight). An image is then
+gets a *G-buffer*, float32 (2, 64, 64, 3): plane 0 holds the diffuse shading of floor, wall and object in its three
+channels (already multiplied by each material's pixel coverage, from 2x2 supersampling, shadow baked in), plane 1 an
+additive RGB term (sky colour times its coverage, plus the object's white specular highlight). An image is then
 
     rgb = shade_floor * hsv(floor_hue) + shade_wall * hsv(wall_hue) + shade_object * hsv(object_hue) + additive
 
@@ -31,7 +31,7 @@ SCALES = np.linspace(0.75, 1.25, 8)
 SHAPE_NAMES = ("cube", "cylinder", "sphere", "capsule")
 AZIMUTHS_DEG = np.linspace(-30.0, 30.0, 15)
 NUM_CONFIGS = 8 * 4 * 15
-GBUFFER_LAYERS = 6   # shade floor, shade wall, shade object, additive R, G, B
+GBUFFER_SHAPE = (2, 64, 64, 3)   # [0]: shade of floor, wall, object; [1]: additive R, G, B
 
 SKY_RGB = np.array([153.0, 226.0, 249.0]) / 255.0
 ROOM_HALF = 6.0
@@ -213,7 +213,7 @@ def _room_hit(o, d):
 
 
 def render_gbuffers(scale, shape, orientation) -> np.ndarray:
-    """G-buffers of configurations given as class arrays (k,): float32 (k, 6, 64, 64), see the module docstring."""
+    """G-buffers of configurations given as class arrays (k,): float32 (k, 2, 64, 64, 3), see the module docstring."""
     scale_c, shape_c, orient_c = (np.atleast_1d(np.asarray(a, dtype=np.int64)) for a in (scale, shape, orientation))
     k = scale_c.shape[0]
     ss = SUPERSAMPLE
@@ -260,27 +260,27 @@ def render_gbuffers(scale, shape, orientation) -> np.ndarray:
     half /= np.linalg.norm(half, axis=-1, keepdims=True)
     specular = 0.45 * np.clip((normal * half).sum(-1), 0, 1) ** 40 * (lambert > 0)
 
-    layers = np.zeros((d.shape[0], GBUFFER_LAYERS))
+    layers = np.zeros((d.shape[0], 6))
     layers[:, 0] = np.where(kind == 0, floor_shade, 0.0)
     layers[:, 1] = np.where(kind == 1, wall_shade, 0.0)
     layers[:, 2] = np.where(kind == 3, obj_shade, 0.0)
     layers[:, 3:] = np.where((kind == 2)[:, None], SKY_RGB, 0.0) + np.where(kind == 3, specular, 0.0)[:, None]
-    layers = layers.reshape(k, 64, ss, 64, ss, GBUFFER_LAYERS).mean(axis=(2, 4))
-    return np.ascontiguousarray(layers.transpose(0, 3, 1, 2), dtype=np.float32)
+    layers = layers.reshape(k, 64, ss, 64, ss, 2, 3).mean(axis=(2, 4))       # (k, 64, 64, 2, 3)
+    return np.ascontiguousarray(layers.transpose(0, 3, 1, 2, 4), dtype=np.float32)
 
 
 def compose(gbuffers: np.ndarray, floor_hue, wall_hue, object_hue) -> np.ndarray:
-    """Images from G-buffers (n, 6, 64, 64) and hue classes (n,): float32 (n, 64, 64, 3), multiples of 1/255."""
+    """Images from G-buffers (n, 2, 64, 64, 3) and hue classes (n,): float32 (n, 64, 64, 3), multiples of 1/255."""
     n = gbuffers.shape[0]
-    albedo_t = np.stack([hue_rgb(floor_hue), hue_rgb(wall_hue), hue_rgb(object_hue)], axis=2)   # (n, rgb, material)
-    g = gbuffers.reshape(n, GBUFFER_LAYERS, 64 * 64)
-    rgb = np.matmul(albedo_t, g[:, :3])          # (n, 3, 4096): sum over materials of albedo x shade
-    rgb += g[:, 3:]
+    albedo = np.stack([hue_rgb(floor_hue), hue_rgb(wall_hue), hue_rgb(object_hue)], axis=1)   # (n, material, rgb)
+    g = gbuffers.reshape(n, 2, 64 * 64, 3)
+    rgb = np.matmul(g[:, 0], albedo)             # (n, 4096, rgb): sum over materials of shade x albedo
+    rgb += g[:, 1]
     np.clip(rgb, 0.0, 1.0, out=rgb)
     rgb *= 255.0
     np.rint(rgb, out=rgb)
     rgb *= np.float32(1.0 / 255.0)
-    return np.ascontiguousarray(rgb.reshape(n, 3, 64, 64).transpose(0, 2, 3, 1))
+    return rgb.reshape(n, 64, 64, 3)
 
 
 def compose_uint8(gbuffers: np.ndarray, floor_hue, wall_hue, object_hue) -> np.ndarray:
