@@ -296,3 +296,40 @@ def test_model_num_selects_exactly_the_reference_model(cluster, tmp_path):
     config = json.loads(row[0][5])
     assert config["steps"] == 300000 and config["batch_size"] == 64 and config["protocol"]["scale"] == 1.0
     assert cli_main(["sweep", "paper", "--model-num", "12600", "--store", str(store)]) == 2
+
+
+@pytest.mark.slow  # ~15 s: a driver subprocess with its own LocalCluster
+def test_ctrl_c_hands_back_running_runs_and_leaves_no_half_written_run(cluster, tmp_path):
+    study_file = tmp_path / "study.toml"
+    study_file.write_text(STUDY.replace("seeds = [0, 1]", "seeds = [0, 1, 2, 3]"))  # 24 runs
+    store, log = tmp_path / "s.sqlite", tmp_path / "log"
+    log.mkdir()
+    script = tmp_path / "driver.py"
+    script.write_text(DRIVER_SCRIPT.format(tests=str(TESTS), log=str(log), study=str(study_file), store=str(store),
+                                           sources=SOURCES))
+    proc = subprocess.Popen([sys.executable, str(script)], start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+            if len(list(log.iterdir())) >= 4:
+                break
+        assert proc.poll() is None
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
+        _, err = proc.communicate(timeout=90)
+        assert b"KeyboardInterrupt" in err
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    contents = _store_contents(store)
+    statuses = [v[0] for v in contents["runs"].values()]
+    assert "running" not in statuses and statuses.count("pending") >= 1
+    done_ids = {rid for rid, v in contents["runs"].items() if v[0] == "done"}
+    assert {s[0] for s in contents["scores"]} == done_ids and len(contents["scores"]) == 8 * len(done_ids)
+    summary = sweep(parse_study(study_file.read_text()), store, scheduler=cluster.scheduler_address,
+                    run_fn=fake_pack, data_sources=SOURCES, progress=False)
+    assert summary.ok and summary.reset_stale == 0 and summary.already_done == len(done_ids)
+    assert len(_store_contents(store)["scores"]) == 24 * 8

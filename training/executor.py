@@ -199,7 +199,7 @@ def _drive(store: Store, todo: list[dict], summary: SweepSummary, *, workers, sc
 
         submit_more()
         for fut in completed:
-            p = inflight.pop(fut)
+            p = inflight[fut]  # removed only once recorded: an interruption here still releases its runs
             try:
                 outcomes = fut.result()
                 by_id = {o.run_id: o for o in outcomes}
@@ -224,14 +224,13 @@ def _drive(store: Store, todo: list[dict], summary: SweepSummary, *, workers, sc
                     store.record_outcome(outcome)
                     summary.failed[rid] = outcome.error
                     bar.update(1)
+            del inflight[fut]
             fut.release()
             submit_more()
     finally:
-        # Ctrl-C (or any error): hand back what this driver still had in flight, then shut down.
-        leftover = [item["run_id"] for p in inflight.values() for item in p]
+        # Ctrl-C (or any error): hand back what this driver still had in flight or queued for a retry.
         try:
-            if leftover:
-                store.release(leftover)
+            store.release_driver(driver_id)
             store.unregister_driver(driver_id)
         finally:
             beat.stop.set()

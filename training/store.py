@@ -334,6 +334,13 @@ class Store:
             cur.executemany("UPDATE runs SET status = 'pending', driver = NULL, updated_at = ?"
                             " WHERE run_id = ? AND status = 'running'", [(now, r) for r in run_ids])
 
+    def release_driver(self, driver_id: str) -> int:
+        """Put every run still ``running`` under ``driver_id`` back to ``pending``; returns how many."""
+        with self.transaction() as cur:
+            cur.execute("UPDATE runs SET status = 'pending', driver = NULL, updated_at = ? WHERE status = 'running'"
+                        " AND driver = ?", (utc_now(), driver_id))
+            return cur.rowcount
+
     def record_outcome(self, outcome: RunOutcome) -> None:
         """Store a finished run in one transaction: replaces its train_results, scores and evaluations and sets
         ``done``; or, for a failed outcome, sets ``failed`` with the error (earlier results are kept)."""
