@@ -13,6 +13,21 @@ Robustness:
   never duplicated (run ids are primary keys).
 * a lost worker: Dask reschedules its tasks on the remaining workers (``distributed.scheduler.allowed-failures``);
   if Dask gives up (``KilledWorker``), that counts as a failed attempt of each run of the pack and is retried.
+
+On a cluster, the store stays with the driver (workers never open it); workers need dstudy installed and the
+dataset files where ``training.data`` looks for them (``$DSTUDY_DATA``). Plain Dask::
+
+    dask scheduler --port 8786                        # on the head node
+    dask worker tcp://HEAD:8786 --nthreads 1          # on every compute node (e.g. via srun)
+    dstudy sweep paper --scheduler tcp://HEAD:8786 --device cuda
+
+or a SLURM allocation through dask-jobqueue, started from Python, then the same ``dstudy sweep --scheduler``::
+
+    from dask_jobqueue import SLURMCluster
+    cluster = SLURMCluster(cores=4, processes=1, memory="16GB", walltime="24:00:00",
+                           job_extra_directives=["--gres=gpu:1"])
+    cluster.scale(jobs=32)
+    print(cluster.scheduler_address)
 """
 from __future__ import annotations
 

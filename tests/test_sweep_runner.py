@@ -1,0 +1,114 @@
+"""training.runner.execute_pack with the training and evaluation functions replaced by recording doubles:
+packs go to train_packed, single runs to train_model, failures become per-run errors, records become outcomes."""
+from __future__ import annotations
+
+import types
+
+import pytest
+
+import training.evaluate
+import training.train
+from training import runner
+from training.study import parse_study
+
+STUDY = """
+name = "r"
+datasets = ["dsprites_full"]
+seeds = [0, 1, 2]
+steps = 7
+batch_size = 4
+[methods]
+beta_vae = [1.0]
+[protocol]
+scale = 0.5
+evaluations = ["mig"]
+representations = ["mean"]
+[training]
+num_eval_samples = 11
+"""
+
+
+class FakeModel:
+    def __init__(self, hparams, seed):
+        self.hparams, self.seed = hparams, seed
+        self.train_results = {"loss": 10.0 + seed, "elbo": -5.0, "note": "text is dropped"}
+
+
+@pytest.fixture
+def pack():
+    runs = parse_study(STUDY).runs({"dsprites_full": {"kind": "fake"}})
+    return [{"run_id": r.run_id, "config": r.config} for r in runs]
+
+
+@pytest.fixture
+def doubles(monkeypatch):
+    calls = {"train_model": [], "train_packed": [], "evaluate": []}
+    dataset = types.SimpleNamespace(name="dsprites_full")
+    monkeypatch.setattr(runner, "_DATASETS", {"dsprites_full": dataset})
+
+    def train_model(ds, method, hparams, seed, steps, batch_size=64, device=None, checkpoint_dir=None, **options):
+        calls["train_model"].append((ds, method, hparams, seed, steps, batch_size, device, checkpoint_dir, options))
+        if seed == 1:
+            raise training.train.TrainingDivergedError("loss became nan at step 3")
+        return FakeModel(hparams, seed)
+
+    def evaluate_model_records(model, ds, evaluations=None, protocol=None):
+        calls["evaluate"].append((model.seed, evaluations, protocol))
+        return [training.evaluate.EvaluationRecord("mean", "mig", {"discrete_mig": 0.1 * model.seed}, 0.5, None),
+                training.evaluate.EvaluationRecord("mean", "dci", {}, 0.25, "ValueError: boom")]
+
+    monkeypatch.setattr(training.train, "train_model", train_model)
+    monkeypatch.setattr(training.evaluate, "evaluate_model_records", evaluate_model_records)
+    return calls, dataset
+
+
+def test_single_runs_train_one_by_one_and_failures_stay_per_run(pack, doubles, monkeypatch):
+    calls, dataset = doubles
+    monkeypatch.setitem(__import__("sys").modules, "training.packed", None)  # as if training.packed did not exist
+    outcomes = runner.execute_pack(pack, device="cpu")
+    assert [o.run_id for o in outcomes] == [p["run_id"] for p in pack]
+    assert [c[3] for c in calls["train_model"]] == [0, 1, 2]
+    ds, method, hparams, seed, steps, batch, device, ckpt, options = calls["train_model"][0]
+    assert (ds, method, hparams, steps, batch, device, ckpt) == (dataset, "beta_vae", {"beta": 1.0}, 7, 4, "cpu", None)
+    assert options == {"num_eval_samples": 11}
+    ok, diverged, ok2 = outcomes
+    assert diverged.error.startswith("TrainingDivergedError: loss became nan at step 3")
+    assert not diverged.scores
+    assert ok.ok and ok.train_results == {"loss": 10.0, "elbo": -5.0}
+    assert ok2.scores == {("mean", "mig"): {"discrete_mig": pytest.approx(0.2)}, ("mean", "dci"): {}}
+    assert ok2.evaluations == {("mean", "mig"): (0.5, None), ("mean", "dci"): (0.25, "ValueError: boom")}
+    assert calls["evaluate"][0][1] == ["mig"] and calls["evaluate"][0][2]["scale"] == 0.5
+    assert ok.train_seconds >= 0 and ok.eval_seconds >= 0
+
+
+def test_packs_use_train_packed_when_available(pack, doubles, monkeypatch):
+    calls, dataset = doubles
+    packed = types.ModuleType("training.packed")
+
+    def train_packed(ds, method, runs, steps, batch_size=64, device=None, **options):
+        calls["train_packed"].append((ds, method, runs, steps, batch_size, device, options))
+        return [FakeModel(h, s) if s != 2 else ValueError("bad hyperparameter") for h, s in runs]
+
+    packed.train_packed = train_packed
+    monkeypatch.setitem(__import__("sys").modules, "training.packed", packed)
+    outcomes = runner.execute_pack(pack)
+    assert not calls["train_model"]
+    assert calls["train_packed"] == [(dataset, "beta_vae", [({"beta": 1.0}, 0), ({"beta": 1.0}, 1),
+                                                            ({"beta": 1.0}, 2)], 7, 4, None,
+                                      {"num_eval_samples": 11})]
+    assert [o.ok for o in outcomes] == [True, True, False]
+    assert outcomes[2].error.startswith("ValueError: bad hyperparameter")
+    # A pack of one never goes through train_packed.
+    runner.execute_pack(pack[:1])
+    assert len(calls["train_packed"]) == 1 and len(calls["train_model"]) == 1
+
+
+def test_a_dataset_that_cannot_load_fails_every_run_of_the_pack(pack, monkeypatch):
+    monkeypatch.setattr(runner, "_DATASETS", {})
+
+    def boom(name, data_dir=None):
+        raise FileNotFoundError(f"no files for {name}")
+
+    monkeypatch.setattr("training.data.get_dataset", boom)
+    outcomes = runner.execute_pack(pack)
+    assert [o.error.split(" [")[0] for o in outcomes] == ["FileNotFoundError: no files for dsprites_full"] * 3
