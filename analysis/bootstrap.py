@@ -311,7 +311,7 @@ def bootstrap_transfer(scores: pd.DataFrame, n_boot: int = 200, n_draws: int = 1
     out["ci_low"], out["ci_high"] = low, high
     out["chance"], out["reason"] = cells["chance"], cells["reason"]
     out = out.set_index(["metric_cell", "dataset_cell"])
-    return with_reason(out, "; ".join(r for r in cells["reason"] if r) or None)
+    return with_reason(out, "; ".join(r for r in cells["reason"] if isinstance(r, str)) or None)
 
 
 __all__ = [

@@ -37,7 +37,7 @@ from analysis.correlation import spearman_array
 from analysis.downstream import DOWNSTREAM_QUANTITIES
 from analysis.frames import DOWNSTREAM_COLUMNS, METRIC_NAMES, as_model_table
 from analysis.transfer import _simulate_all, cube_tensor
-from analysis.variance import ConfigCube, config_cube, worse_beats_better
+from analysis.variance import ConfigCube, config_cube, nan_median, worse_beats_better
 
 PAPER_NUMBERS_PATH = Path(__file__).resolve().parent / "data" / "paper_numbers.json"
 
@@ -86,9 +86,9 @@ ALL_COLUMNS = list(dict.fromkeys([*METRIC_NAMES, *UNSUPERVISED_SCORES, *DOWNSTRE
 
 
 def _nanmedian(x: np.ndarray, axis) -> np.ndarray:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)          # all-NaN slices (padding, missing) give NaN
-        return np.nanmedian(x, axis=axis)
+    """NaN-ignoring median over ``axis`` (-1 or None), NaN for all-NaN slices."""
+    x = np.asarray(x, dtype=float)
+    return nan_median(x.ravel() if axis is None else x) if axis in (-1, None) else nan_median(np.moveaxis(x, axis, -1))
 
 
 def row_spearman(x: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -184,9 +184,10 @@ def transfer_win_rates(scores: pd.DataFrame, n_draws: int = 10000, random_state:
     cells = _simulate_all(score_tensor(scores, representation), n_draws, random_state, target_seed=target_seed,
                           random_seed=random_seed, random_may_match=random_may_match)
     table = _as_table(cells, "rate")
-    reasons = [f"{r.metric_cell}/{r.dataset_cell}: {r.reason}" for r in cells.itertuples() if r.reason]
+    reasons = [f"{r.metric_cell}/{r.dataset_cell}: {r.reason}" for r in cells.itertuples()
+               if isinstance(r.reason, str)]
     return with_reason(table, "; ".join(reasons) if reasons else None,
-                       [f"{r.metric_cell}/{r.dataset_cell}" for r in cells.itertuples() if r.reason])
+                       [f"{r.metric_cell}/{r.dataset_cell}" for r in cells.itertuples() if isinstance(r.reason, str)])
 
 
 def transfer_intervals(scores: pd.DataFrame, n_draws: int = 10000, random_state: int = 0, alpha: float = 0.05,
@@ -203,7 +204,9 @@ def transfer_intervals(scores: pd.DataFrame, n_draws: int = 10000, random_state:
     low, high = binomial_interval(cells["wins"].to_numpy(), cells["n_valid"].to_numpy(), alpha)
     cells["ci_low"], cells["ci_high"] = low, high
     cells = cells.set_index(["metric_cell", "dataset_cell"])
-    return cells[["rate", "ci_low", "ci_high", "n_draws", "n_valid", "wins", "ties", "tie_rate", "chance", "reason"]]
+    out = cells[["rate", "ci_low", "ci_high", "n_draws", "n_valid", "wins", "ties", "tie_rate", "chance", "reason"]]
+    reasons = [f"{row}/{col}: {r}" for (row, col), r in out["reason"].items() if isinstance(r, str)]
+    return with_reason(out, "; ".join(reasons) or None, [r.split(":")[0] for r in reasons])
 
 
 def binomial_interval(successes: np.ndarray, trials: np.ndarray, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:

@@ -292,6 +292,20 @@ def config_cube(scores: pd.DataFrame, columns: list[str] | None = None) -> Confi
                       tuple(int(s) for s in seeds))
 
 
+def nan_median(x: np.ndarray) -> np.ndarray:
+    """Median along the last axis ignoring NaN (NaN for all-NaN slices); one sort, no masked arrays."""
+    s = np.sort(x, axis=-1)                                          # NaN sorted last
+    n = (~np.isnan(x)).sum(axis=-1)
+    lo = np.maximum((n - 1) // 2, 0)
+    hi = np.maximum(n // 2, 0)
+    hi = np.minimum(hi, x.shape[-1] - 1) if x.shape[-1] else hi
+    if x.shape[-1] == 0:
+        return np.full(x.shape[:-1], np.nan)
+    v_lo = np.take_along_axis(s, lo[..., None], -1)[..., 0]
+    v_hi = np.take_along_axis(s, hi[..., None], -1)[..., 0]
+    return np.where(n > 0, 0.5 * (v_lo + v_hi), np.nan)
+
+
 def worse_beats_better(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Core of :func:`seed_beats_config` on an array (..., H, S) of scores (NaN: no run).
 
@@ -299,27 +313,27 @@ def worse_beats_better(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     hyperparameter slots with median_i < median_j. Returns (mean probability, number of pairs), both shaped like
     the leading axes; NaN probability where there is no pair.
 
-    Counting without the S x S comparisons: scores are replaced by dense ranks within each leading index, every
-    (leading index, slot) row is offset into its own key range, and one global ``np.searchsorted`` counts, for each
-    score x of slot i, the scores of slot j below x. Missing scores rank above every score and are never counted.
+    Counting without the S x S comparisons: scores are replaced by dense ranks within each leading index; a
+    cumulative histogram of each slot's ranks then gives, for every score x of slot i, how many scores of slot j
+    lie below x. Missing scores are left out of the histograms and of the sums.
     """
     lead = arr.shape[:-2]
     n_h, n_s = arr.shape[-2:]
     flat = arr.reshape(-1, n_h, n_s)
     n_b = flat.shape[0]
     valid = ~np.isnan(flat)
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)          # all-NaN slices (padding) give NaN medians
-        med = np.nanmedian(flat, axis=-1)                       # (B, H)
+    med = nan_median(flat)                                                               # (B, H)
     ranks = rankdata(np.where(valid, flat, np.inf).reshape(n_b, -1), method="dense", axis=-1)
     ranks = ranks.reshape(n_b, n_h, n_s).astype(np.int64)
     span = n_h * n_s + 2
-    row = (np.arange(n_b)[:, None] * n_h + np.arange(n_h)[None, :]).astype(np.int64)        # (B, H)
-    keys = np.sort((row[..., None] * span + ranks).ravel())
-    starts = np.searchsorted(keys, row.ravel() * span).reshape(n_b, n_h)                    # first key of each row
-    # query every score of slot i against every slot j of the same leading index
-    query = row[:, None, :, None] * span + ranks[:, :, None, :]                             # (B, i, j, S)
-    below = np.searchsorted(keys, query.ravel()).reshape(query.shape) - starts[:, None, :, None]
+    # below[b, i, j, s]: how many scores of slot j rank under score s of slot i (cumulative rank histograms)
+    row = (np.arange(n_b)[:, None] * n_h + np.arange(n_h)[None, :]).astype(np.int64)    # (B, H)
+    hist = np.bincount((row[..., None] * span + np.where(valid, ranks, span - 1)).ravel(),
+                       minlength=n_b * n_h * span).reshape(n_b, n_h, span)
+    hist[..., span - 1] = 0                                                              # missing scores
+    cum_below = np.cumsum(hist, axis=-1) - hist                                          # strictly below rank r
+    below = cum_below[np.arange(n_b)[:, None, None, None], np.arange(n_h)[None, None, :, None],
+                      ranks[:, :, None, :]]                                              # (B, i, j, S)
     gt = np.where(valid[:, :, None, :], below, 0).sum(-1)                                  # (B, i, j)
     n_valid = valid.sum(-1)
     n_both = n_valid[:, :, None] * n_valid[:, None, :]
