@@ -135,8 +135,15 @@ def rho_heatmap(matrix: pd.DataFrame, ax, title: str | None = None) -> None:
 
 
 def rho_heatmap_grid(matrices: Mapping[str, pd.DataFrame], ncols: int = 3, size: float = 3.6):
-    """One annotated 100*rho heatmap per entry (title = label of the key). Returns the Figure."""
-    fig, axes = _grid(len(matrices), ncols, size, size)
+    """One annotated 100*rho heatmap per entry (title = label of the key). Returns the Figure.
+
+    Panels are ``size`` inches on their longer side and keep the matrix's aspect ratio (6 x 10 downstream
+    matrices are wide and flat, so the grid has no empty bands between rows).
+    """
+    shapes = [m.shape for m in matrices.values()] or [(1, 1)]
+    rows, cols = max(r for r, _ in shapes), max(c for _, c in shapes)
+    cell = size / max(rows, cols)
+    fig, axes = _grid(len(matrices), ncols, cell * cols + 1.2, cell * rows + 1.1)
     for ax, (name, matrix) in zip(axes, matrices.items()):
         rho_heatmap(matrix, ax, label(name))
     fig.tight_layout()
@@ -283,8 +290,10 @@ def describe_violins(long: pd.DataFrame, panel: str, panel_col: str, what: str) 
             f"({label(best)}); the interquartile ranges of {overlap} of the {n_pairs} method pairs overlap.")
 
 
-def describe_curves(curves: pd.DataFrame, panel: str, panel_col: str, y: str = "median", what: str = "") -> str:
-    """For each method in a panel, whether ``y`` rises or falls with strength (Spearman of the median curve)."""
+def describe_curves(curves: pd.DataFrame, panel: str, panel_col: str, y: str = "median", what: str = "",
+                    peak: bool = True) -> str:
+    """For each method in a panel, whether ``y`` rises or falls with strength (Spearman of the median curve) and,
+    with ``peak``, the strength where it is highest."""
     sub = curves[curves[panel_col].astype(str) == str(panel)]
     parts = []
     for method in [m for m in METHOD_LABELS if m in set(sub["method"].astype(str))]:
@@ -296,7 +305,7 @@ def describe_curves(curves: pd.DataFrame, panel: str, panel_col: str, y: str = "
             continue
         trend = "rises" if rho > 0.3 else "falls" if rho < -0.3 else "shows no clear trend"
         best = line.loc[line[y].idxmax(), "strength"]
-        parts.append(f"{label(method)} {trend} (ρ={rho:+.2f}, peak at strength {best:.1f})")
+        parts.append(f"{label(method)} {trend} (ρ={rho:+.2f}" + (f", peak at strength {best:.1f})" if peak else ")"))
     if not parts:
         return f"{label(panel)}: too few hyperparameter values to draw a trend."
     return f"{label(panel)}{' ' + what if what else ''}: " + "; ".join(parts) + "."
@@ -352,8 +361,9 @@ def show_violins(long: pd.DataFrame, panels: list[str], panel_col: str, what: st
 
 
 def show_curves(curves: pd.DataFrame, panels: list[str], panel_col: str, y: str = "median", what: str = "",
-                log: bool = False, ncols: int = 4, band: tuple[str, str] | None = None) -> None:
-    """Median curves against regularisation strength, one panel each, with one sentence per panel."""
+                log: bool = False, ncols: int = 4, band: tuple[str, str] | None = None, peak: bool = True) -> None:
+    """Median curves against regularisation strength, one panel each, with one sentence per panel (``peak``: name
+    the strength of each method's highest median, for scores where higher is better)."""
     if curves is None or curves.empty or y not in curves or not curves[y].notna().any():
         missing(reason(curves) or f"no {what or y} values in this store.")
         return
@@ -365,7 +375,7 @@ def show_curves(curves: pd.DataFrame, panels: list[str], panel_col: str, y: str 
         return
     show_figure(curve_grid(curves, present, panel_col, y=y, ncols=ncols, ylabel=what or y, log=log, band=band))
     for panel in present:
-        note(describe_curves(curves, panel, panel_col, y=y, what=what))
+        note(describe_curves(curves, panel, panel_col, y=y, what=what, peak=peak))
 
 
 # ---- the paper's printed numbers shown next to this store's (spec/analysis.md, [fig-read, exact]) ---------------
@@ -460,6 +470,25 @@ def metric_by_config(scores: pd.DataFrame, metric: str, key: str) -> pd.DataFram
     return out.reset_index(drop=True)
 
 
+def config_median_table(long: pd.DataFrame) -> pd.DataFrame:
+    """Median over seeds per (dataset, method, representation) x hyperparameter value, compactly: one row per
+    (dataset, method, representation), columns ``value 1`` ... in increasing hyperparameter order, each cell
+    ``"<value>: <median>"``. Labels are display labels; rows in the study's order."""
+    med = long.groupby(["dataset", "method", "representation", "hparam_value"])["value"].median().reset_index()
+    med["position"] = med.groupby(["dataset", "method", "representation"])["hparam_value"].rank(method="dense")
+    med["cell"] = med["hparam_value"].map("{:g}".format) + ": " + med["value"].map("{:.3f}".format)
+    table = med.pivot_table(index=["dataset", "method", "representation"], columns="position", values="cell",
+                            aggfunc="first")
+    table.columns = [f"value {int(c)}" for c in table.columns]
+    d_order, m_order = list(DATASET_LABELS), list(METHOD_LABELS)
+    keys = sorted(table.index, key=lambda k: (d_order.index(k[0]) if k[0] in d_order else 99, k[0],
+                                              m_order.index(k[1]) if k[1] in m_order else 99, k[1], k[2]))
+    table = table.reindex(keys).fillna("")
+    table.index = pd.MultiIndex.from_tuples([(label(d), label(m), r) for d, m, r in table.index],
+                                            names=["dataset", "method", "representation"])
+    return table
+
+
 def show_metric_by_config(scores: pd.DataFrame, metric: str, key: str, datasets: list[str]) -> None:
     """Median-over-seeds table of one score per (dataset, method, hyperparameter) x representation, and a strip
     plot of every run with the median marked, one panel per dataset."""
@@ -471,23 +500,26 @@ def show_metric_by_config(scores: pd.DataFrame, metric: str, key: str, datasets:
     if long.empty:
         missing(f"the store has no {metric} scores (key {key}).")
         return
-    summary = long.groupby(["dataset", "method", "hparam_value", "representation"], sort=False)["value"].agg(
-        ["median", "count"]).unstack("representation")
-    summary.columns = [f"{stat} ({rep})" if stat == "median" else f"seeds ({rep})" for stat, rep in summary.columns]
-    show_table(summary.rename(index=label))
+    show_table(config_median_table(long), caption=f"median {key} over seeds, per hyperparameter value")
     panels = [d for d in datasets if d in set(long["dataset"])]
-    fig, axes = _grid(len(panels), 2, 6.5, 3.3)
+    n_configs = long[["method", "hparam_value"]].drop_duplicates().shape[0]
+    wide = n_configs > 12
+    fig, axes = _grid(len(panels), 1 if wide else 2, 13.0 if wide else 6.5, 3.3)
     for ax, dataset in zip(axes, panels):
         sub = long[long["dataset"] == dataset].copy()
         methods = [m for m in METHOD_LABELS if m in set(sub["method"])] + sorted(set(sub["method"]) - set(METHOD_LABELS))
         sub["configuration"] = sub["method"].map(label) + "\n" + sub["hparam_value"].map("{:g}".format)
         order = (sub.assign(_m=sub["method"].map({m: i for i, m in enumerate(methods)}))
                  .sort_values(["_m", "hparam_value"])["configuration"].drop_duplicates().tolist())
-        sns.stripplot(data=sub, x="configuration", y="value", hue="representation", order=order, dodge=True,
-                      ax=ax, size=3.5, alpha=0.7, jitter=0.15)
-        sns.pointplot(data=sub, x="configuration", y="value", hue="representation", order=order, dodge=0.4,
-                      estimator="median", errorbar=None, linestyle="none", markers="_", markersize=14,
-                      ax=ax, legend=False, palette="dark")
+        if sub.groupby(["configuration", "representation"]).size().max() <= 10:   # few seeds: every run
+            sns.stripplot(data=sub, x="configuration", y="value", hue="representation", order=order, dodge=True,
+                          ax=ax, size=3.5, alpha=0.7, jitter=0.15)
+            sns.pointplot(data=sub, x="configuration", y="value", hue="representation", order=order, dodge=0.4,
+                          estimator="median", errorbar=None, linestyle="none", markers="_", markersize=14,
+                          ax=ax, legend=False, palette="dark")
+        else:                                                                       # many seeds: distributions
+            sns.boxplot(data=sub, x="configuration", y="value", hue="representation", order=order, ax=ax,
+                        fliersize=1, linewidth=0.6)
         ax.set_title(label(dataset))
         ax.set_xlabel("")
         ax.set_ylabel(f"{key} (MIG)" if metric == "mig" else key)
@@ -549,7 +581,7 @@ def show_tc_scatter(table: pd.DataFrame, datasets: list[str]) -> None:
         ax.set_ylabel("TC (mean)")
         ax.set_title(label(dataset))
     handles, labels_ = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels_, loc="upper center", ncol=6, frameon=False, bbox_to_anchor=(0.5, 1.04))
+    fig.legend(handles, labels_, loc="upper center", ncol=6, frameon=False, bbox_to_anchor=(0.5, 1.04), markerscale=3)
     fig.tight_layout()
     show_figure(fig)
     share = float((sub["tc_mean"] > sub["tc_sampled"]).mean())
@@ -717,7 +749,7 @@ def show_efficiency_scatter(table: pd.DataFrame, datasets: list[str], metric: st
         ax.set_xlabel(label(metric))
         ax.set_ylabel(column)
     handles, labels_ = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels_, loc="upper center", ncol=6, frameon=False, bbox_to_anchor=(0.5, 1.04))
+    fig.legend(handles, labels_, loc="upper center", ncol=6, frameon=False, bbox_to_anchor=(0.5, 1.04), markerscale=3)
     fig.tight_layout()
     show_figure(fig)
     rhos = {d: sub[sub["dataset"] == d][[metric, column]].corr(method="spearman").iloc[0, 1] for d in panels}

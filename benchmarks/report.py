@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -44,9 +45,12 @@ def main() -> int:
         print(f"reusing {args.store} ({args.store.stat().st_size / 1e6:.0f} MB); --rebuild to rebuild")
 
     start = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run([sys.executable, "-m", "training.cli", "report", "--store", str(args.store),
                            "--out", str(args.out), "--workers", str(args.workers)], cwd=REPO)
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     pages = json.loads((args.out / "pages.json").read_text()) if (args.out / "pages.json").exists() else []
     for page in pages:
         print(f"  {page['notebook']:<36} {'ok' if page['ok'] else 'FAILED'} {page['seconds']:6.1f} s"
@@ -54,6 +58,9 @@ def main() -> int:
     failed = sum(not p["ok"] for p in pages)
     print(f"dstudy report: {wall:.1f} s wall (target <= 180 s), exit status {proc.returncode}, "
           f"{len(pages)} pages, {failed} failed")
+    # CPU seconds of the whole process tree (report, its workers, their kernels): on an otherwise idle machine with
+    # two cores the wall time cannot be less than cpu / 2, and is close to it when both workers stay busy
+    print(f"CPU time of dstudy report and all its processes: {cpu:.1f} s (cpu / 2 cores = {cpu / 2:.1f} s)")
     print(f"load average at end: {os.getloadavg()}")
     return proc.returncode
 
