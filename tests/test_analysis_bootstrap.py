@@ -11,6 +11,8 @@ from analysis.bootstrap import (
     percentile_interval, resample_seeds, resample_table,
 )
 from analysis.frames import METRIC_NAMES, model_table
+from analysis.transfer import score_tensor, simulate_cell
+from analysis.variance import variance_explained
 from test_analysis_helpers import run_grid, to_tidy
 
 
@@ -105,11 +107,34 @@ def test_variance_explained_intervals_match_replicated_refits():
     table = _store(n_seeds=5)
     out = bootstrap_variance_explained(table, n_boot=30, random_state=3)
     assert out.index[-1] == ("all", "mean") and len(out) == 2 * 6 + 1
-    # one replicate by hand: the percentile interval must contain every refit's quantile range
-    refits = bootstrap_statistic(table, lambda t: t.groupby("dataset").size().to_numpy(), n_boot=3)
-    assert refits.shape == (3, 2) and (refits == 36 * 5).all()
     cell = out.loc[("dsprites_full", "MIG")]
     assert cell["method_ci_low"] <= cell["method_ci_high"] and 0 <= cell["method_x_hparam"] <= 1
+    # a single replicate: its interval is the replicate itself, which must equal an OLS refit on the copied rows
+    one = bootstrap_variance_explained(table, n_boot=1, random_state=11)
+    drawn = resample_seeds(5, 1, random_state=11)[0]
+    refit = variance_explained(resample_table(table, drawn))
+    for key in [("dsprites_full", "MIG"), ("color_dsprites", "SAP")]:
+        assert one.loc[key, "method_ci_low"] == pytest.approx(refit.loc[key, "method"])
+        assert one.loc[key, "method_x_hparam_ci_high"] == pytest.approx(refit.loc[key, "method_x_hparam"])
+    counts = bootstrap_statistic(table, lambda t: t.groupby("dataset").size().to_numpy(), n_boot=3)
+    assert counts.shape == (3, 2) and (counts == 36 * 5).all()
+
+
+def test_transfer_replicate_requires_distinct_seed_identity():
+    table = _store(n_seeds=3)
+    tensor = score_tensor(table)
+    values = tensor.values[..., [1, 1, 1]]                       # a replicate that drew one seed three times
+    with pytest.raises(ValueError, match="distinct seeds"):
+        simulate_cell(values, True, True, 100, np.random.RandomState(0), seed_ids=np.array([1, 1, 1]))
+    # slots 0/1 hold seed 4 (every score 0), slot 2 seed 7 (every score 1). With identities, a trial from slot 0/1
+    # must target slot 2 and wins; from slot 2 it targets a 0 and loses when the rival sits in slot 2: 1 - 1/9.
+    # Treating slots as seeds also lets slot 0 target slot 1: 1 - 2/9.
+    values = np.zeros(tensor.values.shape[:3] + (3,))
+    values[..., 2] = 1.0
+    with_ids = simulate_cell(values, True, True, 6000, np.random.RandomState(0), seed_ids=np.array([4, 4, 7]))
+    by_slot = simulate_cell(values, True, True, 6000, np.random.RandomState(0))
+    assert with_ids["wins"] / 6000 == pytest.approx(8 / 9, abs=0.02)
+    assert by_slot["wins"] / 6000 == pytest.approx(7 / 9, abs=0.02)
 
 
 def test_bootstrap_transfer_columns():
