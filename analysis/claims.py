@@ -480,6 +480,8 @@ def _judge_c9(v):
 
 
 def _judge_c10(v):
+    if math.isnan(v["rho_dsprites_color"]) or math.isnan(v["rho_other_pairs"]):
+        raise NotMeasurable("no configuration shared by enough datasets to correlate their medians")
     ok = v["rho_dsprites_color"] >= STRONG_RHO and v["rho_dsprites_color"] - v["rho_other_pairs"] >= 0.2
     return ok, "rho_dsprites_color", STRONG_RHO
 
@@ -493,7 +495,9 @@ def _judge_c11(v):
 
 
 def _judge_c12(v):
-    ok = v["rho_dsprites_variants"] >= AGREE_RHO and v["rho_modularity_dsprites"] < v["rho_dsprites_variants"]
+    ok = v["rho_dsprites_variants"] >= AGREE_RHO
+    if not math.isnan(v["rho_modularity_dsprites"]):                # Modularity may be missing from the store
+        ok = ok and v["rho_modularity_dsprites"] < v["rho_dsprites_variants"]
     if not math.isnan(v["rho_other_datasets"]):
         ok = ok and v["rho_other_datasets"] < v["rho_dsprites_variants"]
     return ok, "rho_dsprites_variants", AGREE_RHO
