@@ -4,7 +4,7 @@ Builds a synthetic tidy score frame with 12,600 runs x 2 representations x every
 million rows; tests/test_analysis_helpers.py), then times each step. Target (issue 7): transfer_win_rates <= 5 s.
 Run serialised with the other benchmarks:
 
-    flock /tmp/dstudy-bench.lock python benchmarks/analysis_transfer.py [--scorecard]
+    flock /tmp/dstudy-bench.lock python benchmarks/analysis_transfer.py [--scorecard] [--bootstrap]
 """
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scorecard", action="store_true", help="also time analysis.claims.scorecard")
     parser.add_argument("--n-boot", type=int, default=100, help="seed-bootstrap replicates for the scorecard")
+    parser.add_argument("--bootstrap", action="store_true", help="also time the seed-bootstrap intervals")
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()}")
     scores = timed("build synthetic paper-scale frame", paper_scale_scores)
@@ -41,9 +42,16 @@ def main() -> None:
     table = timed("model_table (pivot once)", model_table, scores)
     rates = timed("transfer_win_rates(model table, 10,000 draws/cell)", transfer_win_rates, table, n_draws=10000)
     print(rates.round(3).to_string())
+    if args.bootstrap:
+        from analysis import bootstrap
+        timed("bootstrap_transfer(n_boot=100, 10,000 draws)", bootstrap.bootstrap_transfer, table, n_boot=100)
+        timed("bootstrap_metric_correlations x7 (n_boot=1000)",
+              lambda: [bootstrap.bootstrap_metric_correlations(table, d, n_boot=1000) for d in set(table["dataset"])])
+        timed("bootstrap_variance_explained(n_boot=1000)", bootstrap.bootstrap_variance_explained, table,
+              n_boot=1000)
     if args.scorecard:
         from analysis.claims import scorecard
-        card = timed(f"scorecard(tidy frame, n_boot={args.n_boot})", scorecard, scores, n_boot=args.n_boot)
+        card = timed(f"scorecard(model table, n_boot={args.n_boot})", scorecard, table, n_boot=args.n_boot)
         print(card[["claim", "store", "verdict"]].to_string())
     print(f"load average after: {os.getloadavg()}")
 
