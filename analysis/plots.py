@@ -284,6 +284,8 @@ def describe_violins(long: pd.DataFrame, panel: str, panel_col: str, what: str) 
     g = sub.groupby(sub["method"].astype(str))["value"]
     med, lo, hi = g.median(), g.quantile(0.25), g.quantile(0.75)
     best, worst = med.idxmax(), med.idxmin()
+    if len(med) == 1:
+        return f"{label(panel)} ({what}): only {label(best)} has scores here; its median is {med[best]:.3g}."
     overlap = sum(1 for a in med.index for b in med.index if a < b and lo[a] <= hi[b] and lo[b] <= hi[a])
     n_pairs = len(med) * (len(med) - 1) // 2
     return (f"{label(panel)} ({what}): medians range from {med[worst]:.3g} ({label(worst)}) to {med[best]:.3g} "

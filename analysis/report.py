@@ -402,10 +402,20 @@ def _contents_rows(summary: load.StoreSummary) -> list[tuple[str, str]]:
         ("Evaluations", eval_text),
         ("Representations", html.escape(", ".join(summary.representations)) or "none"),
         ("Run sources", html.escape(", ".join(f"{k} ({v})" for k, v in summary.sources.items())) or "none"),
-        ("Data sources", "<br>".join(html.escape(f"{k} ({v} runs)") for k, v in summary.data_sources.items())
-         or "none"),
+        ("Data sources", _data_sources_text(summary.data_sources)),
         ("Procedural substitute datasets", proc_text),
     ]
+
+
+def _data_sources_text(data_sources: dict[str, int]) -> str:
+    """One line per dataset (``dataset: source (n runs)``), or a single line when every dataset has the same one."""
+    if not data_sources:
+        return "none"
+    sources = {label.partition(": ")[2] for label in data_sources}
+    if len(sources) == 1 and len(data_sources) > 1:
+        return html.escape(f"{sources.pop()} for all {len(data_sources)} datasets "
+                           f"({sum(data_sources.values())} runs)")
+    return "<br>".join(html.escape(f"{k} ({v} runs)") for k, v in data_sources.items())
 
 
 def write_index(out_dir: Path, summary: load.StoreSummary, pages: list[Page], card=None,
