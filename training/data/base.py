@@ -88,7 +88,7 @@ class GroundTruthDataset:
         return factors
 
     def sample_all_factors(self, latent_factors: np.ndarray, random_state: np.random.RandomState) -> np.ndarray:
-        """Complete latent factors (num, num_factors) with freshly drawn observation factors: (num, len(factor_sizes))."""
+        """Latent factors (num, num_factors) plus freshly drawn observation factors: (num, len(factor_sizes))."""
         latent_factors = self._check_factors(latent_factors)
         num = latent_factors.shape[0]
         if not self.observation_factor_indices:

@@ -100,7 +100,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def load_cached_array(data_path: Path, meta_path: Path, meta: dict, shape: tuple, dtype) -> "np.ndarray | None":
-    """A cached ``.npy`` array if its JSON sidecar matches ``meta`` and shape, dtype and SHA-256 check out, else None."""
+    """A cached ``.npy`` array if its JSON sidecar matches ``meta`` and shape, dtype and SHA-256 agree; else None."""
     import numpy as np
 
     try:

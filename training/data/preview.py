@@ -25,7 +25,7 @@ def traversal_values(size: int, max_columns: int) -> np.ndarray:
 
 
 def traversal_tiles(dataset, seed: int = 0, max_columns: int = 10) -> list[tuple[str, np.ndarray]]:
-    """For each latent factor: (name, uint8 (k, 64, 64, 3) tiles) traversing it from a base sample drawn with ``seed``."""
+    """Per latent factor: (name, uint8 (k, 64, 64, 3) tiles) traversing it from a base sample drawn with ``seed``."""
     base = dataset.sample_factors(1, np.random.RandomState(seed))[0]
     rows = []
     for j, (name, size) in enumerate(zip(dataset.factor_names, dataset.factors_num_values)):

@@ -7,6 +7,7 @@ images stay uint8 in memory (5.9 GB for the full file; the reference's float32 c
 """
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -47,10 +48,17 @@ class ProceduralShapes3D(GroundTruthDataset):
             self._ready = np.zeros(render.NUM_CONFIGS, dtype=bool)
         self._saved = cached is not None
         self.build_seconds = 0.0
+        self._lock = threading.Lock()   # a prefetching thread and the caller may ask for missing configurations
 
     def gbuffers(self, configs: np.ndarray) -> np.ndarray:
-        """G-buffers (n, 2, 64, 64, 3) of configuration rows (n,) (see :func:`render.config_index`), rendering missing ones."""
+        """G-buffers (n, 2, 64, 64, 3) of configuration rows (n,) (:func:`render.config_index`), rendered if missing."""
         configs = np.asarray(configs, dtype=np.int64)
+        if not self._ready[configs].all():
+            with self._lock:
+                self._render_missing(configs)
+        return self._gbuffers[configs]
+
+    def _render_missing(self, configs: np.ndarray) -> None:
         missing = np.unique(configs[~self._ready[configs]])
         if missing.size:
             start = time.perf_counter()
@@ -63,7 +71,6 @@ class ProceduralShapes3D(GroundTruthDataset):
             if self._ready.all() and not self._saved:
                 self._saved = paths.save_cached_array(*self._cache_files, self._cache_meta, self._gbuffers,
                                                       build_seconds=round(self.build_seconds, 2))
-        return self._gbuffers[configs]
 
     def precompute(self) -> float:
         """Render (or load) all 480 G-buffers now; returns the seconds spent rendering."""
