@@ -209,3 +209,21 @@ def test_h5_truncated_or_garbage_file(tmp_path):
     path.write_bytes(b"\x89HDF\r\n garbage")
     with pytest.raises(UserError, match="not a readable 3dshapes HDF5"):
         FileShapes3D(path)
+
+
+def test_h5_device_table_follows_the_lookup(tmp_path):
+    ds = FileShapes3D(_write_h5(tmp_path / "3dshapes.h5", shuffle=True))
+    table, scale = ds.device_table()
+    assert table.shape == (int(np.prod(SMALL_SIZES)), 64, 64, 3)
+    grid = np.stack(np.unravel_index(np.arange(table.shape[0]), SMALL_SIZES), axis=1)
+    assert np.array_equal(table.reshape(len(grid), -1)[:, :6] // 40, grid)   # row i holds the image of state i
+
+
+@pytest.mark.slow
+def test_procedural_device_table_matches_sampling(tmp_path):
+    ds = ProceduralShapes3D(cache_folder=tmp_path)
+    table, scale = ds.device_table()
+    assert table.shape == (480000, 64, 64, 3)
+    factors, obs = ds.sample(50, np.random.RandomState(0))
+    rows = factors @ np.array([48000, 4800, 480, 60, 15, 1])
+    assert np.array_equal(table[rows].astype(np.float32) * np.float32(scale), obs)

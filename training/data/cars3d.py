@@ -123,6 +123,13 @@ class Cars3D(GroundTruthDataset):
         self.source = {"kind": "files", "path": str(folder.resolve()), "num_files": len(files),
                        "object_order": order, "sha256": combined, "resize": "PIL LANCZOS to 64x64 (uint8)"}
 
+    def device_table(self) -> tuple[np.ndarray, float]:
+        """The whole image table for device-resident sampling: (uint8 array (rows, 64, 64, 3) with row i the image
+        of the full factor vector of C-order index i, scale 1/255 to [0, 1])."""
+        if np.array_equal(self._lookup, np.arange(self._lookup.shape[0])):
+            return self.images, 1.0 / 255.0
+        return self.images[self._lookup], 1.0 / 255.0
+
     def memory_bytes(self) -> int:
         return int(self.images.nbytes)
 

@@ -112,6 +112,13 @@ class SmallNORB(GroundTruthDataset):
         self.source = {"kind": "files", "path": str(folder.resolve()), "files": checksums, "sha256": combined,
                        "resize": "PIL LANCZOS 96->64, mode L (uint8, clipped)"}
 
+    def device_table(self) -> tuple[np.ndarray, float]:
+        """The whole image table for device-resident sampling: (uint8 array (rows, 64, 64) with row i the image
+        of the full factor vector of C-order index i, scale 1/255 to [0, 1])."""
+        if np.array_equal(self._lookup, np.arange(self._lookup.shape[0])):
+            return self.images, 1.0 / 255.0
+        return self.images[self._lookup], 1.0 / 255.0
+
     def memory_bytes(self) -> int:
         return int(self.images.nbytes)
 
