@@ -111,13 +111,17 @@ def status_lines(store_path) -> list[str]:
     with Store(path, create=False) as store:
         rows = store.status_table()
         progress = store.progress()
+        per_study = store.conn.execute("SELECT study, source, COUNT(*), SUM(status = 'done') FROM runs"
+                                       " GROUP BY study, source ORDER BY study").fetchall()
     if not rows:
         return [f"{path}: no runs yet"]
     table: dict[tuple[str, str], dict[str, int]] = {}
     for dataset, method, status, count in rows:
         table.setdefault((dataset, method), {})[status] = count
     head = f"{'dataset':<16} {'method':<14}" + "".join(f"{s:>9}" for s in RUN_STATUSES) + f"{'total':>9}"
-    lines = [f"store {path}", head, "-" * len(head)]
+    lines = [f"store {path}"]
+    lines.extend(f"study {name} ({source}): {done}/{total} runs done" for name, source, total, done in per_study)
+    lines.extend([head, "-" * len(head)])
     totals = dict.fromkeys(RUN_STATUSES, 0)
     for (dataset, method), counts in sorted(table.items()):
         for s in RUN_STATUSES:
