@@ -120,6 +120,16 @@ def _grid(n: int, ncols: int, width: float, height: float):
     return fig, list(axes.flat[:n])
 
 
+def _layout(fig, left: float = 0.7, bottom: float = 0.6, top: float = 0.4, right: float = 0.15,
+            wspace: float = 0.35, hspace: float = 0.6) -> None:
+    """Fixed margins (in inches) and spacing instead of ``tight_layout``: the grid pages have dozens of axes, and
+    each ``tight_layout`` is a full extra draw of the figure (the inline backend already crops to the content)."""
+    width, height = fig.get_size_inches()
+    fig.subplots_adjust(left=min(0.4, left / width), right=1 - min(0.2, right / width),
+                        bottom=min(0.4, bottom / height), top=1 - min(0.3, top / height),
+                        wspace=wspace, hspace=hspace)
+
+
 def rho_heatmap(matrix: pd.DataFrame, ax, title: str | None = None) -> None:
     """Annotated heatmap of 100*rho (integers, as the paper printed them); NaN cells stay blank."""
     import seaborn as sns
@@ -197,7 +207,7 @@ def violin_grid(long: pd.DataFrame, panels: list[str], panel_col: str, x: str = 
         ax.set_xlim(-0.6, len(order) - 0.4)
         ax.set_ylabel(ylabel)
         ax.set_title(label(panel))
-    fig.tight_layout()
+    _layout(fig, bottom=0.9, hspace=0.75)
     return fig
 
 
@@ -223,7 +233,7 @@ def curve_grid(curves: pd.DataFrame, panels: list[str], panel_col: str, y: str =
         if handles:
             fig.legend(handles, labels, loc="upper center", ncol=min(6, len(labels)), frameon=False,
                        bbox_to_anchor=(0.5, 1.04))
-    fig.tight_layout()
+    _layout(fig, bottom=0.55, hspace=0.65)
     return fig
 
 
@@ -536,9 +546,18 @@ def show_metric_by_config(scores: pd.DataFrame, metric: str, key: str, datasets:
             sns.pointplot(data=sub, x="configuration", y="value", hue="representation", order=order, dodge=0.4,
                           estimator="median", errorbar=None, linestyle="none", markers="_", markersize=14,
                           ax=ax, legend=False, palette="dark")
-        else:                                                                       # many seeds: distributions
-            sns.boxplot(data=sub, x="configuration", y="value", hue="representation", order=order, ax=ax,
-                        fliersize=1, linewidth=0.6)
+        else:                                          # many seeds: median and interquartile range per config
+            stats = sub.groupby(["configuration", "representation"])["value"].quantile([0.25, 0.5, 0.75])
+            stats = stats.unstack()
+            reps = sorted(set(sub["representation"]))
+            for k, rep in enumerate(reps):
+                part = stats.xs(rep, level="representation").reindex(order)
+                xs = np.arange(len(order)) + (k - (len(reps) - 1) / 2) * 0.3
+                ax.errorbar(xs, part[0.5], yerr=[part[0.5] - part[0.25], part[0.75] - part[0.5]], fmt="o", ms=3,
+                            lw=1, capsize=2, label=rep)
+            ax.set_xticks(np.arange(len(order)))
+            ax.set_xticklabels(order)
+            ax.legend(title="representation", fontsize=7)
         ax.set_title(label(dataset))
         ax.set_xlabel("")
         ax.set_ylabel(f"{key} (MIG)" if metric == "mig" else key)
@@ -601,7 +620,7 @@ def show_tc_scatter(table: pd.DataFrame, datasets: list[str]) -> None:
         ax.set_title(label(dataset))
     handles, labels_ = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels_, loc="upper center", ncol=6, frameon=False, bbox_to_anchor=(0.5, 1.04), markerscale=3)
-    fig.tight_layout()
+    _layout(fig, bottom=0.55, hspace=0.65)
     show_figure(fig)
     share = float((sub["tc_mean"] > sub["tc_sampled"]).mean())
     note(f"{100 * share:.0f} % of the {len(sub)} models have a larger total correlation in the mean than in the "
@@ -711,7 +730,7 @@ def show_config_medians(medians: Mapping[str, pd.DataFrame]) -> None:
             ax.set_title(f"{label(metric)}: {label(dataset)}", fontsize=8)
             ax.tick_params(labelsize=6)
     fig.supxlabel("median on dSprites")
-    fig.tight_layout()
+    _layout(fig, left=0.5, bottom=0.6, wspace=0.3, hspace=0.55)
     show_figure(fig)
     note("each point is one configuration (method and hyperparameter value, colour = method); points along a rising "
          "line mean the configuration's rank transfers from dSprites to that dataset.")
@@ -769,7 +788,7 @@ def show_efficiency_scatter(table: pd.DataFrame, datasets: list[str], metric: st
         ax.set_ylabel(column)
     handles, labels_ = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels_, loc="upper center", ncol=6, frameon=False, bbox_to_anchor=(0.5, 1.04), markerscale=3)
-    fig.tight_layout()
+    _layout(fig, bottom=0.55, hspace=0.65)
     show_figure(fig)
     rhos = {d: sub[sub["dataset"] == d][[metric, column]].corr(method="spearman").iloc[0, 1] for d in panels}
     note(f"Spearman of {label(metric)} with {column}: " +
@@ -813,7 +832,7 @@ def show_metric_groups(groups: Mapping[str, pd.DataFrame], metric: str) -> None:
     first = fig.axes[0]
     handles, labels_ = first.get_legend_handles_labels()
     fig.legend(handles, labels_, loc="upper center", ncol=3, frameon=False, bbox_to_anchor=(0.5, 1.04))
-    fig.tight_layout()
+    _layout(fig, bottom=0.55, hspace=0.7)
     show_figure(fig)
     parts = []
     for dataset, g in usable.items():
