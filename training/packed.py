@@ -4,7 +4,9 @@
 in lock-step. The K models' parameters are stacked along a leading run axis (``torch.func.stack_module_state``) and
 one step evaluates all K models with ``torch.func.vmap`` over a ``functional_call`` of the shared architecture
 (convolutions become grouped convolutions, dense layers batched matrix products), so a small VAE at batch 64 becomes
-a computation big enough to keep a GPU (or the CPU's vector units) busy.
+a computation big enough to keep a GPU busy. On the CPU (``impl="loop"``) the K forward passes run one after another
+through the single-model kernels inside one autograd graph; the objectives (vmapped) and the Adam updates (one
+foreach update of the stacked parameters) are shared.
 
 Every run is exactly the run :func:`training.train.train_model` would train alone (same seed conventions; each run is
 set up by the single-model engine's own :class:`training.train.Trainer`):
@@ -59,6 +61,7 @@ from training.train import (DATA_ORDERS, DEFAULT_NUM_EVAL_SAMPLES, DISCRIMINATOR
 from training.vocabulary import METHODS
 
 PRECISIONS = ("fp32", "tf32", "bf16")
+IMPLS = ("vmap", "loop")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -74,7 +77,8 @@ class PackedModels:
     """
 
     def __init__(self, trainers: Sequence[Trainer], device: torch.device, learning_rate: float,
-                 discriminator_learning_rate: float, fused_adam: bool | None = None, precision: str = "fp32"):
+                 discriminator_learning_rate: float, fused_adam: bool | None = None, precision: str = "fp32",
+                 impl: str | None = None):
         if not trainers:
             raise ValueError("a pack needs at least one run")
         self.method = trainers[0].method
@@ -112,17 +116,25 @@ class PackedModels:
             self.discriminator_optimizer = torch.optim.Adam(
                 list(self.disc_params.values()), lr=self.discriminator_learning_rate,
                 betas=DISCRIMINATOR_ADAM["betas"], eps=DISCRIMINATOR_ADAM["eps"], **self._adam_kwargs)
-        self._batched = vmap(self._one_run, in_dims=(0, 0, 0, 0, 0, None, 0), randomness="error")
+        if impl is None:
+            impl = "vmap" if device.type == "cuda" else "loop"
+        if impl not in IMPLS:
+            raise ValueError(f"impl must be one of {', '.join(IMPLS)}, got {impl!r}")
+        self.impl = impl
+        if impl == "loop" and device.type == "cpu":
+            # oneDNN's preferred layout, as the single-model trainer uses it (a speed choice only)
+            self._vae.decoder.memory_format = torch.channels_last
+        self._vmapped_networks = vmap(self._networks_one, randomness="error")
+        self._vmapped_objectives = vmap(self._objectives_one, in_dims=(0,) * 7 + (None, 0), randomness="error")
 
     @property
     def size(self) -> int:
         return next(iter(self.vae_params.values())).shape[0]
 
-    # -- one run's losses (what vmap maps over the run axis) --------------------------------------------------------
-    def _one_run(self, vae_params, disc_params, x, eps, perm, step, varying):
-        """Losses of one run on its batch ``x`` (N, C, 64, 64): the same arithmetic as ``Trainer._losses_eager``."""
-        hparams = dict(self.constant_hparams)
-        hparams.update(varying)
+    # -- the networks of the K runs ---------------------------------------------------------------------------------
+    def _networks_one(self, vae_params, disc_params, x, eps, perm):
+        """One run's forward pass on its batch ``x`` (N, C, 64, 64), as ``Trainer._losses_eager`` computes it:
+        (mean, logvar, z, logits, discriminator logits on z, discriminator logits on the permuted z)."""
         enc = {k[len("encoder."):]: v for k, v in vae_params.items() if k.startswith("encoder.")}
         dec = {k[len("decoder."):]: v for k, v in vae_params.items() if k.startswith("decoder.")}
         with self._autocast():
@@ -132,13 +144,35 @@ class PackedModels:
         with self._autocast():
             logits = functional_call(self._vae.decoder, dec, (z,))
         logits = logits.float()
-        disc_logits = None
-        if self._disc is not None:
-            disc_logits = functional_call(self._disc, disc_params, (z,)).float()
+        if self._disc is None:
+            return mean, logvar, z, logits, logits, logits   # placeholders: vmap needs tensors
+        disc_logits = functional_call(self._disc, disc_params, (z,)).float()
+        # z is detached for the permuted copy: the discriminator loss must not reach the VAE
+        logits_perm = functional_call(self._disc, disc_params, (permute_dims(z.detach(), perm),)).float()
+        return mean, logvar, z, logits, disc_logits, logits_perm
+
+    def _networks(self, x, eps, perm):
+        """All runs' forward passes, stacked (K, ...): one vmapped call (``impl="vmap"``: grouped convolutions and
+        batched matrix products) or a loop over the runs' parameter slices (``impl="loop"``: each run's
+        convolutions through the backend's fastest single-model kernels, e.g. oneDNN on CPU)."""
+        if self.impl == "vmap":
+            return self._vmapped_networks(self.vae_params, self.disc_params, x, eps, perm)
+        size = self.size
+        vae_rows = {k: v.unbind(0) for k, v in self.vae_params.items()}
+        disc_rows = {k: v.unbind(0) for k, v in self.disc_params.items()}
+        fmt = self._vae.decoder.memory_format
+        outs = [self._networks_one({k: v[r] for k, v in vae_rows.items()}, {k: v[r] for k, v in disc_rows.items()},
+                                   x[r].contiguous(memory_format=fmt), eps[r], perm[r]) for r in range(size)]
+        return tuple(torch.stack(parts) for parts in zip(*outs))
+
+    def _objectives_one(self, x, mean, logvar, z, logits, disc_logits, logits_perm, step, varying):
+        """One run's losses from its forward pass (``objectives.vae_losses`` + the discriminator loss)."""
+        hparams = dict(self.constant_hparams)
+        hparams.update(varying)
         losses = objectives.vae_losses(self.method, targets=x, logits=logits, mean=mean, logvar=logvar, z=z,
-                                       step=step, hparams=hparams, discriminator_logits=disc_logits)
+                                       step=step, hparams=hparams,
+                                       discriminator_logits=disc_logits if self._disc is not None else None)
         if self._disc is not None:
-            logits_perm = functional_call(self._disc, disc_params, (permute_dims(z.detach(), perm),)).float()
             losses["discriminator_loss"] = objectives.discriminator_loss(disc_logits, logits_perm)
         return losses
 
@@ -151,7 +185,8 @@ class PackedModels:
         """Per-run losses, each (K,), of batches ``x`` (K, N, C, 64, 64) with noise ``eps``/``perm`` (K, N, L)."""
         if perm is None:
             perm = eps  # unused without a discriminator; vmap needs a tensor in its place
-        return self._batched(self.vae_params, self.disc_params, x, eps, perm, step, self.varying_hparams)
+        outs = self._networks(x, eps, perm)
+        return self._vmapped_objectives(x, *outs, step, self.varying_hparams)
 
     def step(self, x: torch.Tensor, eps: torch.Tensor, perm: torch.Tensor | None, step: int) -> dict[str, torch.Tensor]:
         """One update of every run (VAE and, for factor_vae, discriminator); returns the detached (K,) losses."""
@@ -311,7 +346,7 @@ def train_packed(dataset, method: str, runs: Sequence[tuple[dict, int]], steps: 
                  num_eval_samples: int = DEFAULT_NUM_EVAL_SAMPLES, nan_check_every: int | None = None,
                  precision: str = "fp32", device_data: bool | None = None, data_order: str = "batched",
                  prefetch: int = 2,
-                 fused_adam: bool | None = None, progress: bool | None = None,
+                 fused_adam: bool | None = None, impl: str | None = None, progress: bool | None = None,
                  on_step: Callable[[int, dict], None] | None = None) -> list[TrainedModel | Exception]:
     """Train the runs ``runs`` = [(hparams, seed), ...] of ``method`` on ``dataset`` as one stacked computation.
 
@@ -325,6 +360,10 @@ def train_packed(dataset, method: str, runs: Sequence[tuple[dict, int]], steps: 
     data_order: how the numpy streams draw a batch, as in ``train_model`` (``"batched"`` or ``"reference"``).
         The returned models' ``data_order`` is this, or ``"device"`` for device-drawn batches.
     prefetch: host batches prepared ahead by a background thread (0: in the loop).
+    impl: how the K networks run: ``"vmap"`` (one vmapped computation: grouped convolutions, batched matrix
+        products; default on CUDA) or ``"loop"`` (each run's forward pass through the single-model kernels, one
+        autograd graph and stacked optimiser updates for the pack; default on CPU, where oneDNN's single-model
+        convolutions beat grouped ones). Same results up to rounding.
     nan_check_every: steps between finiteness checks (default 1 on CPU, 50 on CUDA).
     on_step: called as ``on_step(t, losses)`` with the (K_alive,) loss tensors after each update.
 
@@ -340,6 +379,8 @@ def train_packed(dataset, method: str, runs: Sequence[tuple[dict, int]], steps: 
     prefetch = _check_int("prefetch", prefetch, 0)
     if data_order not in DATA_ORDERS:
         raise ValueError(f"data_order must be one of {', '.join(DATA_ORDERS)}, got {data_order!r}")
+    if impl is not None and impl not in IMPLS:
+        raise ValueError(f"impl must be one of {', '.join(IMPLS)}, got {impl!r}")
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     for name, value in (("learning_rate", learning_rate), ("discriminator_learning_rate",
@@ -375,7 +416,7 @@ def train_packed(dataset, method: str, runs: Sequence[tuple[dict, int]], steps: 
         torch.backends.cudnn.allow_tf32 = precision != "fp32"
     try:
         packed = PackedModels([trainers[i] for i in members], device, learning_rate, discriminator_learning_rate,
-                              fused_adam=fused_adam, precision=precision)
+                              fused_adam=fused_adam, precision=precision, impl=impl)
         alive = list(members)   # run index of each row of the stacked parameters
         train_seconds, used_order = _train_loop(packed, alive, trainers, dataset_obj, method, run_hparams,
                                                 run_seeds, steps, batch_size, device, nan_check_every, device_data,

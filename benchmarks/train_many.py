@@ -1,0 +1,144 @@
+"""Model-steps per second of packed training (``training.packed.train_packed``) for K = 1, 2, 4, 8, 16, ...
+
+For each K a pack of K runs (seeds 0..K-1, one hyperparameter value) is trained for ``--warmup`` untimed plus
+``--steps`` timed steps; model-steps/s = K * timed steps / seconds. The baseline is the same ``--baseline-k`` runs
+trained one after another with ``training.train.train_model`` (its default speed settings), timed the same way.
+Prints one line per configuration, the speed-up of the packed K = baseline-k over the sequential baseline, and the
+load average before and after (the CPU is shared: run it as
+``flock /tmp/dstudy-bench.lock python benchmarks/train_many.py``). ``--json PATH`` also writes every number.
+
+Examples::
+
+    python benchmarks/train_many.py --ks 1,2,4,8 --steps 10
+    python benchmarks/train_many.py --device cuda --ks 1,8,32,128 --precisions fp32,tf32,bf16 --json out.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from training.packed import train_packed  # noqa: E402
+from training.train import train_model  # noqa: E402
+from training.vocabulary import METHODS  # noqa: E402
+
+
+def _timer(device, warmup: int, steps: int):
+    marks: dict[int, float] = {}
+
+    def on_step(t, losses):
+        if t in (warmup - 1, warmup + steps - 1):
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            marks[t] = time.perf_counter()
+
+    return marks, on_step
+
+
+def packed_rate(dataset, method, hparams, k, steps, warmup, batch_size, device, precision, device_data):
+    """(model-steps/s, seconds of the timed part) of a pack of k runs."""
+    marks, on_step = _timer(device, warmup, steps)
+    out = train_packed(dataset, method, [(dict(hparams), s) for s in range(k)], warmup + steps,
+                       batch_size=batch_size, device=device, num_eval_samples=0, progress=False, on_step=on_step,
+                       precision=precision, device_data=device_data)
+    failed = [r for r in out if isinstance(r, Exception)]
+    if failed:
+        raise failed[0]
+    seconds = marks[warmup + steps - 1] - marks[warmup - 1]
+    return k * steps / seconds, seconds
+
+
+def sequential_rate(dataset, method, hparams, k, steps, warmup, batch_size, device):
+    """model-steps/s of k runs trained one after another with train_model (timed steps only)."""
+    total = 0.0
+    for seed in range(k):
+        marks, on_step = _timer(device, warmup, steps)
+        train_model(dataset, method, dict(hparams), seed, warmup + steps, batch_size=batch_size, device=device,
+                    num_eval_samples=0, progress=False, on_step=on_step)
+        total += marks[warmup + steps - 1] - marks[warmup - 1]
+    return k * steps / total, total
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="dsprites_full")
+    parser.add_argument("--method", default="beta_vae", choices=list(METHODS))
+    parser.add_argument("--value", type=float, default=None, help="hyperparameter value (default: the method's 3rd)")
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--ks", default="1,2,4,8", help="comma-separated pack sizes")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per configuration")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--precisions", default="fp32", help="comma-separated: fp32, tf32, bf16 (CUDA)")
+    parser.add_argument("--device-data", choices=("auto", "on", "off"), default="auto")
+    parser.add_argument("--baseline-k", type=int, default=8, help="runs of the sequential baseline (0: skip)")
+    parser.add_argument("--budget", type=float, default=float("inf"),
+                        help="stop growing K once one configuration's timed part exceeds this many seconds")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    parser.add_argument("--json", default=None, help="write all numbers to this JSON file")
+    args = parser.parse_args(argv)
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from training.data import get_dataset
+    from training.train import _resolve_device
+
+    device = _resolve_device(args.device)
+    dataset = get_dataset(args.dataset)
+    hname, values = METHODS[args.method]
+    hparams = {hname: args.value if args.value is not None else values[2]}
+    ks = [int(k) for k in args.ks.split(",") if k.strip()]
+    precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
+    device_data = {"auto": None, "on": True, "off": False}[args.device_data]
+    info = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+            "torch": torch.__version__, "threads": torch.get_num_threads(), "dataset": args.dataset,
+            "method": args.method, "hparams": hparams, "batch_size": args.batch_size, "steps": args.steps,
+            "warmup": args.warmup, "loadavg_before": os.getloadavg()}
+    print(f"# {info['device']} torch {info['torch']} threads {info['threads']}; {args.method} {hparams} on "
+          f"{args.dataset}, batch {args.batch_size}; load average before {info['loadavg_before']}", flush=True)
+    results = []
+    for precision in precisions:
+        for k in ks:
+            try:
+                rate, seconds = packed_rate(dataset, args.method, hparams, k, args.steps, args.warmup,
+                                            args.batch_size, device, precision, device_data)
+            except Exception as exc:  # noqa: BLE001 - e.g. out of memory at large K: report and stop growing K
+                print(f"packed  {precision:5s} K={k:4d}  failed: {type(exc).__name__}: {exc}", flush=True)
+                results.append({"mode": "packed", "precision": precision, "k": k, "error": str(exc)})
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+                break
+            results.append({"mode": "packed", "precision": precision, "k": k, "model_steps_per_s": rate,
+                            "seconds": seconds, "loadavg": os.getloadavg()[0]})
+            print(f"packed  {precision:5s} K={k:4d}  {rate:10.1f} model-steps/s  ({1000 * seconds / args.steps:.1f} "
+                  f"ms per pack step, load {os.getloadavg()[0]:.1f})", flush=True)
+            if seconds > args.budget:
+                break
+    if args.baseline_k > 0:
+        rate, seconds = sequential_rate(dataset, args.method, hparams, args.baseline_k, args.steps, args.warmup,
+                                        args.batch_size, device)
+        results.append({"mode": "sequential", "precision": "fp32", "k": args.baseline_k, "model_steps_per_s": rate,
+                        "seconds": seconds, "loadavg": os.getloadavg()[0]})
+        print(f"sequential fp32 K={args.baseline_k:4d}  {rate:10.1f} model-steps/s  (train_model one run after "
+              f"another, load {os.getloadavg()[0]:.1f})", flush=True)
+        same = [r for r in results if r["mode"] == "packed" and r["k"] == args.baseline_k
+                and r["precision"] == "fp32" and "model_steps_per_s" in r]
+        if same:
+            print(f"speed-up packed K={args.baseline_k} / sequential: {same[0]['model_steps_per_s'] / rate:.2f}x")
+    info["loadavg_after"] = os.getloadavg()
+    print(f"# load average after {info['loadavg_after']}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"info": info, "results": results}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
