@@ -10,7 +10,8 @@
    ``cache_dir`` and, for the family notebooks that declare them, ``datasets`` / ``metrics`` (what the store holds);
 4. export each executed notebook to ``<out>/<notebook stem>.html`` (code hidden unless ``show_code``). A notebook
    that fails is still exported up to the failing cell, with the error at the top, and reported on the index;
-5. meanwhile compute the claims scorecard (``analysis.claims.scorecard``) in this process and write ``index.html``:
+5. meanwhile compute the claims scorecard (``analysis.claims.scorecard``) in a thread of this process, then write
+   ``index.html``:
    the headline findings, the scorecard, links to every page and what the store contains.
 """
 from __future__ import annotations
@@ -22,7 +23,7 @@ import shutil
 import sys
 import time
 import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -228,14 +229,18 @@ def build_report(store_path: str | os.PathLike, out_dir: str | os.PathLike, show
         }
         pages: list[Page] = []
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=max(1, int(workers)), mp_context=context) as pool:
-            futures = {pool.submit(execute_page, str(p), str(out), parameters, show_code, timeout): p
-                       for p in paths}
-            bar.set_description("scorecard")
-            card, card_missing = _scorecard(table if table is not None else scores, runs)
-            bar.update(1)
-            bar.set_description("notebooks")
-            for future in as_completed(futures):
+        card, card_missing = None, None
+        with ProcessPoolExecutor(max_workers=max(1, int(workers)), mp_context=context) as pool, \
+                ThreadPoolExecutor(max_workers=1) as thread:
+            futures = [pool.submit(execute_page, str(p), str(out), parameters, show_code, timeout) for p in paths]
+            # the scorecard runs here (a thread of this process) while the workers execute the notebooks
+            card_future = thread.submit(_scorecard, table if table is not None else scores, runs)
+            bar.set_description("pages + scorecard")
+            for future in as_completed(futures + [card_future]):
+                if future is card_future:
+                    card, card_missing = future.result()
+                    bar.update(1)
+                    continue
                 page = future.result()
                 pages.append(page)
                 bar.update(1)
