@@ -113,5 +113,17 @@ phase summary
   echo "gpu_check finished at +$(( $(date +%s) - T0 )) s; device-resident data: $DD"
   grep -h -E "^(packed|sequential|speed-up|#)" "$OUT/gpu_check.log" || true
   grep -h -E "^(fp32|bf16)" "$OUT/gpu_check.log" || true
+  $PY - "$OUT" <<'EOF2' || true
+import glob, json, sys
+best = {}
+for path in glob.glob(sys.argv[1] + "/train_many_*.json"):
+    for r in json.load(open(path))["results"]:
+        if "model_steps_per_s" in r and r["model_steps_per_s"] > best.get(r["precision"], (0, 0))[0]:
+            best[r["precision"]] = (r["model_steps_per_s"], r["k"])
+paper = 12600 * 300000   # the paper preset: 12,600 runs x 300,000 steps
+for precision, (rate, k) in sorted(best.items()):
+    print(f"best {precision}: {rate:.0f} model-steps/s at K={k}; paper preset training {paper:.3g} model-steps "
+          f"-> {paper / rate / 86400:.1f} days on this GPU (reference: 2.5 P100 GPU-years = 913 days)")
+EOF2
 } > "$OUT/summary.txt"
 cat "$OUT/summary.txt"

@@ -16,13 +16,13 @@ def test_a_diverging_run_stops_alone():
     # lambda_od = 3e38 makes lambda_d = 3e39, inf in float32: that run's loss is inf at the first step and it
     # diverges; the others are untouched
     runs = [({"lambda_od": 1.0}, 0), ({"lambda_od": 3e38}, 1), ({"lambda_od": 4.0}, 2)]
-    out = train_packed(dataset, "dip_vae_i", runs, steps=3, batch_size=8, device="cpu", num_eval_samples=8)
+    out = train_packed(dataset, "dip_vae_i", runs, steps=3, batch_size=4, device="cpu", num_eval_samples=4)
     assert isinstance(out[1], TrainingDivergedError)
     assert "lambda_od=3e+38" in str(out[1]) and "seed 1" in str(out[1])
     for idx in (0, 2):
         hparams, seed = runs[idx]
-        single = train_model(dataset, "dip_vae_i", hparams, seed, 3, batch_size=8, device="cpu",
-                             num_eval_samples=8, progress=False)
+        single = train_model(dataset, "dip_vae_i", hparams, seed, 3, batch_size=4, device="cpu",
+                             num_eval_samples=4, progress=False)
         _assert_same_run(out[idx], single, steps=3)
 
 
@@ -46,6 +46,8 @@ def test_invalid_runs_fail_alone_and_bad_arguments_raise():
         train_packed(dataset, "beta_vae", [({"beta": 1.0}, 0)], steps=1, precision="fp8")
     with pytest.raises(ValueError, match="CUDA"):
         train_packed(dataset, "beta_vae", [({"beta": 1.0}, 0)], steps=1, device="cpu", precision="bf16")
+    with pytest.raises(ValueError, match="impl"):
+        train_packed(dataset, "beta_vae", [({"beta": 1.0}, 0)], steps=1, device="cpu", impl="grouped")
 
 
 class TableBlobs(BlobDataset):
@@ -64,7 +66,7 @@ class TableBlobs(BlobDataset):
 def test_device_data_path_trains_deterministically():
     dataset = TableBlobs()
     runs = [({"c_max": 5.0}, 0), ({"c_max": 50.0}, 1)]
-    kwargs = dict(steps=2, batch_size=4, device="cpu", num_eval_samples=4, device_data=True)
+    kwargs = dict(steps=2, batch_size=4, device="cpu", num_eval_samples=0, device_data=True)
     first = train_packed(dataset, "annealed_vae", runs, **kwargs)
     again = train_packed(dataset, "annealed_vae", runs, **kwargs)
     host = train_packed(dataset, "annealed_vae", runs, **{**kwargs, "device_data": False})

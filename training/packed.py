@@ -52,20 +52,57 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 from torch.func import functional_call, stack_module_state, vmap
+from torch.nn import functional as F
 
 from training.models import objectives
-from training.models.architecture import NUM_LATENT, Discriminator, GaussianVAE, permute_dims, sample_latent
+from training.models.architecture import (LEAKY_SLOPE, NUM_LATENT, Discriminator, GaussianVAE, permute_dims,
+                                          sample_latent)
 from training.train import (DATA_ORDERS, DEFAULT_NUM_EVAL_SAMPLES, DISCRIMINATOR_ADAM, LOSS_KEYS, VAE_ADAM, Trainer,
                             TrainedModel, TrainingDivergedError, _resolve_device, dataset_channels, derive_seeds,
                             resolve_dataset)
 from training.vocabulary import METHODS
 
 PRECISIONS = ("fp32", "tf32", "bf16")
-IMPLS = ("vmap", "loop")
+IMPLS = ("vmap", "loop", "bmm")
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # the stacked computation
+
+
+def packed_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stride: int, padding: int) -> torch.Tensor:
+    """K convolutions at once as im2col + batched matrix product.
+
+    x (K, N, C, H, W), weight (K, O, C, kh, kw) (``nn.Conv2d`` layout per run), bias (K, O) -> (K, N, O, Ho, Wo).
+    """
+    k, n, c, h, w = x.shape
+    out_c, kh, kw = weight.shape[1], weight.shape[3], weight.shape[4]
+    cols = F.unfold(x.reshape(k * n, c, h, w), (kh, kw), stride=stride, padding=padding)   # (K*N, C*kh*kw, L)
+    ho, wo = (h + 2 * padding - kh) // stride + 1, (w + 2 * padding - kw) // stride + 1
+    cols = cols.view(k, n, c * kh * kw, ho * wo)
+    out = torch.matmul(weight.reshape(k, 1, out_c, c * kh * kw), cols) + bias.view(k, 1, out_c, 1)
+    return out.view(k, n, out_c, ho, wo)
+
+
+def packed_conv_transpose2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stride: int,
+                            padding: int) -> torch.Tensor:
+    """K transposed convolutions at once as a batched matrix product + col2im.
+
+    x (K, N, Cin, H, W), weight (K, Cin, Cout, kh, kw) (``nn.ConvTranspose2d`` layout per run), bias (K, Cout)
+    -> (K, N, Cout, Ho, Wo) with Ho = (H - 1) * stride - 2 * padding + kh.
+    """
+    k, n, c_in, h, w = x.shape
+    c_out, kh, kw = weight.shape[2], weight.shape[3], weight.shape[4]
+    w_t = weight.reshape(k, 1, c_in, c_out * kh * kw).transpose(2, 3)                      # (K, 1, Cout*kh*kw, Cin)
+    cols = torch.matmul(w_t, x.reshape(k, n, c_in, h * w))                                # (K, N, Cout*kh*kw, H*W)
+    ho, wo = (h - 1) * stride - 2 * padding + kh, (w - 1) * stride - 2 * padding + kw
+    out = F.fold(cols.reshape(k * n, c_out * kh * kw, h * w), (ho, wo), (kh, kw), stride=stride, padding=padding)
+    return out.view(k, n, c_out, ho, wo) + bias.view(k, 1, c_out, 1, 1)
+
+
+def packed_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """K dense layers: x (K, N, I), weight (K, O, I), bias (K, O) -> (K, N, O)."""
+    return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
 
 
 class PackedModels:
@@ -157,6 +194,8 @@ class PackedModels:
         convolutions through the backend's fastest single-model kernels, e.g. oneDNN on CPU)."""
         if self.impl == "vmap":
             return self._vmapped_networks(self.vae_params, self.disc_params, x, eps, perm)
+        if self.impl == "bmm":
+            return self._networks_bmm(x, eps, perm)
         size = self.size
         vae_rows = {k: v.unbind(0) for k, v in self.vae_params.items()}
         disc_rows = {k: v.unbind(0) for k, v in self.disc_params.items()}
@@ -164,6 +203,44 @@ class PackedModels:
         outs = [self._networks_one({k: v[r] for k, v in vae_rows.items()}, {k: v[r] for k, v in disc_rows.items()},
                                    x[r].contiguous(memory_format=fmt), eps[r], perm[r]) for r in range(size)]
         return tuple(torch.stack(parts) for parts in zip(*outs))
+
+    def _networks_bmm(self, x, eps, perm):
+        """All runs' forward passes with explicit packed layers (``impl="bmm"``): convolutions as im2col + batched
+        matrix products, transposed convolutions as batched matrix products + col2im, dense layers as ``baddbmm``.
+        The same functions as the single-model networks (same weight layouts and flatten order)."""
+        p = self.vae_params
+        with self._autocast():
+            h = x
+            for name, pad in (("conv1", 1), ("conv2", 1), ("conv3", 0), ("conv4", 0)):
+                h = torch.relu(packed_conv2d(h, p[f"encoder.{name}.weight"], p[f"encoder.{name}.bias"], 2, pad))
+            k, n = h.shape[:2]
+            h = torch.relu(packed_linear(h.reshape(k, n, -1), p["encoder.dense.weight"], p["encoder.dense.bias"]))
+            mean = packed_linear(h, p["encoder.mean.weight"], p["encoder.mean.bias"])
+            logvar = packed_linear(h, p["encoder.logvar.weight"], p["encoder.logvar.bias"])
+        mean, logvar = mean.float(), logvar.float()
+        z = sample_latent(mean, logvar, eps)
+        with self._autocast():
+            h = torch.relu(packed_linear(z, p["decoder.dense1.weight"], p["decoder.dense1.bias"]))
+            h = torch.relu(packed_linear(h, p["decoder.dense2.weight"], p["decoder.dense2.bias"]))
+            h = h.reshape(k, n, 64, 4, 4)
+            for name in ("deconv1", "deconv2", "deconv3", "deconv4"):
+                h = packed_conv_transpose2d(h, p[f"decoder.{name}.weight"], p[f"decoder.{name}.bias"], 2, 1)
+                if name != "deconv4":
+                    h = torch.relu(h)
+        logits = h.float()
+        if self._disc is None:
+            return mean, logvar, z, logits, logits, logits
+        disc_logits = self._discriminator_bmm(z)
+        logits_perm = self._discriminator_bmm(vmap(permute_dims)(z.detach(), perm))
+        return mean, logvar, z, logits, disc_logits, logits_perm
+
+    def _discriminator_bmm(self, z):
+        d = self.disc_params
+        h = z
+        layers = sorted({k.split(".")[1] for k in d if k.startswith("hidden.")}, key=int)
+        for i in layers:
+            h = F.leaky_relu(packed_linear(h, d[f"hidden.{i}.weight"], d[f"hidden.{i}.bias"]), LEAKY_SLOPE)
+        return packed_linear(h, d["logits.weight"], d["logits.bias"])
 
     def _objectives_one(self, x, mean, logvar, z, logits, disc_logits, logits_perm, step, varying):
         """One run's losses from its forward pass (``objectives.vae_losses`` + the discriminator loss)."""
@@ -363,7 +440,8 @@ def train_packed(dataset, method: str, runs: Sequence[tuple[dict, int]], steps: 
     impl: how the K networks run: ``"vmap"`` (one vmapped computation: grouped convolutions, batched matrix
         products; default on CUDA) or ``"loop"`` (each run's forward pass through the single-model kernels, one
         autograd graph and stacked optimiser updates for the pack; default on CPU, where oneDNN's single-model
-        convolutions beat grouped ones). Same results up to rounding.
+        convolutions beat grouped ones) or ``"bmm"`` (explicit packed layers: im2col / col2im around batched matrix
+        products, for accelerators where grouped convolutions are slow). Same results up to rounding.
     nan_check_every: steps between finiteness checks (default 1 on CPU, 50 on CUDA).
     on_step: called as ``on_step(t, losses)`` with the (K_alive,) loss tensors after each update.
 
