@@ -10,7 +10,10 @@ Timing (default mode)::
 evaluates one model (a saved ``TrainedModel`` or one trained here for ``--train-steps`` steps) on the dataset with
 ``training.evaluate.evaluate_model_records`` at the study's protocol sizes times ``--scale``, and prints per
 (representation, evaluation) the wall-clock seconds, the part spent in ``dataset.sample*`` and the representation
-function ("sampling+encoding") and the rest ("fitting"), plus totals and ``os.getloadavg()``.
+function ("sampling+encoding") and the rest ("fitting"), plus totals, the wall-clock time of the whole model and
+``os.getloadavg()``. With ``--n-jobs > 1`` the fits of dci and the downstream tasks are pooled across both
+representations and run in worker processes while the other evaluations run; their "fitting" column is then the
+summed fit time in the workers (compute seconds), and the printed wall time is what a model costs.
 
 Agreement (``--agreement N``)::
 

@@ -100,7 +100,7 @@ def test_dci_matches_reference_exactly_on_larger_arrays():
 
 
 def test_another_gbt_seed_changes_importances_but_not_reproducibility():
-    mtr, ytr, mte, yte = synthetic_arrays(3, 200, 100)
+    mtr, ytr, mte, yte = synthetic_arrays(3, 100, 50)
     a = dci.importance_matrix(mtr[:4], ytr[:2], mte[:4], yte[:2], gbt_seed=0)[0]
     b = dci.importance_matrix(mtr[:4], ytr[:2], mte[:4], yte[:2], gbt_seed=0)[0]
     c = dci.importance_matrix(mtr[:4], ytr[:2], mte[:4], yte[:2], gbt_seed=1)[0]
@@ -137,9 +137,9 @@ def test_precomputed_gbt_states_equal_one_shared_random_state():
 
 
 def test_parallel_fits_equal_serial_fits():
-    mtr, ytr, mte, yte = synthetic_arrays(1, 150, 80)
-    serial = dci.compute_dci(mtr[:4], ytr[:3], mte[:4], yte[:3], gbt_seed=2, n_jobs=1)
-    parallel = dci.compute_dci(mtr[:4], ytr[:3], mte[:4], yte[:3], gbt_seed=2, n_jobs=2)
+    mtr, ytr, mte, yte = synthetic_arrays(1, 100, 50)
+    serial = dci.compute_dci(mtr[:4], ytr[:2], mte[:4], yte[:2], gbt_seed=2, n_jobs=1)
+    parallel = dci.compute_dci(mtr[:4], ytr[:2], mte[:4], yte[:2], gbt_seed=2, n_jobs=2)
     assert serial == parallel
 
 
@@ -234,11 +234,11 @@ class GridData:
 
 
 def test_compute_samples_train_then_test_with_the_evaluation_stream():
-    data, rep = GridData(), (lambda x: np.tanh(x @ np.linspace(0.1, 0.5, 25).reshape(5, 5)))
-    scores = dci.compute(data, rep, np.random.RandomState(7), num_train=120, num_test=60, gbt_seed=3)
+    data, rep = GridData((3, 4)), (lambda x: np.tanh(x @ np.array([[0.3, 0.1], [0.2, 0.5]])))
+    scores = dci.compute(data, rep, np.random.RandomState(7), num_train=70, num_test=40, gbt_seed=3)
     rs = np.random.RandomState(7)
-    mtr, ytr = utils.generate_batch_factor_code(data, rep, 120, rs, 16)
-    mte, yte = utils.generate_batch_factor_code(data, rep, 60, rs, 16)
+    mtr, ytr = utils.generate_batch_factor_code(data, rep, 70, rs, 16)
+    mte, yte = utils.generate_batch_factor_code(data, rep, 40, rs, 16)
     assert scores == dci.compute_dci(mtr, ytr, mte, yte, gbt_seed=3)
     assert set(scores) == {"informativeness_train", "informativeness_test", "disentanglement", "completeness"}
 

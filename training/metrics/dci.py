@@ -88,6 +88,23 @@ def _check_codes(mus_train, ys_train, mus_test, ys_test):
     return mus_train, ys_train, mus_test, ys_test
 
 
+def importance_tasks(mus_train, ys_train, mus_test, ys_test, gbt_seed: int = 0,
+                     fast: bool = False) -> list[predictors.FitTask]:
+    """The per-factor boosted-tree fits of DCI (factor order), each with the random state it starts from."""
+    mus_train, ys_train, mus_test, ys_test = _check_codes(mus_train, ys_train, mus_test, ys_test)
+    kind = "fast" if fast else "reference"
+    num_factors = ys_train.shape[0]
+    states = (predictors.gbt_rng_states(list(ys_train), gbt_seed) if not fast else [None] * num_factors)
+    x_train, x_test = mus_train.T, mus_test.T
+    return [predictors.FitTask("gradient_boosting", kind, x_train, ys_train[j], x_test, ys_test[j],
+                               rng_state=states[j], want_importances=True) for j in range(num_factors)]
+
+
+def _collect(results) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r = np.stack([res.importances for res in results], axis=1).astype(np.float64)
+    return (r, np.array([res.train_accuracy for res in results]), np.array([res.test_accuracy for res in results]))
+
+
 def importance_matrix(mus_train, ys_train, mus_test, ys_test, gbt_seed: int = 0, fast: bool = False,
                       n_jobs: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fit one boosted-tree classifier per factor on raw codes.
@@ -95,16 +112,8 @@ def importance_matrix(mus_train, ys_train, mus_test, ys_test, gbt_seed: int = 0,
     Codes ``(D, N)`` / ``(D, M)``, factors ``(K, N)`` / ``(K, M)`` (points are columns). Returns
     ``(R (D, K) float64, train accuracy per factor (K,), test accuracy per factor (K,))``.
     """
-    mus_train, ys_train, mus_test, ys_test = _check_codes(mus_train, ys_train, mus_test, ys_test)
-    kind = "fast" if fast else "reference"
-    num_factors = ys_train.shape[0]
-    states = (predictors.gbt_rng_states(list(ys_train), gbt_seed) if not fast else [None] * num_factors)
-    x_train, x_test = mus_train.T, mus_test.T
-    tasks = [predictors.FitTask("gradient_boosting", kind, x_train, ys_train[j], x_test, ys_test[j],
-                                rng_state=states[j], want_importances=True) for j in range(num_factors)]
-    results = predictors.fit_tasks(tasks, n_jobs=n_jobs)
-    r = np.stack([res.importances for res in results], axis=1).astype(np.float64)
-    return (r, np.array([res.train_accuracy for res in results]), np.array([res.test_accuracy for res in results]))
+    tasks = importance_tasks(mus_train, ys_train, mus_test, ys_test, gbt_seed, fast)
+    return _collect(predictors.fit_tasks(tasks, n_jobs=n_jobs))
 
 
 def scores_from_importance(r: np.ndarray, train_accuracy, test_accuracy) -> dict[str, float]:
@@ -142,10 +151,22 @@ def compute(dataset, representation_fn, random_state, fast: bool = False, **prot
     Protocol parameters: ``num_train`` (10000), ``num_test`` (5000), ``batch_size`` (16), ``gbt_seed`` (0),
     ``n_jobs`` (1; parallel per-factor fits, same numbers).
     """
+    tasks, finish, n_jobs = plan(dataset, representation_fn, random_state, fast=fast, **protocol)
+    return finish(predictors.fit_tasks(tasks, n_jobs=n_jobs))
+
+
+def plan(dataset, representation_fn, random_state, fast: bool = False, **protocol):
+    """Sampling half of :func:`compute`: draws and encodes the points, returns ``(fit tasks, finish, n_jobs)``;
+    ``finish(results of the tasks, in order)`` gives the scores. Lets a caller pool the fits of several
+    evaluations (:func:`training.evaluate.evaluate_model_records` with ``n_jobs > 1``)."""
     p = _resolve(protocol)
     rs = utils.as_random_state(random_state)
     mus_train, ys_train = utils.generate_batch_factor_code(dataset, representation_fn, p["num_train"], rs,
                                                            p["batch_size"])
     mus_test, ys_test = utils.generate_batch_factor_code(dataset, representation_fn, p["num_test"], rs,
                                                          p["batch_size"])
-    return compute_dci(mus_train, ys_train, mus_test, ys_test, gbt_seed=p["gbt_seed"], fast=fast, n_jobs=p["n_jobs"])
+    tasks = importance_tasks(mus_train, ys_train, mus_test, ys_test, p["gbt_seed"], fast)
+
+    def finish(results):
+        return scores_from_importance(*_collect(results))
+    return tasks, finish, p["n_jobs"]

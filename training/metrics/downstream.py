@@ -75,6 +75,13 @@ def compute_downstream_from_codes(blocks, predictor: str, gbt_seed: int = 0, fas
     size in protocol order (the size is taken from ``mus_train``). Boosted trees consume one
     ``RandomState(gbt_seed)`` across all blocks, block by block then factor by factor.
     """
+    tasks, finish = downstream_tasks(blocks, predictor, gbt_seed, fast)
+    return finish(predictors.fit_tasks(tasks, n_jobs=n_jobs))
+
+
+def downstream_tasks(blocks, predictor: str, gbt_seed: int = 0, fast: bool = False):
+    """The fits of :func:`compute_downstream_from_codes` as ``(tasks, finish)``; ``finish(results in task order)``
+    gives the scores."""
     _check_predictor(predictor)
     kind = "fast" if fast else "reference"
     blocks = [_check_arrays(*b) for b in blocks]
@@ -89,14 +96,16 @@ def compute_downstream_from_codes(blocks, predictor: str, gbt_seed: int = 0, fas
         for j in range(ys_train.shape[0]):
             tasks.append(predictors.FitTask(predictor, kind, x_train, ys_train[j], x_test, ys_test[j],
                                             rng_state=next(states) if states is not None else None))
-    results = predictors.fit_tasks(tasks, n_jobs=n_jobs)
-    scores: dict[str, float] = {}
-    pos = 0
-    for size, num_factors in sizes:
-        chunk = results[pos:pos + num_factors]
-        pos += num_factors
-        scores.update(scores_for_size(size, [r.train_accuracy for r in chunk], [r.test_accuracy for r in chunk]))
-    return scores
+
+    def finish(results) -> dict[str, float]:
+        scores: dict[str, float] = {}
+        pos = 0
+        for size, num_factors in sizes:
+            chunk = results[pos:pos + num_factors]
+            pos += num_factors
+            scores.update(scores_for_size(size, [r.train_accuracy for r in chunk], [r.test_accuracy for r in chunk]))
+        return scores
+    return tasks, finish
 
 
 def compute_downstream_task(mus_train, ys_train, mus_test, ys_test, predictor: str, gbt_seed: int = 0,
@@ -131,6 +140,11 @@ def _resolve(evaluation: str, protocol: dict, with_gbt_seed: bool) -> dict:
 
 
 def _compute(predictor, dataset, representation_fn, random_state, fast, protocol) -> dict[str, float]:
+    tasks, finish, n_jobs = _plan(predictor, dataset, representation_fn, random_state, fast, protocol)
+    return finish(predictors.fit_tasks(tasks, n_jobs=n_jobs))
+
+
+def _plan(predictor, dataset, representation_fn, random_state, fast, protocol):
     evaluation = _EVALUATION[predictor]
     p = _resolve(evaluation, protocol, with_gbt_seed=predictor == "gradient_boosting")
     rs = utils.as_random_state(random_state)
@@ -141,7 +155,18 @@ def _compute(predictor, dataset, representation_fn, random_state, fast, protocol
         mus_test, ys_test = utils.generate_batch_factor_code(dataset, representation_fn, p["num_test"], rs,
                                                              p["batch_size"])
         blocks.append((mus_train, ys_train, mus_test, ys_test))
-    return compute_downstream_from_codes(blocks, predictor, gbt_seed=p["gbt_seed"], fast=fast, n_jobs=p["n_jobs"])
+    tasks, finish = downstream_tasks(blocks, predictor, gbt_seed=p["gbt_seed"], fast=fast)
+    return tasks, finish, p["n_jobs"]
+
+
+def plan_logistic_regression(dataset, representation_fn, random_state, fast: bool = False, **protocol):
+    """Sampling half of :func:`compute_logistic_regression`: ``(fit tasks, finish, n_jobs)`` (see dci.plan)."""
+    return _plan("logistic_regression", dataset, representation_fn, random_state, fast, protocol)
+
+
+def plan_boosted_trees(dataset, representation_fn, random_state, fast: bool = False, **protocol):
+    """Sampling half of :func:`compute_boosted_trees`: ``(fit tasks, finish, n_jobs)`` (see dci.plan)."""
+    return _plan("gradient_boosting", dataset, representation_fn, random_state, fast, protocol)
 
 
 def compute_logistic_regression(dataset, representation_fn, random_state, fast: bool = False,

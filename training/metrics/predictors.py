@@ -35,6 +35,7 @@ fraction of points in that class), reports all-zero importances and draws no ran
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -146,10 +147,14 @@ class FitTask:
 
 @dataclass(frozen=True)
 class FitResult:
-    """Accuracies (fractions) on the training and test points, and importances ``(D,)`` when requested."""
+    """Accuracies (fractions) on the training and test points, importances ``(D,)`` when requested, and the seconds
+    the fit took in its worker. ``error`` ("ExceptionType: message") is set, and the rest empty, when the fit raised
+    inside :func:`fit_tasks` with ``capture_errors=True``."""
     train_accuracy: float
     test_accuracy: float
     importances: np.ndarray | None
+    seconds: float = 0.0
+    error: str | None = None
 
 
 def _make(task: FitTask):
@@ -175,35 +180,42 @@ def run_fit(task: FitTask) -> FitResult:
         only = classes[0]
         return FitResult(float(np.mean(task.y_train == only)), float(np.mean(task.y_test == only)),
                          np.zeros(num_features) if task.want_importances else None)
+    start = time.perf_counter()
     model = _make(task)
     model.fit(task.x_train, task.y_train)
     train_accuracy = float(np.mean(model.predict(task.x_train) == task.y_train))
     test_accuracy = float(np.mean(model.predict(task.x_test) == task.y_test))
     importances = feature_importances(model, num_features) if task.want_importances else None
-    return FitResult(train_accuracy, test_accuracy, importances)
+    return FitResult(train_accuracy, test_accuracy, importances, time.perf_counter() - start)
 
 
-def _run_fit_quietly(task: FitTask) -> FitResult:
+def _run_fit_quietly(task: FitTask, capture_errors: bool = False) -> FitResult:
     import warnings
     with warnings.catch_warnings():
         # lbfgs hitting max_iter=100 is part of the reference protocol; don't flood the log with it.
         warnings.filterwarnings("ignore", message=".*lbfgs failed to converge.*")
         warnings.filterwarnings("ignore", message=".*The least populated class.*")
-        return run_fit(task)
+        if not capture_errors:
+            return run_fit(task)
+        try:
+            return run_fit(task)
+        except Exception as exc:  # noqa: BLE001 - reported per task; the caller decides
+            return FitResult(float("nan"), float("nan"), None, 0.0, f"{type(exc).__name__}: {exc}")
 
 
-def fit_tasks(tasks: list[FitTask], n_jobs: int = 1) -> list[FitResult]:
+def fit_tasks(tasks: list[FitTask], n_jobs: int = 1, capture_errors: bool = False) -> list[FitResult]:
     """Run ``tasks`` and return their results in task order. ``n_jobs > 1`` uses that many joblib worker processes
-    (largest fits dispatched first); the numbers do not depend on ``n_jobs``."""
+    (largest fits dispatched first); the numbers do not depend on ``n_jobs``. With ``capture_errors`` a fit that
+    raises gives a :class:`FitResult` with ``error`` set instead of raising."""
     n_jobs = int(n_jobs)
     if n_jobs < 1:
         raise ValueError(f"n_jobs must be a positive integer, got {n_jobs}")
     if n_jobs == 1 or len(tasks) <= 1:
-        return [_run_fit_quietly(t) for t in tasks]
+        return [_run_fit_quietly(t, capture_errors) for t in tasks]
     from joblib import Parallel, delayed
     order = sorted(range(len(tasks)), key=lambda i: -tasks[i].cost())
     results = Parallel(n_jobs=min(n_jobs, len(tasks)), backend="loky")(
-        delayed(_run_fit_quietly)(tasks[i]) for i in order)
+        delayed(_run_fit_quietly)(tasks[i], capture_errors) for i in order)
     out: list[FitResult | None] = [None] * len(tasks)
     for i, r in zip(order, results):
         out[i] = r
