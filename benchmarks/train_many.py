@@ -43,12 +43,12 @@ def _timer(device, warmup: int, steps: int):
     return marks, on_step
 
 
-def packed_rate(dataset, method, hparams, k, steps, warmup, batch_size, device, precision, device_data):
+def packed_rate(dataset, method, hparams, k, steps, warmup, batch_size, device, precision, device_data, impl=None):
     """(model-steps/s, seconds of the timed part) of a pack of k runs."""
     marks, on_step = _timer(device, warmup, steps)
     out = train_packed(dataset, method, [(dict(hparams), s) for s in range(k)], warmup + steps,
                        batch_size=batch_size, device=device, num_eval_samples=0, progress=False, on_step=on_step,
-                       precision=precision, device_data=device_data)
+                       precision=precision, device_data=device_data, impl=impl)
     failed = [r for r in out if isinstance(r, Exception)]
     if failed:
         raise failed[0]
@@ -79,6 +79,8 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--precisions", default="fp32", help="comma-separated: fp32, tf32, bf16 (CUDA)")
     parser.add_argument("--device-data", choices=("auto", "on", "off"), default="auto")
+    parser.add_argument("--impls", default="auto",
+                        help="comma-separated packed implementations: vmap, loop, bmm (auto: the device's default)")
     parser.add_argument("--baseline-k", type=int, default=8, help="runs of the sequential baseline (0: skip)")
     parser.add_argument("--budget", type=float, default=float("inf"),
                         help="stop growing K once one configuration's timed part exceeds this many seconds")
@@ -104,24 +106,32 @@ def main(argv=None) -> int:
             "warmup": args.warmup, "loadavg_before": os.getloadavg()}
     print(f"# {info['device']} torch {info['torch']} threads {info['threads']}; {args.method} {hparams} on "
           f"{args.dataset}, batch {args.batch_size}; load average before {info['loadavg_before']}", flush=True)
+    impls = [None] if args.impls == "auto" else [i.strip() for i in args.impls.split(",") if i.strip()]
     results = []
-    for precision in precisions:
-        for k in ks:
-            try:
-                rate, seconds = packed_rate(dataset, args.method, hparams, k, args.steps, args.warmup,
-                                            args.batch_size, device, precision, device_data)
-            except Exception as exc:  # noqa: BLE001 - e.g. out of memory at large K: report and stop growing K
-                print(f"packed  {precision:5s} K={k:4d}  failed: {type(exc).__name__}: {exc}", flush=True)
-                results.append({"mode": "packed", "precision": precision, "k": k, "error": str(exc)})
-                if device.type == "cuda":
-                    torch.cuda.empty_cache()
-                break
-            results.append({"mode": "packed", "precision": precision, "k": k, "model_steps_per_s": rate,
-                            "seconds": seconds, "loadavg": os.getloadavg()[0]})
-            print(f"packed  {precision:5s} K={k:4d}  {rate:10.1f} model-steps/s  ({1000 * seconds / args.steps:.1f} "
-                  f"ms per pack step, load {os.getloadavg()[0]:.1f})", flush=True)
-            if seconds > args.budget:
-                break
+    for impl in impls:
+        label = impl or "auto"
+        for precision in precisions:
+            for k in ks:
+                try:
+                    rate, seconds = packed_rate(dataset, args.method, hparams, k, args.steps, args.warmup,
+                                                args.batch_size, device, precision, device_data, impl)
+                except Exception as exc:  # noqa: BLE001 - e.g. out of memory at large K: report, stop growing K
+                    print(f"packed  {label:4s} {precision:5s} K={k:4d}  failed: {type(exc).__name__}: {exc}",
+                          flush=True)
+                    results.append({"mode": "packed", "impl": label, "precision": precision, "k": k,
+                                    "error": str(exc)})
+                    if device.type == "cuda":
+                        torch.cuda.empty_cache()
+                    break
+                results.append({"mode": "packed", "impl": label, "precision": precision, "k": k,
+                                "model_steps_per_s": rate, "seconds": seconds, "loadavg": os.getloadavg()[0]})
+                print(f"packed  {label:4s} {precision:5s} K={k:4d}  {rate:10.1f} model-steps/s  "
+                      f"({1000 * seconds / args.steps:.1f} ms per pack step, load {os.getloadavg()[0]:.1f})",
+                      flush=True)
+                if args.json:   # partial results survive a time-out
+                    Path(args.json).write_text(json.dumps({"info": info, "results": results}, indent=1))
+                if seconds > args.budget:
+                    break
     if args.baseline_k > 0:
         rate, seconds = sequential_rate(dataset, args.method, hparams, args.baseline_k, args.steps, args.warmup,
                                         args.batch_size, device)
@@ -129,10 +139,11 @@ def main(argv=None) -> int:
                         "seconds": seconds, "loadavg": os.getloadavg()[0]})
         print(f"sequential fp32 K={args.baseline_k:4d}  {rate:10.1f} model-steps/s  (train_model one run after "
               f"another, load {os.getloadavg()[0]:.1f})", flush=True)
-        same = [r for r in results if r["mode"] == "packed" and r["k"] == args.baseline_k
-                and r["precision"] == "fp32" and "model_steps_per_s" in r]
-        if same:
-            print(f"speed-up packed K={args.baseline_k} / sequential: {same[0]['model_steps_per_s'] / rate:.2f}x")
+        for r in results:
+            if r["mode"] == "packed" and r["k"] == args.baseline_k and r["precision"] == "fp32" \
+                    and "model_steps_per_s" in r:
+                print(f"speed-up packed {r['impl']} K={args.baseline_k} / sequential: "
+                      f"{r['model_steps_per_s'] / rate:.2f}x")
     info["loadavg_after"] = os.getloadavg()
     print(f"# load average after {info['loadavg_after']}")
     if args.json:

@@ -537,10 +537,15 @@ def _describe(method: str, hparams: dict, seed: int) -> str:
 
 
 def _noise(trainers: dict, rows: Sequence[int], n: int, device) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Each run's latent and permutation noise from its own generators (as ``Trainer.noise`` draws them)."""
-    draws = [trainers[i].noise(n) for i in rows]
-    eps = torch.stack([d[0] for d in draws])
-    perm = torch.stack([d[1] for d in draws]) if draws[0][1] is not None else None
+    """Each run's latent and permutation noise (K, n, L) from its own CPU generators, drawn exactly as
+    ``Trainer.noise`` draws them, stacked on the host and moved to the device in one copy per tensor."""
+    eps = torch.stack([torch.randn((n, NUM_LATENT), generator=trainers[i].latent_noise) for i in rows])
+    perm = None
+    if trainers[rows[0]].discriminator is not None:
+        perm = torch.stack([torch.rand((n, NUM_LATENT), generator=trainers[i].permutation_noise) for i in rows])
+    if device.type == "cuda":
+        eps = eps.pin_memory()
+        perm = None if perm is None else perm.pin_memory()
     return eps.to(device, non_blocking=True), (None if perm is None else perm.to(device, non_blocking=True))
 
 
