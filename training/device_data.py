@@ -211,16 +211,33 @@ class DeviceBatches:
 # datasets -> samplers
 
 
-def device_sampler(dataset, device) -> DeviceSampler | None:
+_SAMPLERS: dict[tuple, DeviceSampler] = {}   # (dataset name, source, device) -> sampler, kept for the process
+
+
+def device_sampler(dataset, device, cache: bool = True) -> DeviceSampler | None:
     """A :class:`DeviceSampler` holding ``dataset``'s whole image table on ``device``, or None when it has none.
 
     Supported: the four dSprites datasets (their base images: the user's npz as uint8, else the procedural base
     array bit-packed, rendered once and cached on disk by ``training.data.dsprites_base_images``) and any dataset
     object exposing ``device_table() -> (uint8 array (rows, 64, 64[, C]) over the full factor grid in C order,
     scale)``. Other datasets return None (the caller then uses the numpy streams).
+
+    With ``cache`` (default) the sampler of a dSprites dataset is kept per (name, data source, device) for the
+    process, so consecutive packs do not upload the table again.
     """
     device = torch.device(device)
     name = getattr(dataset, "name", None)
+    key = None
+    if cache and name in _DSPRITES_VARIANTS and hasattr(dataset, "base"):
+        import json
+
+        key = (name, json.dumps(getattr(dataset, "source", {}), sort_keys=True, default=str), str(device))
+        if key in _SAMPLERS:
+            return _SAMPLERS[key]
+        sampler = device_sampler(dataset, device, cache=False)
+        if sampler is not None:
+            _SAMPLERS[key] = sampler
+        return sampler
     if name in _DSPRITES_VARIANTS and hasattr(dataset, "base"):
         base = dataset.base
         rows = int(np.prod(base.factor_sizes))
