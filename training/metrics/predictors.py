@@ -195,6 +195,7 @@ def _run_fit_quietly(task: FitTask, capture_errors: bool = False) -> FitResult:
         # lbfgs hitting max_iter=100 is part of the reference protocol; don't flood the log with it.
         warnings.filterwarnings("ignore", message=".*lbfgs failed to converge.*")
         warnings.filterwarnings("ignore", message=".*The least populated class.*")
+        warnings.filterwarnings("ignore", message=".*number of unique classes is greater than 50%.*")
         if not capture_errors:
             return run_fit(task)
         try:
