@@ -157,3 +157,12 @@ def test_full_report_every_page_renders(no_downstream_store, tmp_path):
         assert "On this store:</b>" in html or "Not shown:</b>" in html, page["notebook"]
     assert "Not shown:</b>" in (out / "10_unsupervised_downstream.html").read_text() or \
         "Not shown:</b>" in (out / "09_sample_efficiency.html").read_text()
+
+
+def test_report_side_never_imports_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, analysis.load, analysis.report, analysis.plots, analysis.synthetic, training.report_cli; "
+            "sys.exit('torch' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
