@@ -298,8 +298,10 @@ def test_model_num_selects_exactly_the_reference_model(cluster, tmp_path):
     assert cli_main(["sweep", "paper", "--model-num", "12600", "--store", str(store)]) == 2
 
 
-@pytest.mark.slow  # ~15 s: a driver subprocess with its own LocalCluster
-def test_ctrl_c_hands_back_running_runs_and_leaves_no_half_written_run(cluster, tmp_path):
+@pytest.mark.slow  # ~15 s each: a driver subprocess with its own LocalCluster
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_ctrl_c_hands_back_running_runs_and_leaves_no_half_written_run(cluster, tmp_path, how):
+    """Ctrl-C (SIGINT to the terminal's process group) or SIGTERM to the driver (``timeout``, a batch scheduler)."""
     study_file = tmp_path / "study.toml"
     study_file.write_text(STUDY.replace("seeds = [0, 1]", "seeds = [0, 1, 2, 3]"))  # 24 runs
     store, log = tmp_path / "s.sqlite", tmp_path / "log"
@@ -316,7 +318,10 @@ def test_ctrl_c_hands_back_running_runs_and_leaves_no_half_written_run(cluster, 
             if len(list(log.iterdir())) >= 4:
                 break
         assert proc.poll() is None
-        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
+        if how == "ctrl-c":
+            os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
+        else:
+            os.kill(proc.pid, signal.SIGTERM)
         _, err = proc.communicate(timeout=90)
         assert b"KeyboardInterrupt" in err
     finally:

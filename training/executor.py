@@ -32,8 +32,10 @@ or a SLURM allocation through dask-jobqueue, started from Python, then the same 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import threading
+from contextlib import contextmanager
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -140,13 +142,38 @@ def sweep(study: Study, store_path: str | os.PathLike = DEFAULT_STORE, *, worker
     if workers is not None and workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     started = time.perf_counter()
+    with _sigterm_as_interrupt():
+        return _sweep(study, Path(store_path), started, workers=workers, scheduler=scheduler, retries=retries,
+                      model_num=model_num, pack=pack, device=device, threads=threads, artifacts_dir=artifacts_dir,
+                      run_fn=run_fn, data_sources=data_sources, progress=progress, stale_after=stale_after)
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    """Treat SIGTERM (``timeout``, a batch scheduler ending the job) like Ctrl-C, so the driver hands its running
+    runs back; only in the main thread, and the previous handler is restored afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _sweep(study: Study, store_path: Path, started: float, *, workers, scheduler, retries, model_num, pack, device,
+           threads, artifacts_dir, run_fn, data_sources, progress, stale_after) -> SweepSummary:
     if model_num is not None:
         # Only the dataset of that grid index needs loading (the others' files may well be absent).
         runs = select_model_num(study.runs(data_sources, datasets=[_grid_dataset(model_num)]), model_num)
     else:
         runs = study.runs(data_sources)
     summary = SweepSummary(total=len(runs))
-    store_path = Path(store_path)
     with Store(store_path) as store:
         store.save_study(study.name, study.definition(), study.notes)
         store.add_runs(runs)
