@@ -67,13 +67,14 @@ def _assert_close_weights(name, packed, single, steps):
     """Weights equal to float tolerance.
 
     Adam normalises each gradient element by its running RMS, so where a gradient is ~0 (a unit that is off for
-    this batch) its rounding noise turns into an update of up to ~lr: a handful of such elements may differ by at
-    most 2 * lr per step, while all other elements agree to float32 rounding.
+    this batch) its rounding noise turns into an update of up to ~lr: a handful of such elements (at most 2, or
+    0.1 % of a large tensor) may differ by at most 2 * lr per step, while all other elements agree to float32
+    rounding.
     """
     diff = (packed - single).abs()
     assert float(diff.max()) <= 2 * LR * steps + 1e-6, f"{name}: max abs difference {float(diff.max())}"
-    tight = diff <= 1e-5 + 1e-4 * single.abs()
-    assert float(tight.float().mean()) >= 0.999, f"{name}: only {float(tight.float().mean()):.5f} of elements agree"
+    loose = int((diff > 1e-5 + 1e-4 * single.abs()).sum())
+    assert loose <= max(2, diff.numel() // 1000), f"{name}: {loose} of {diff.numel()} elements differ"
 
 
 def _assert_same_run(packed_model, single_model, steps=None):
