@@ -9,7 +9,7 @@
 #   2 render + cache the dSprites base array for device-resident data             <= 100 s
 #   3 model-steps/s of beta_vae on dsprites_full, batch 64, K = 1, 4, 16, 64, 128, impls vmap and bmm,
 #     tf32 / bf16 / fp32 (<= 80 s each); train_model baseline (3 runs one after another, <= 30 s)
-#   4 bf16 vs fp32 on final losses and MIG of 8 models trained 1500 steps (same seeds)  <= 70 s
+#   4 bf16 vs fp32 on final losses and MIG of 8 models trained 1000 steps (same seeds)  <= 70 s
 # Worst case (every phase at its limit) ~8.5 min; typically less.
 # Output: $OUT/gpu_check.log (everything, set -x), $OUT/train_many_<precision>.json, $OUT/baseline.json,
 # $OUT/precision.json, $OUT/summary.txt. CPU fallback for testing the script: GPU_CHECK_TINY=1 (tiny sizes, cpu).
@@ -28,7 +28,7 @@ if [ "${GPU_CHECK_TINY:-0}" = "1" ]; then
   DEVICE=cpu; KS="1,2"; STEPS=2; WARM=1; PRECS="fp32"; PSTEPS=3; PK=2; BATCH=8; BASE_K=2; DD=off; PSCALE=0.002
   PEVAL=16; T_BENCH=300; T_BASE=300; T_PREC=300; T_RENDER=5
 else
-  DEVICE=cuda; KS="1,4,16,64,128"; STEPS=20; WARM=5; PRECS="tf32 bf16 fp32"; PSTEPS=1500; PK=8; BATCH=64
+  DEVICE=cuda; KS="1,4,16,64,128"; STEPS=20; WARM=5; PRECS="tf32 bf16 fp32"; PSTEPS=1000; PK=8; BATCH=64
   BASE_K=3; DD=auto; PSCALE=0.1; PEVAL=1000; T_BENCH=80; T_BASE=30; T_PREC=70; T_RENDER=100
 fi
 
@@ -64,7 +64,7 @@ timeout "$T_BASE" $PY benchmarks/train_many.py --device "$DEVICE" --ks 1 --steps
   || echo "baseline stopped (exit $?)"
 
 phase 4
-# MIG at 2000 steps is near its floor (issue 8: 0.01-0.05 at 3k steps), so the elbo / losses are the sharper signal
+# MIG at 1000 steps is near its floor (issue 8: 0.01-0.05 at 3k steps), so the elbo / losses are the sharper signal
 timeout "$T_PREC" $PY - "$DEVICE" "$PSTEPS" "$PK" "$BATCH" "$DD" "$PSCALE" "$PEVAL" "$OUT/precision.json" <<'EOF' || echo "precision check stopped (exit $?)"
 import json, sys, time
 import numpy as np
