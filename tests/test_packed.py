@@ -78,3 +78,26 @@ def test_device_data_path_trains_deterministically():
         assert not torch.equal(a.vae.state_dict()["encoder.conv1.weight"], h.vae.state_dict()["encoder.conv1.weight"])
     with pytest.raises(ValueError, match="device-resident"):
         train_packed(BlobDataset(), "beta_vae", [({"beta": 1.0}, 0)], steps=1, device="cpu", device_data=True)
+
+
+@pytest.mark.parametrize("impl", ["vmap", "bmm"])
+def test_bf16_autocast_path_runs_and_stays_close_to_fp32(impl):
+    # the CUDA mixed-precision path, exercised through CPU autocast (train_packed itself allows bf16 on CUDA only)
+    from training.packed import PackedModels
+    from training.train import Trainer
+
+    def make(precision):
+        trainers = [Trainer("factor_vae", {"gamma": 10.0}, s, 1, torch.device("cpu"), channels_last=False,
+                            fused_adam=False) for s in range(2)]
+        return PackedModels(trainers, torch.device("cpu"), 1e-4, 1e-4, precision=precision, impl=impl)
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand((2, 4, 1, 64, 64), generator=g)
+    eps, perm = torch.randn((2, 4, 10), generator=g), torch.rand((2, 4, 10), generator=g)
+    full, half = make("fp32"), make("bf16")
+    a, b = full.step(x, eps, perm, 0), half.step(x, eps, perm, 0)
+    for key in ("reconstruction_loss", "loss", "discriminator_loss"):
+        assert b[key].dtype == torch.float32
+        torch.testing.assert_close(b[key], a[key], rtol=1e-2, atol=1e-2)
+    moved = (half.vae_params["encoder.conv1.weight"] - make("bf16").vae_params["encoder.conv1.weight"]).detach().abs()
+    assert float(moved.max()) > 0   # the bf16 step updated the fp32 master weights
