@@ -239,6 +239,12 @@ def curve_grid(curves: pd.DataFrame, panels: list[str], panel_col: str, y: str =
 
 # ---- sentences --------------------------------------------------------------------------------------------------
 
+def _i(fraction) -> str:
+    """``100 * fraction`` rounded to an integer for a sentence (never ``-0``; ``n/a`` for NaN)."""
+    value = float(fraction)
+    return "n/a" if math.isnan(value) else str(int(round(100 * value)) + 0)
+
+
 def _pairs(matrix: pd.DataFrame, exclude: tuple[str, ...] = ()) -> pd.Series:
     """Off-diagonal upper-triangle entries of a square matrix as a Series indexed by (row, col), NaN dropped."""
     names = [n for n in matrix.index if n not in exclude]
@@ -258,11 +264,11 @@ def describe_metric_agreement(dataset: str, matrix: pd.DataFrame) -> str:
         return f"{label(dataset)}: no pair of metrics could be correlated."
     (a, b), top = pairs.idxmax(), pairs.max()
     text = (f"{label(dataset)}: the five metrics other than Modularity agree with a mean Spearman of "
-            f"{100 * pairs.mean():.0f} (out of 100); the tightest pair is {label(a)}–{label(b)} ({100 * top:.0f})")
+            f"{_i(pairs.mean())} (out of 100); the tightest pair is {label(a)}–{label(b)} ({_i(top)})")
     if "Modularity" in matrix.index:
         mod = matrix.loc["Modularity"].drop("Modularity", errors="ignore").dropna()
         if len(mod):
-            text += f", while Modularity's mean correlation with the others is {100 * mod.mean():.0f}"
+            text += f", while Modularity's mean correlation with the others is {_i(mod.mean())}"
     return text + "."
 
 
@@ -275,15 +281,15 @@ def describe_dataset_agreement(metric: str, matrix: pd.DataFrame) -> str:
     text = f"{label(metric)}: "
     if key in pairs.index:
         others = pairs.drop(key)
-        text += f"dSprites↔Color-dSprites ρ = {100 * pairs[key]:.0f}"
+        text += f"dSprites↔Color-dSprites ρ = {_i(pairs[key])}"
         if len(others):
             text += (f"; the other {len(others)} dataset pair{'s' if len(others) > 1 else ''} average "
-                     f"{100 * others.mean():.0f}")
+                     f"{_i(others.mean())}")
     else:
         text += (f"the {len(pairs)} dataset pair{'s' if len(pairs) > 1 else ''} average{'' if len(pairs) > 1 else 's'} "
-                 f"{100 * pairs.mean():.0f}")
+                 f"{_i(pairs.mean())}")
     (a, b) = pairs.idxmax()
-    text += f" (highest: {label(a)}↔{label(b)}, {100 * pairs.max():.0f})."
+    text += f" (highest: {label(a)}↔{label(b)}, {_i(pairs.max())})."
     return text
 
 
@@ -296,10 +302,10 @@ def describe_downstream(dataset: str, matrix: pd.DataFrame) -> str:
     if sub_acc.empty:
         return f"{label(dataset)}: no metric could be correlated with downstream accuracy."
     text = (f"{label(dataset)}: the metrics other than Modularity correlate with downstream accuracy at "
-            f"{100 * sub_acc.mean():.0f} on average (range {100 * sub_acc.min():.0f} to {100 * sub_acc.max():.0f})")
+            f"{_i(sub_acc.mean())} on average (range {_i(sub_acc.min())} to {_i(sub_acc.max())})")
     sub_eff = matrix.loc[rows, eff].stack().dropna() if eff else pd.Series(dtype=float)
     if len(sub_eff):
-        text += f" and with sample efficiency at {100 * sub_eff.mean():.0f}"
+        text += f" and with sample efficiency at {_i(sub_eff.mean())}"
     return text + "."
 
 
@@ -347,9 +353,9 @@ def describe_variance(r2: pd.DataFrame) -> str:
     n = int(r2["method"].notna().sum()) if "method" in r2 else 0
     if not n:
         return "No (dataset, metric) cell had enough models to fit."
-    return (f"averaged over the {n} (dataset, metric) cells, the objective explains {100 * a:.0f} % of the metric "
-            f"variance and objective × regularisation strength {100 * b:.0f} % (the paper: 37 % and 59 %); the "
-            f"remaining {100 * (1 - b):.0f} % is credited to the random seed.")
+    return (f"averaged over the {n} (dataset, metric) cells, the objective explains {_i(a)} % of the metric "
+            f"variance and objective × regularisation strength {_i(b)} % (the paper: 37 % and 59 %); the "
+            f"remaining {_i((1 - b))} % is credited to the random seed.")
 
 
 # ---- page sections (notebook cells call these) -------------------------------------------------------------------
@@ -623,7 +629,7 @@ def show_tc_scatter(table: pd.DataFrame, datasets: list[str]) -> None:
     _layout(fig, bottom=0.55, hspace=0.65)
     show_figure(fig)
     share = float((sub["tc_mean"] > sub["tc_sampled"]).mean())
-    note(f"{100 * share:.0f} % of the {len(sub)} models have a larger total correlation in the mean than in the "
+    note(f"{_i(share)} % of the {len(sub)} models have a larger total correlation in the mean than in the "
          "sampled representation (points above the dashed diagonal).")
 
 
@@ -637,8 +643,8 @@ def show_paper_comparison(mine: pd.DataFrame, paper: pd.DataFrame, name: str) ->
     show_figure(rho_heatmap_grid({f"{name}, this store": mine, f"{name}, paper": paper,
                                   "this store − paper": diff}, ncols=3, size=4.2))
     pairs = pd.Series({(a, b): diff.loc[a, b] for a in diff.index for b in diff.columns if a != b}).dropna()
-    note(f"the cells of {name} differ from the paper's by {100 * pairs.abs().mean():.0f} points of 100·ρ on "
-         f"average (largest: {100 * pairs.abs().max():.0f}).")
+    note(f"the cells of {name} differ from the paper's by {_i(pairs.abs().mean())} points of 100·ρ on "
+         f"average (largest: {_i(pairs.abs().max())}).")
 
 
 def describe_unsupervised(dataset: str, matrix: pd.DataFrame) -> str:
@@ -647,9 +653,9 @@ def describe_unsupervised(dataset: str, matrix: pd.DataFrame) -> str:
     if values.empty:
         return f"{label(dataset)}: nothing could be correlated."
     (row, col) = values.abs().idxmax()
-    return (f"{label(dataset)}: correlations range from {100 * values.min():.0f} to {100 * values.max():.0f}; "
+    return (f"{label(dataset)}: correlations range from {_i(values.min())} to {_i(values.max())}; "
             f"{int((values > 0).sum())} of {len(values)} are positive; the strongest is {row} vs {label(col)} "
-            f"({100 * values[(row, col)]:.0f}).")
+            f"({_i(values[(row, col)])}).")
 
 
 def show_variance(r2: pd.DataFrame) -> None:
@@ -681,7 +687,7 @@ def show_seed_beats(frame: pd.DataFrame) -> None:
     pivot = pivot.reindex(columns=[m for m in METRIC_SHORT if m in pivot.columns])
     show_table(pivot, percent=True, caption="% of run pairs where the worse hyperparameter's run scores higher")
     note(f"averaged over every method, dataset and metric, a run with a worse hyperparameter (lower median) beats a "
-         f"run with a better one in {100 * frame['p_worse_beats_better'].mean():.0f} % of pairs of seeds.")
+         f"run with a better one in {_i(frame['p_worse_beats_better'].mean())} % of pairs of seeds.")
 
 
 def show_winners(frame: pd.DataFrame) -> None:
@@ -792,7 +798,7 @@ def show_efficiency_scatter(table: pd.DataFrame, datasets: list[str], metric: st
     show_figure(fig)
     rhos = {d: sub[sub["dataset"] == d][[metric, column]].corr(method="spearman").iloc[0, 1] for d in panels}
     note(f"Spearman of {label(metric)} with {column}: " +
-         ", ".join(f"{label(d)} {100 * r:.0f}" for d, r in rhos.items() if pd.notna(r)) + " (100·ρ).")
+         ", ".join(f"{label(d)} {_i(r)}" for d, r in rhos.items() if pd.notna(r)) + " (100·ρ).")
 
 
 def show_efficiency_correlations(frame: pd.DataFrame) -> None:
