@@ -40,7 +40,7 @@ import numpy as np
 
 from training.vocabulary import EVALUATIONS, REPRESENTATIONS
 
-PROTOCOL_KEYS = ("scale", "downstream_num_train", "evaluations", "representations", "kind")
+PROTOCOL_KEYS = ("scale", "downstream_num_train", "evaluations", "representations", "kind", "overrides")
 PROTOCOL_KINDS = ("reference", "fast")
 SCALED_SIZES = ("num_train", "num_test", "num_eval", "num_variance_estimate")
 DOWNSTREAM_EVALUATIONS = ("downstream_task_logistic_regression", "downstream_task_boosted_trees")
@@ -76,6 +76,9 @@ class Protocol:
     evaluations: tuple[str, ...] = EVALUATIONS
     representations: tuple[str, ...] = REPRESENTATIONS
     kind: str = "reference"
+    #: ``((evaluation, ((parameter, value), ...)), ...)``: explicit per-evaluation protocol parameters (the
+    #: reference's names), applied after ``scale``; e.g. a smaller BetaVAE-score ``batch_size`` for a smoke study.
+    overrides: tuple = ()
 
     @property
     def fast(self) -> bool:
@@ -116,7 +119,31 @@ def resolve_protocol(protocol: dict | Protocol | None) -> Protocol:
         else EVALUATIONS
     representations = (_names(protocol["representations"], REPRESENTATIONS, "representations")
                        if "representations" in protocol else REPRESENTATIONS)
-    return Protocol(float(scale), sizes, evaluations, representations, kind)
+    overrides = _overrides(protocol.get("overrides", {}))
+    return Protocol(float(scale), sizes, evaluations, representations, kind, overrides)
+
+
+def _overrides(raw) -> tuple:
+    """Validate ``{evaluation: {parameter: value}}`` against each evaluation's default protocol."""
+    from training.metrics.registry import default_protocol
+    if not isinstance(raw, dict):
+        raise ValueError(f"protocol overrides must be a table of evaluation -> {{parameter: value}}, got {raw!r}")
+    resolved = []
+    for evaluation in sorted(raw):
+        params = raw[evaluation]
+        if evaluation not in EVALUATIONS:
+            raise ValueError(f"unknown evaluation {evaluation!r} in protocol overrides; expected some of "
+                             f"{', '.join(EVALUATIONS)}")
+        if not isinstance(params, dict):
+            raise ValueError(f"protocol overrides for {evaluation} must be a table of parameter = value")
+        defaults = default_protocol(evaluation)
+        unknown = sorted(set(params) - set(defaults))
+        if unknown:
+            raise ValueError(f"unknown parameter(s) {', '.join(unknown)} for {evaluation}; accepted: "
+                             f"{', '.join(sorted(defaults))}")
+        resolved.append((evaluation, tuple(sorted((k, tuple(v) if isinstance(v, list) else v)
+                                                  for k, v in params.items()))))
+    return tuple(resolved)
 
 
 def evaluation_overrides(evaluation: str, protocol: dict | Protocol | None = None) -> dict:
@@ -135,6 +162,9 @@ def evaluation_overrides(evaluation: str, protocol: dict | Protocol | None = Non
             overrides[key] = max(1, int(round(defaults[key] * p.scale)))
     if evaluation in DOWNSTREAM_EVALUATIONS and p.downstream_num_train is not None:
         overrides["num_train"] = list(p.downstream_num_train)
+    for name, params in p.overrides:
+        if name == evaluation:
+            overrides.update({k: list(v) if isinstance(v, tuple) else v for k, v in params})
     return overrides
 
 

@@ -16,6 +16,8 @@ A study file (DESIGN.md "Study files")::
     evaluations = ["mig", "sap_score"]
     representations = ["mean", "sampled"]
     kind = "reference"          # or "fast" (training.evaluate's faster variant of the protocol)
+    [protocol.overrides.beta_vae_sklearn]   # optional: explicit parameters of one evaluation (reference names),
+    batch_size = 16                         # applied after scale
     [training]                  # optional
     num_eval_samples = 1000     # samples of the final train_results pass (train_model's default when absent)
 
@@ -46,7 +48,7 @@ ARCHITECTURE = {"encoder": "conv_encoder", "decoder": "deconv_decoder", "num_lat
 _TOP_KEYS = {"name", "notes", "datasets", "seeds", "steps", "batch_size", "methods", "protocol", "training"}
 # Optional [training] table: options of training.train.train_model that change the results (and so the run id).
 _TRAINING_KEYS = {"num_eval_samples"}
-_PROTOCOL_KEYS = {"scale", "downstream_num_train", "evaluations", "representations", "kind"}
+_PROTOCOL_KEYS = {"scale", "downstream_num_train", "evaluations", "representations", "kind", "overrides"}
 PROTOCOL_KINDS = ("reference", "fast")  # training.evaluate: the reference's protocol, or its fast variant
 
 
@@ -259,9 +261,18 @@ def _protocol(raw: Any, fail) -> dict[str, Any]:
     kind = raw.get("kind", "reference")
     if kind not in PROTOCOL_KINDS:
         raise fail(f"protocol.kind must be one of {', '.join(PROTOCOL_KINDS)}, got {kind!r}")
-    return {"scale": float(scale), "downstream_num_train": sorted(set(int(s) for s in sizes)), "kind": kind,
-            "evaluations": [e for e in EVALUATIONS if e in evaluations],
-            "representations": [r for r in REPRESENTATIONS if r in representations]}
+    resolved = {"scale": float(scale), "downstream_num_train": sorted(set(int(s) for s in sizes)), "kind": kind,
+                "evaluations": [e for e in EVALUATIONS if e in evaluations],
+                "representations": [r for r in REPRESENTATIONS if r in representations]}
+    if raw.get("overrides"):  # only when set, so that existing run ids do not change
+        from training.evaluate import resolve_protocol
+
+        try:
+            resolve_protocol({"overrides": raw["overrides"]})
+        except ValueError as exc:
+            raise fail(f"protocol.overrides: {exc}") from None
+        resolved["overrides"] = {e: dict(sorted(raw["overrides"][e].items())) for e in sorted(raw["overrides"])}
+    return resolved
 
 
 def _is_int(x: Any) -> bool:
