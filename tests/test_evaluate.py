@@ -157,3 +157,28 @@ def test_protocol_selects_evaluations_representations_and_fast_kind():
     with pytest.raises(ValueError, match="n_jobs"):
         ev.evaluate_model(FakeModel(), data, ["mig"], p, n_jobs=0)
 
+
+
+def test_per_evaluation_overrides_apply_after_scale_and_are_validated():
+    p = {"scale": 0.01, "overrides": {"beta_vae_sklearn": {"batch_size": 8, "num_train": 7}}}
+    assert ev.evaluation_overrides("beta_vae_sklearn", p) == {"num_train": 7, "num_eval": 50, "batch_size": 8}
+    assert ev.evaluation_overrides("mig", p) == {"num_train": 100}  # other evaluations untouched
+    for bad, match in [({"overrides": {"beta": {"batch_size": 8}}}, "unknown evaluation"),
+                       ({"overrides": {"mig": {"batch_sizes": 8}}}, "unknown parameter"),
+                       ({"overrides": {"mig": 3}}, "table"), ({"overrides": [1]}, "table")]:
+        with pytest.raises(ValueError, match=match):
+            ev.resolve_protocol(bad)
+
+
+def test_study_file_overrides_enter_the_run_config_only_when_set():
+    from training.study import parse_study
+
+    base = 'name = "t"\ndatasets = ["dsprites_full"]\nseeds = [0]\nsteps = 5\n[methods]\nbeta_vae = [1.0]\n'
+    plain = parse_study(base)
+    with_override = parse_study(base + "[protocol.overrides.factor_vae_metric]\nbatch_size = 8\n")
+    sources = {"dsprites_full": {"kind": "procedural"}}
+    assert "overrides" not in plain.runs(sources)[0].config["protocol"]
+    run = with_override.runs(sources)[0]
+    assert run.config["protocol"]["overrides"] == {"factor_vae_metric": {"batch_size": 8}}
+    assert run.run_id != plain.runs(sources)[0].run_id
+    assert ev.evaluation_overrides("factor_vae_metric", run.config["protocol"])["batch_size"] == 8
