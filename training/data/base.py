@@ -145,3 +145,28 @@ class GroundTruthDataset:
     def __repr__(self) -> str:
         return (f"<{type(self).__name__} {self.name!r} factors={dict(zip(self.factor_names, self.factors_num_values))}"
                 f" source={self.source.get('kind', '?')}>")
+
+
+class ImageTableDataset(GroundTruthDataset):
+    """A dataset read from files into one uint8 image table: ``images`` (rows, 64, 64) or (rows, 64, 64, C), and
+    ``_lookup`` mapping the C-order index of a full factor vector to its row (the reference's StateSpaceAtomIndex).
+    Images stay uint8 in memory and are converted per batch."""
+
+    images: np.ndarray
+    _lookup: np.ndarray
+
+    def device_table(self) -> tuple[np.ndarray, float]:
+        """The whole image table for device-resident sampling: (uint8 array (rows, 64, 64[, C]) with row i the
+        image of the full factor vector of C-order index i, scale 1/255 to [0, 1])."""
+        if np.array_equal(self._lookup, np.arange(self._lookup.shape[0])):
+            return self.images, 1.0 / 255.0
+        return self.images[self._lookup], 1.0 / 255.0
+
+    def memory_bytes(self) -> int:
+        return int(self.images.nbytes)
+
+    def _render(self, all_factors, random_state):
+        images = self.images[self._lookup[self.index_of(all_factors)]]
+        if images.ndim == 3:  # greyscale table: add the channel axis
+            images = images[..., None]
+        return images.astype(np.float32) * np.float32(1.0 / 255.0)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from training.data import paths
-from training.data.base import GroundTruthDataset
+from training.data.base import ImageTableDataset
 from training.data.shapes3d import state_lookup
 from training.errors import DataMissingError, UserError
 
@@ -76,7 +76,7 @@ def resize_car(im: np.ndarray) -> np.ndarray:
     return out
 
 
-class Cars3D(GroundTruthDataset):
+class Cars3D(ImageTableDataset):
     """Cars3D from the .mat files in ``folder``; see the module docstring."""
 
     name = "cars3d"
@@ -123,19 +123,6 @@ class Cars3D(GroundTruthDataset):
         self.source = {"kind": "files", "path": str(folder.resolve()), "num_files": len(files),
                        "object_order": order, "sha256": combined, "resize": "PIL LANCZOS to 64x64 (uint8)"}
 
-    def device_table(self) -> tuple[np.ndarray, float]:
-        """The whole image table for device-resident sampling: (uint8 array (rows, 64, 64, 3) with row i the image
-        of the full factor vector of C-order index i, scale 1/255 to [0, 1])."""
-        if np.array_equal(self._lookup, np.arange(self._lookup.shape[0])):
-            return self.images, 1.0 / 255.0
-        return self.images[self._lookup], 1.0 / 255.0
-
-    def memory_bytes(self) -> int:
-        return int(self.images.nbytes)
-
-    def _render(self, all_factors, random_state):
-        rows = self._lookup[self.index_of(all_factors)]
-        return self.images[rows].astype(np.float32) * np.float32(1.0 / 255.0)
 
 
 def make_cars3d(root: Path | None) -> Cars3D:

@@ -15,7 +15,7 @@ import numpy as np
 
 from training.data import paths
 from training.data import shapes3d_render as render
-from training.data.base import GroundTruthDataset
+from training.data.base import GroundTruthDataset, ImageTableDataset
 from training.errors import UserError
 
 FACTOR_NAMES = list(render.FACTOR_NAMES)
@@ -106,7 +106,7 @@ class ProceduralShapes3D(GroundTruthDataset):
         return render.compose(g, f[:, 0], f[:, 1], f[:, 2])
 
 
-class FileShapes3D(GroundTruthDataset):
+class FileShapes3D(ImageTableDataset):
     """Shapes3D from ``3dshapes.h5`` (``images`` uint8 (N, 64, 64, 3), ``labels`` float64 (N, 6))."""
 
     name = "shapes3d"
@@ -121,19 +121,6 @@ class FileShapes3D(GroundTruthDataset):
         self._lookup = lookup
         self.source = {"kind": "file", "path": str(path.resolve()), "sha256": paths.cached_sha256(path)}
 
-    def device_table(self) -> tuple[np.ndarray, float]:
-        """The whole image table for device-resident sampling: (uint8 array (rows, 64, 64, 3) with row i the image
-        of the full factor vector of C-order index i, scale 1/255 to [0, 1])."""
-        if np.array_equal(self._lookup, np.arange(self._lookup.shape[0])):
-            return self.images, 1.0 / 255.0
-        return self.images[self._lookup], 1.0 / 255.0
-
-    def memory_bytes(self) -> int:
-        return int(self.images.nbytes)
-
-    def _render(self, all_factors, random_state):
-        rows = self._lookup[self.index_of(all_factors)]
-        return self.images[rows].astype(np.float32) * np.float32(1.0 / 255.0)
 
 
 def _read_h5(path: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from training.data import binary_matrix, paths
-from training.data.base import GroundTruthDataset
+from training.data.base import ImageTableDataset
 from training.data.shapes3d import state_lookup
 from training.errors import DataMissingError, UserError
 
@@ -71,7 +71,7 @@ def read_chunk(files: dict[str, Path]) -> tuple[np.ndarray, np.ndarray]:
     return dat[:, 0], np.column_stack([cat, info]).astype(np.int64)
 
 
-class SmallNORB(GroundTruthDataset):
+class SmallNORB(ImageTableDataset):
     """SmallNORB from the binary-matrix files in ``folder``; see the module docstring."""
 
     name = "smallnorb"
@@ -112,19 +112,6 @@ class SmallNORB(GroundTruthDataset):
         self.source = {"kind": "files", "path": str(folder.resolve()), "files": checksums, "sha256": combined,
                        "resize": "PIL LANCZOS 96->64, mode L (uint8, clipped)"}
 
-    def device_table(self) -> tuple[np.ndarray, float]:
-        """The whole image table for device-resident sampling: (uint8 array (rows, 64, 64) with row i the image
-        of the full factor vector of C-order index i, scale 1/255 to [0, 1])."""
-        if np.array_equal(self._lookup, np.arange(self._lookup.shape[0])):
-            return self.images, 1.0 / 255.0
-        return self.images[self._lookup], 1.0 / 255.0
-
-    def memory_bytes(self) -> int:
-        return int(self.images.nbytes)
-
-    def _render(self, all_factors, random_state):
-        rows = self._lookup[self.index_of(all_factors)]
-        return self.images[rows][..., None].astype(np.float32) * np.float32(1.0 / 255.0)
 
 
 def make_smallnorb(root: Path | None) -> SmallNORB:
