@@ -142,6 +142,10 @@ def test_smoke_and_mini_presets_meet_their_brief():
     assert smoke.protocol["evaluations"] == list(EVALUATIONS) and smoke.protocol["scale"] < 1
     assert smoke.notes and "undertrained" in smoke.notes
     mini = load_study("mini")
-    assert set(mini.methods) == set(METHODS) and mini.steps >= 10000 and mini.notes
+    # mini's brief: the study's kind of findings within ~4 h on 2 cores (the budget is worked out in the file):
+    # several methods x several values x several seeds, past the ~5k steps where disentanglement starts to show
+    assert len(mini.methods) >= 3 and all(len(v) >= 3 for v in mini.methods.values()) and len(mini.seeds) >= 2
+    assert mini.steps >= 5000 and mini.protocol["evaluations"] == list(EVALUATIONS)
+    assert mini.notes and "undertrained" in mini.notes
     for name in PRESETS:
         assert load_study(name).name == name
