@@ -77,21 +77,10 @@ def completeness(importance_matrix) -> float:
     return float(np.sum(per_factor * weights_from.sum(axis=0) / weights_from.sum()))
 
 
-def _check_codes(mus_train, ys_train, mus_test, ys_test):
-    mus_train, ys_train = np.asarray(mus_train), np.asarray(ys_train)
-    mus_test, ys_test = np.asarray(mus_test), np.asarray(ys_test)
-    if (mus_train.ndim != 2 or ys_train.ndim != 2 or mus_test.ndim != 2 or ys_test.ndim != 2
-            or mus_train.shape[1] != ys_train.shape[1] or mus_test.shape[1] != ys_test.shape[1]
-            or mus_train.shape[0] != mus_test.shape[0] or ys_train.shape[0] != ys_test.shape[0]):
-        raise ValueError("expected codes (D, N), factors (K, N), test codes (D, M), test factors (K, M); got "
-                         f"{mus_train.shape}, {ys_train.shape}, {mus_test.shape}, {ys_test.shape}")
-    return mus_train, ys_train, mus_test, ys_test
-
-
 def importance_tasks(mus_train, ys_train, mus_test, ys_test, gbt_seed: int = 0,
                      fast: bool = False) -> list[predictors.FitTask]:
     """The per-factor boosted-tree fits of DCI (factor order), each with the random state it starts from."""
-    mus_train, ys_train, mus_test, ys_test = _check_codes(mus_train, ys_train, mus_test, ys_test)
+    mus_train, ys_train, mus_test, ys_test = utils.check_train_test_codes(mus_train, ys_train, mus_test, ys_test)
     kind = "fast" if fast else "reference"
     num_factors = ys_train.shape[0]
     states = (predictors.gbt_rng_states(list(ys_train), gbt_seed) if not fast else [None] * num_factors)

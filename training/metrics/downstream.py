@@ -56,17 +56,6 @@ def scores_for_size(size: int, train_accuracy, test_accuracy) -> dict[str, float
     return scores
 
 
-def _check_arrays(mus_train, ys_train, mus_test, ys_test):
-    mus_train, ys_train = np.asarray(mus_train), np.asarray(ys_train)
-    mus_test, ys_test = np.asarray(mus_test), np.asarray(ys_test)
-    if (mus_train.ndim != 2 or ys_train.ndim != 2 or mus_test.ndim != 2 or ys_test.ndim != 2
-            or mus_train.shape[1] != ys_train.shape[1] or mus_test.shape[1] != ys_test.shape[1]
-            or mus_train.shape[0] != mus_test.shape[0] or ys_train.shape[0] != ys_test.shape[0]):
-        raise ValueError("expected codes (D, N), factors (K, N), test codes (D, M), test factors (K, M); got "
-                         f"{mus_train.shape}, {ys_train.shape}, {mus_test.shape}, {ys_test.shape}")
-    return mus_train, ys_train, mus_test, ys_test
-
-
 def compute_downstream_from_codes(blocks, predictor: str, gbt_seed: int = 0, fast: bool = False,
                                   n_jobs: int = 1) -> dict[str, float]:
     """Array core over several training sizes.
@@ -84,7 +73,7 @@ def downstream_tasks(blocks, predictor: str, gbt_seed: int = 0, fast: bool = Fal
     gives the scores."""
     _check_predictor(predictor)
     kind = "fast" if fast else "reference"
-    blocks = [_check_arrays(*b) for b in blocks]
+    blocks = [utils.check_train_test_codes(*b) for b in blocks]
     if predictor == "gradient_boosting" and not fast:
         states = iter(predictors.gbt_rng_states([y for b in blocks for y in b[1]], gbt_seed))
     else:

@@ -203,3 +203,19 @@ def as_random_state(random_state) -> np.random.RandomState:
     if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
         return np.random.RandomState(int(random_state))
     raise ValueError(f"random_state must be a numpy RandomState or an integer seed, got {type(random_state).__name__}")
+
+
+def check_train_test_codes(mus_train, ys_train, mus_test, ys_test):
+    """Validate a train/test split in the reference layout and return it as arrays.
+
+    Codes are (D, N) / (D, M) and factors (K, N) / (K, M): points are columns. Raises ValueError naming the shapes
+    received when the dimensions disagree.
+    """
+    mus_train, ys_train = np.asarray(mus_train), np.asarray(ys_train)
+    mus_test, ys_test = np.asarray(mus_test), np.asarray(ys_test)
+    if (mus_train.ndim != 2 or ys_train.ndim != 2 or mus_test.ndim != 2 or ys_test.ndim != 2
+            or mus_train.shape[1] != ys_train.shape[1] or mus_test.shape[1] != ys_test.shape[1]
+            or mus_train.shape[0] != mus_test.shape[0] or ys_train.shape[0] != ys_test.shape[0]):
+        raise ValueError("expected codes (D, N), factors (K, N), test codes (D, M), test factors (K, M); got "
+                         f"{mus_train.shape}, {ys_train.shape}, {mus_test.shape}, {ys_test.shape}")
+    return mus_train, ys_train, mus_test, ys_test
