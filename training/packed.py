@@ -43,9 +43,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-import queue
 import sys
-import threading
 import time
 from typing import Any, Callable, Sequence
 
@@ -57,8 +55,8 @@ from torch.nn import functional as F
 from training.models import objectives
 from training.models.architecture import (LEAKY_SLOPE, NUM_LATENT, Discriminator, GaussianVAE, permute_dims,
                                           sample_latent)
-from training.train import (DATA_ORDERS, DEFAULT_NUM_EVAL_SAMPLES, DISCRIMINATOR_ADAM, LOSS_KEYS, VAE_ADAM, Trainer,
-                            TrainedModel, TrainingDivergedError, _resolve_device, dataset_channels, derive_seeds,
+from training.train import (DATA_ORDERS, DEFAULT_NUM_EVAL_SAMPLES, DISCRIMINATOR_ADAM, LOSS_KEYS, VAE_ADAM, Prefetcher,
+                            Trainer, TrainedModel, TrainingDivergedError, _resolve_device, dataset_channels, derive_seeds,
                             resolve_dataset)
 from training.vocabulary import METHODS
 
@@ -323,45 +321,6 @@ class PackedModels:
 # data
 
 
-class _Prefetcher:
-    """Calls ``make()`` in a background thread, ``depth`` results ahead (``depth`` 0: in the caller's thread)."""
-
-    def __init__(self, make: Callable[[], Any], depth: int = 2):
-        self._make = make
-        self._threaded = depth > 0
-        if self._threaded:
-            self._queue: queue.Queue = queue.Queue(maxsize=depth)
-            self._stop = threading.Event()
-            self._thread = threading.Thread(target=self._run, name="dstudy-packed-batches", daemon=True)
-            self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                item = self._make()
-                while not self._stop.is_set():
-                    try:
-                        self._queue.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-        except BaseException as exc:  # handed to the consumer
-            self._queue.put(exc)
-
-    def next(self):
-        if not self._threaded:
-            return self._make()
-        item = self._queue.get()
-        if isinstance(item, BaseException):
-            raise item
-        return item
-
-    def close(self) -> None:
-        if self._threaded:
-            self._stop.set()
-            self._thread.join(timeout=5)
-
-
 class HostBatches:
     """Each run's numpy data stream ``RandomState(seed)``, drawn as ``train_model`` draws it for ``data_order``
     (``"batched"``: one ``sample_observations(N)`` call per step; ``"reference"``: one call per example).
@@ -572,7 +531,7 @@ def _train_loop(packed: PackedModels, alive: list[int], trainers: dict, dataset,
     else:
         host = HostBatches(dataset, batch_size, {i: run_seeds[i] for i in alive}, pin_memory=device.type == "cuda",
                            data_order=data_order)
-        fetch = _Prefetcher(host.make, prefetch)
+        fetch = Prefetcher(host.make, prefetch, name="dstudy-packed-batches")
     bar = None
     if progress:
         from tqdm.auto import tqdm

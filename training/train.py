@@ -133,29 +133,20 @@ def sample_batch(dataset, batch_size: int, random_state: np.random.RandomState) 
 DATA_ORDERS = {"batched": sample_batch_batched, "reference": sample_batch}
 
 
-class BatchStream:
-    """Batches of fresh training data prepared by a background thread, ``prefetch`` batches ahead.
+class Prefetcher:
+    """Calls ``make()`` in a background thread, ``depth`` results ahead (``depth`` 0: in the caller's thread).
 
-    Each item carries the state of the RandomState *after* its batch was drawn, so a checkpoint taken after
-    consuming a batch can restart the stream exactly where the consumer stands (not where the producer is).
+    An exception raised by ``make`` is handed to the consumer and re-raised by :meth:`next`.
     """
 
-    def __init__(self, dataset, batch_size: int, random_state: np.random.RandomState, prefetch: int = 2,
-                 pin_memory: bool = False, sampler: Callable = sample_batch):
-        self._dataset, self._batch_size, self._rs = dataset, int(batch_size), random_state
-        self._sampler, self._pin = sampler, pin_memory
-        self._threaded = prefetch > 0
+    def __init__(self, make: Callable[[], Any], depth: int = 2, name: str = "dstudy-batches"):
+        self._make = make
+        self._threaded = depth > 0
         if self._threaded:
-            self._queue: queue.Queue = queue.Queue(maxsize=prefetch)
+            self._queue: queue.Queue = queue.Queue(maxsize=depth)
             self._stop = threading.Event()
-            self._thread = threading.Thread(target=self._produce, name="dstudy-batches", daemon=True)
+            self._thread = threading.Thread(target=self._produce, name=name, daemon=True)
             self._thread.start()
-
-    def _make(self):
-        batch = torch.from_numpy(self._sampler(self._dataset, self._batch_size, self._rs))
-        if self._pin:
-            batch = batch.pin_memory()
-        return batch, _random_state_to_dict(self._rs)
 
     def _produce(self) -> None:
         try:
@@ -170,8 +161,7 @@ class BatchStream:
         except BaseException as exc:  # handed to the consumer, which re-raises it
             self._queue.put(exc)
 
-    def next(self) -> tuple[torch.Tensor, dict]:
-        """The next batch (batch, 64, 64, C) float32 tensor and the data-stream state after it."""
+    def next(self):
         if not self._threaded:
             return self._make()
         item = self._queue.get()
@@ -182,7 +172,34 @@ class BatchStream:
     def close(self) -> None:
         if self._threaded:
             self._stop.set()
-            self._thread.join()  # the producer checks the stop flag at least every 0.1 s between batches
+            self._thread.join()  # the producer checks the stop flag at least every 0.1 s between items
+
+
+class BatchStream:
+    """Batches of fresh training data prepared by a background thread, ``prefetch`` batches ahead.
+
+    Each item carries the state of the RandomState *after* its batch was drawn, so a checkpoint taken after
+    consuming a batch can restart the stream exactly where the consumer stands (not where the producer is).
+    """
+
+    def __init__(self, dataset, batch_size: int, random_state: np.random.RandomState, prefetch: int = 2,
+                 pin_memory: bool = False, sampler: Callable = sample_batch):
+        self._dataset, self._batch_size, self._rs = dataset, int(batch_size), random_state
+        self._sampler, self._pin = sampler, pin_memory
+        self._prefetcher = Prefetcher(self._make, prefetch)
+
+    def _make(self):
+        batch = torch.from_numpy(self._sampler(self._dataset, self._batch_size, self._rs))
+        if self._pin:
+            batch = batch.pin_memory()
+        return batch, _random_state_to_dict(self._rs)
+
+    def next(self) -> tuple[torch.Tensor, dict]:
+        """The next batch (batch, 64, 64, C) float32 tensor and the data-stream state after it."""
+        return self._prefetcher.next()
+
+    def close(self) -> None:
+        self._prefetcher.close()
 
 
 # ----------------------------------------------------------------------------------------------------------------
