@@ -10,6 +10,7 @@ import argparse
 import importlib
 import sys
 
+from training.allocator import retain_freed_memory
 from training.errors import UserError
 
 # Modules that contribute sub-commands, in the order their commands appear in ``dstudy --help``.
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    retain_freed_memory()  # CPU training and evaluation reuse freed tensor memory (training.allocator)
     try:
         return int(args.func(args) or 0)
     except (UserError, ValueError, FileNotFoundError) as exc:

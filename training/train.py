@@ -40,6 +40,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from training.allocator import retain_freed_memory
 from training.models import objectives
 from training.models.architecture import (NUM_LATENT, Discriminator, GaussianVAE, init_weights, permute_dims,
                                           sample_latent)
@@ -243,6 +244,13 @@ class TrainedModel:
         """Callable observations (n, 64, 64, C) float32 -> codes (n, 10) numpy; see :mod:`training.representation`."""
         return make_representation_fn(self.vae.encoder, kind, seed=seed, batch_size=batch_size)
 
+    def code_table(self, dataset, batch_size: int = 256, progress=None):
+        """A :class:`training.code_table.CodeTable` of this encoder on a deterministic ``dataset``: every factor
+        configuration encoded once; its ``representation_fn(kind, seed)`` on the table's ``dataset`` gives the same
+        codes as :meth:`representation_fn` with this ``batch_size`` on the images (CPU)."""
+        from training.code_table import CodeTable, encoder_images_fn
+        return CodeTable.build(dataset, encoder_images_fn(self.vae.encoder), batch_size=batch_size, progress=progress)
+
     def to(self, device) -> "TrainedModel":
         self.vae.to(device)
         if self.discriminator is not None:
@@ -364,6 +372,8 @@ class Trainer:
         self.method = method
         self.hparams = objectives.resolve_hparams(method, hparams)
         self.device = device
+        if device.type == "cpu":
+            retain_freed_memory()  # ~13,700 page faults per step otherwise; see training.allocator
         self.channels_last = bool(channels_last)
         seeds = derive_seeds(seed)
         init_gen = torch.Generator().manual_seed(seeds["init"])

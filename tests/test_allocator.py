@@ -1,0 +1,45 @@
+"""training.allocator: freed tensor memory is reused instead of being mapped and page-faulted in again."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from training.allocator import retain_freed_memory
+
+# runs a few beta_vae training steps on CPU and prints the minor page faults per step after two warm-up steps;
+# argv[1] == "off" keeps glibc's default behaviour by marking the setting as already decided (not applied)
+_SCRIPT = r"""
+import json, resource, sys
+import training.allocator as allocator
+if sys.argv[1] == "off":
+    allocator._applied = False
+import torch
+from training.train import Trainer
+torch.manual_seed(0)
+trainer = Trainer("beta_vae", {"beta": 4.0}, 0, 1, torch.device("cpu"))
+batch = (torch.rand(64, 64, 64, 1) > 0.9).float()
+for t in range(2):
+    trainer.step(batch, t)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for t in range(2, 6):
+    trainer.step(batch, t)
+print(json.dumps((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 4))
+"""
+
+
+def _faults_per_step(mode: str) -> float:
+    out = subprocess.run([sys.executable, "-c", _SCRIPT, mode], capture_output=True, text=True, check=True,
+                         env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning is Linux-only")
+def test_training_steps_reuse_freed_memory_instead_of_page_faulting():
+    if not retain_freed_memory():
+        pytest.skip("not a glibc system")
+    assert retain_freed_memory() is True  # idempotent
+    default, retained = _faults_per_step("off"), _faults_per_step("on")
+    # glibc's defaults give back and re-fault tens of MiB per step (measured ~13,700 faults at 2 threads)
+    assert default > 2000
+    assert retained < 0.05 * default
