@@ -43,12 +43,14 @@ def _timer(device, warmup: int, steps: int):
     return marks, on_step
 
 
-def packed_rate(dataset, method, hparams, k, steps, warmup, batch_size, device, precision, device_data, impl=None):
-    """(model-steps/s, seconds of the timed part) of a pack of k runs."""
+def packed_rate(dataset, method, hparams, k, steps, warmup, batch_size, device, precision, device_data, impl=None,
+                workers=None):
+    """(model-steps/s, seconds of the timed part) of a pack of k runs. With CPU sub-packs (``workers`` > 1) each
+    sub-pack reports its steps; a mark is the time the last sub-pack finished that step."""
     marks, on_step = _timer(device, warmup, steps)
     out = train_packed(dataset, method, [(dict(hparams), s) for s in range(k)], warmup + steps,
                        batch_size=batch_size, device=device, num_eval_samples=0, progress=False, on_step=on_step,
-                       precision=precision, device_data=device_data, impl=impl)
+                       precision=precision, device_data=device_data, impl=impl, workers=workers)
     failed = [r for r in out if isinstance(r, Exception)]
     if failed:
         raise failed[0]
@@ -81,6 +83,8 @@ def main(argv=None) -> int:
     parser.add_argument("--device-data", choices=("auto", "on", "off"), default="auto")
     parser.add_argument("--impls", default="auto",
                         help="comma-separated packed implementations: vmap, loop, bmm (auto: the device's default)")
+    parser.add_argument("--workers", default="auto",
+                        help="comma-separated CPU sub-pack counts (auto: torch's intra-op threads; 1: one pack)")
     parser.add_argument("--baseline-k", type=int, default=8, help="runs of the sequential baseline (0: skip)")
     parser.add_argument("--budget", type=float, default=float("inf"),
                         help="stop growing K once one configuration's timed part exceeds this many seconds")
@@ -107,16 +111,17 @@ def main(argv=None) -> int:
     print(f"# {info['device']} torch {info['torch']} threads {info['threads']}; {args.method} {hparams} on "
           f"{args.dataset}, batch {args.batch_size}; load average before {info['loadavg_before']}", flush=True)
     impls = [None] if args.impls == "auto" else [i.strip() for i in args.impls.split(",") if i.strip()]
+    worker_counts = [None] if args.workers == "auto" else [int(w) for w in args.workers.split(",") if w.strip()]
     results = []
-    for impl in impls:
-        label = impl or "auto"
+    for impl, workers in [(i, w) for i in impls for w in worker_counts]:
+        label = (impl or "auto") + ("" if workers is None else f"/w{workers}")
         for precision in precisions:
             for k in ks:
                 try:
                     rate, seconds = packed_rate(dataset, args.method, hparams, k, args.steps, args.warmup,
-                                                args.batch_size, device, precision, device_data, impl)
+                                                args.batch_size, device, precision, device_data, impl, workers)
                 except Exception as exc:  # noqa: BLE001 - e.g. out of memory at large K: report, stop growing K
-                    print(f"packed  {label:4s} {precision:5s} K={k:4d}  failed: {type(exc).__name__}: {exc}",
+                    print(f"packed  {label:7s} {precision:5s} K={k:4d}  failed: {type(exc).__name__}: {exc}",
                           flush=True)
                     results.append({"mode": "packed", "impl": label, "precision": precision, "k": k,
                                     "error": str(exc)})
@@ -125,7 +130,7 @@ def main(argv=None) -> int:
                     break
                 results.append({"mode": "packed", "impl": label, "precision": precision, "k": k,
                                 "model_steps_per_s": rate, "seconds": seconds, "loadavg": os.getloadavg()[0]})
-                print(f"packed  {label:4s} {precision:5s} K={k:4d}  {rate:10.1f} model-steps/s  "
+                print(f"packed  {label:7s} {precision:5s} K={k:4d}  {rate:10.1f} model-steps/s  "
                       f"({1000 * seconds / args.steps:.1f} ms per pack step, load {os.getloadavg()[0]:.1f})",
                       flush=True)
                 if args.json:   # partial results survive a time-out

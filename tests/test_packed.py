@@ -101,3 +101,23 @@ def test_bf16_autocast_path_runs_and_stays_close_to_fp32(impl):
         torch.testing.assert_close(b[key], a[key], rtol=1e-2, atol=1e-2)
     moved = (half.vae_params["encoder.conv1.weight"] - make("bf16").vae_params["encoder.conv1.weight"]).detach().abs()
     assert float(moved.max()) > 0   # the bf16 step updated the fp32 master weights
+
+
+def test_cpu_workers_split_the_pack_into_single_threaded_sub_packs_without_changing_runs():
+    dataset = BlobDataset()
+    runs = [({"beta": 1.0}, 0), ({"beta": 4.0}, 1), ({"beta": 2.0}, 2)]
+    threads_before = torch.get_num_threads()
+    calls = []
+    split = train_packed(dataset, "beta_vae", runs, steps=3, batch_size=4, device="cpu", num_eval_samples=4,
+                         workers=2, on_step=lambda t, losses: calls.append((t, losses["loss"].shape[0])))
+    whole = train_packed(dataset, "beta_vae", runs, steps=3, batch_size=4, device="cpu", num_eval_samples=4,
+                         workers=1)
+    for a, b in zip(split, whole):
+        _assert_same_run(a, b, steps=3)  # also asserts pack_size 3 for the split pack
+    # one train_seconds for the whole pack (its wall time / K), as for an unsplit pack
+    assert len({m.train_results["train_seconds"] for m in split}) == 1
+    # runs dealt round-robin: sub-packs {0, 2} and {1}, each reporting its own steps
+    assert sorted(calls) == sorted([(t, 2) for t in range(3)] + [(t, 1) for t in range(3)])
+    assert torch.get_num_threads() == threads_before  # the worker threads' setting stays theirs
+    with pytest.raises(ValueError, match="workers"):
+        train_packed(dataset, "beta_vae", runs, steps=1, device="cpu", workers=0)

@@ -44,7 +44,9 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -382,7 +384,8 @@ def train_packed(dataset, method: str, runs: Sequence[tuple[dict, int]], steps: 
                  num_eval_samples: int = DEFAULT_NUM_EVAL_SAMPLES, nan_check_every: int | None = None,
                  precision: str = "fp32", device_data: bool | None = None, data_order: str = "batched",
                  prefetch: int = 2,
-                 fused_adam: bool | None = None, impl: str | None = None, progress: bool | None = None,
+                 fused_adam: bool | None = None, impl: str | None = None, workers: int | None = None,
+                 progress: bool | None = None,
                  on_step: Callable[[int, dict], None] | None = None) -> list[TrainedModel | Exception]:
     """Train the runs ``runs`` = [(hparams, seed), ...] of ``method`` on ``dataset`` as one stacked computation.
 
@@ -401,8 +404,14 @@ def train_packed(dataset, method: str, runs: Sequence[tuple[dict, int]], steps: 
         autograd graph and stacked optimiser updates for the pack; default on CPU, where oneDNN's single-model
         convolutions beat grouped ones) or ``"bmm"`` (explicit packed layers: im2col / col2im around batched matrix
         products, for accelerators where grouped convolutions are slow). Same results up to rounding.
+    workers: CPU only: the pack is dealt round-robin into this many sub-packs, trained at the same time in as many
+        threads, each sub-pack one stacked computation on ONE intra-op thread. Default: torch's intra-op thread
+        count (the cores this process uses), at most K. Two single-threaded sub-packs beat one two-threaded pack on
+        2 cores because this network's small layers lose much of the second thread to synchronisation (measured in
+        ``benchmarks/train_many.py``). Per-run results are unchanged up to rounding.
     nan_check_every: steps between finiteness checks (default 1 on CPU, 50 on CUDA).
-    on_step: called as ``on_step(t, losses)`` with the (K_alive,) loss tensors after each update.
+    on_step: called as ``on_step(t, losses)`` with the (K_alive,) loss tensors after each update (with CPU workers:
+        once per sub-pack and step, from the sub-pack's thread, one call at a time).
 
     Returns one entry per run, in order: its :class:`training.train.TrainedModel`, or the exception that stopped it
     (:class:`training.train.TrainingDivergedError` for a non-finite loss, ``ValueError`` for invalid hyperparameters).
@@ -428,6 +437,19 @@ def train_packed(dataset, method: str, runs: Sequence[tuple[dict, int]], steps: 
     dataset_obj, dataset_name = resolve_dataset(dataset)
     channels = dataset_channels(dataset_obj)
     device = _resolve_device(device)
+    members = [i for i, c in enumerate(checked) if not isinstance(c, Exception)]
+    if workers is None:
+        workers = torch.get_num_threads() if device.type == "cpu" else 1
+    workers = min(_check_int("workers", workers, 1), max(1, len(members)))
+    if workers > 1:
+        if device.type != "cpu":
+            raise ValueError(f"workers > 1 splits a pack over CPU cores; on {device} use workers=1")
+        options = dict(learning_rate=learning_rate, discriminator_learning_rate=discriminator_learning_rate,
+                       num_eval_samples=num_eval_samples, nan_check_every=nan_check_every, precision=precision,
+                       device_data=device_data, data_order=data_order, prefetch=prefetch, fused_adam=fused_adam,
+                       impl=impl, progress=progress)
+        return _train_sub_packs(dataset_obj, method, list(runs), checked, members, workers, steps, batch_size,
+                                device, options, on_step)
     if precision != "fp32" and device.type != "cuda":
         raise ValueError(f"precision {precision!r} needs a CUDA device (got {device})")
     if nan_check_every is None:
@@ -437,7 +459,6 @@ def train_packed(dataset, method: str, runs: Sequence[tuple[dict, int]], steps: 
         progress = sys.stderr.isatty()
 
     results: list[TrainedModel | Exception | None] = [c if isinstance(c, Exception) else None for c in checked]
-    members = [i for i, c in enumerate(checked) if not isinstance(c, Exception)]
     if not members:
         return results  # type: ignore[return-value]
     run_hparams = {i: checked[i][0] for i in members}
@@ -489,6 +510,38 @@ def train_packed(dataset, method: str, runs: Sequence[tuple[dict, int]], steps: 
                                   train_results=train_results, dataset_name=dataset_name, dataset=dataset_obj,
                                   data_order=used_order)
     return results  # type: ignore[return-value]
+
+
+def _train_sub_packs(dataset, method: str, runs: list, checked: list, members: list[int], workers: int, steps: int,
+                     batch_size: int, device, options: dict, on_step) -> list[TrainedModel | Exception]:
+    """:func:`train_packed` with CPU ``workers`` > 1: one thread per sub-pack, each on one intra-op thread.
+
+    ``train_seconds`` of every run becomes the whole pack's training wall time divided by K, and ``pack_size`` K,
+    as for an unsplit pack."""
+    results: list = [c if isinstance(c, Exception) else None for c in checked]
+    groups = [members[j::workers] for j in range(workers)]
+    lock = threading.Lock()
+
+    def locked_on_step(t, losses):
+        with lock:
+            on_step(t, losses)
+
+    def train_group(group):
+        torch.set_num_threads(1)  # thread-local: this sub-pack's kernels run on its own thread only
+        return train_packed(dataset, method, [runs[i] for i in group], steps, batch_size, device, workers=1,
+                            on_step=None if on_step is None else locked_on_step, **options)
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dstudy-sub-pack") as pool:
+        outcomes = list(pool.map(train_group, groups))
+    walls = [max((m.train_results["train_seconds"] * m.train_results["pack_size"]
+                  for m in outcome if isinstance(m, TrainedModel)), default=0.0) for outcome in outcomes]
+    for group, outcome in zip(groups, outcomes):
+        for i, model in zip(group, outcome):
+            if isinstance(model, TrainedModel):
+                model.train_results["train_seconds"] = float(max(walls) / len(members))
+                model.train_results["pack_size"] = float(len(members))
+            results[i] = model
+    return results
 
 
 def _describe(method: str, hparams: dict, seed: int) -> str:
