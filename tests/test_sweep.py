@@ -338,3 +338,11 @@ def test_ctrl_c_hands_back_running_runs_and_leaves_no_half_written_run(cluster, 
                     run_fn=fake_pack, data_sources=SOURCES, progress=False)
     assert summary.ok and summary.reset_stale == 0 and summary.already_done == len(done_ids)
     assert len(_store_contents(store)["scores"]) == 24 * 8
+
+
+def test_default_pack_is_per_device():
+    from training.executor import CUDA_PACK, default_pack
+    assert default_pack("cpu") == 1
+    assert default_pack("cuda") == CUDA_PACK == default_pack("cuda:1")
+    import torch
+    assert default_pack(None) == (CUDA_PACK if torch.cuda.is_available() else 1)

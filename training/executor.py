@@ -80,6 +80,23 @@ class SweepSummary:
         return out
 
 
+#: runs per pack on a CUDA device when --pack is not given: on an H200, packed beta_vae reached 1,827 model-steps/s at
+#: K = 64 and 2,042 at K = 128 (bf16), so 64 keeps ~90 % of the speed with half as many runs waiting on each other
+CUDA_PACK = 64
+
+
+def default_pack(device: str | None) -> int:
+    """Runs per unit of work when the caller gives none: :data:`CUDA_PACK` when training runs on CUDA (``device``
+    names it, or None and this machine has CUDA), else 1 (on CPU the local pool already gives every core its own
+    single-threaded run, which is what a packed CPU run does too)."""
+    if device is None:
+        import torch
+        on_cuda = torch.cuda.is_available()
+    else:
+        on_cuda = str(device).startswith("cuda")
+    return CUDA_PACK if on_cuda else 1
+
+
 def make_packs(items: Sequence[dict], pack: int) -> list[list[dict]]:
     """Group runs (``{"run_id", "config"}``) into packs of at most ``pack`` runs that share dataset, method, steps,
     batch size, protocol and training options, keeping the input order within each group."""
@@ -115,7 +132,7 @@ class _Heartbeat(threading.Thread):
 
 
 def sweep(study: Study, store_path: str | os.PathLike = DEFAULT_STORE, *, workers: int | None = None,
-          scheduler: str | None = None, retries: int = 2, model_num: int | None = None, pack: int = 1,
+          scheduler: str | None = None, retries: int = 2, model_num: int | None = None, pack: int | None = None,
           device: str | None = None, threads: int | None = None, artifacts_dir: str | None = None,
           run_fn: RunFn | None = None, data_sources: Any = None, progress: bool = True,
           stale_after: float = 600.0) -> SweepSummary:
@@ -127,7 +144,7 @@ def sweep(study: Study, store_path: str | os.PathLike = DEFAULT_STORE, *, worker
         scheduler: address of an existing Dask scheduler (``tcp://host:port``).
         retries: how many times a failing run is retried before it is marked ``failed``.
         model_num: compute only the run(s) with this paper-grid index.
-        pack: runs per unit of work (see :mod:`training.runner`).
+        pack: runs per unit of work (see :mod:`training.runner`); default :func:`default_pack` of ``device``.
         device: torch device for training (None: the worker's default).
         threads: torch threads per run; default locally = cores // workers; on a cluster, decided by the worker.
         artifacts_dir: where workers save trained models (None: not saved).
@@ -141,6 +158,8 @@ def sweep(study: Study, store_path: str | os.PathLike = DEFAULT_STORE, *, worker
         raise ValueError(f"retries must be >= 0, got {retries}")
     if workers is not None and workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    if pack is None:
+        pack = default_pack(device)
     started = time.perf_counter()
     with _sigterm_as_interrupt():
         return _sweep(study, Path(store_path), started, workers=workers, scheduler=scheduler, retries=retries,

@@ -58,8 +58,9 @@ def _sweep_options(p: argparse.ArgumentParser) -> None:
                        help="an existing Dask scheduler, e.g. tcp://10.0.0.1:8786")
     p.add_argument("--retries", type=_non_negative, default=2, help="retries of a failing run (default 2)")
     p.add_argument("--model-num", type=_non_negative, default=None, help="only the run with this paper-grid index")
-    p.add_argument("--pack", type=_positive, default=1,
-                   help="runs trained together as one unit of work (same dataset/method/steps/batch size)")
+    p.add_argument("--pack", type=_positive, default=None,
+                   help="runs trained together as one stacked computation (same dataset/method/steps/batch size); "
+                        "default: 64 on CUDA, 1 on CPU")
     p.add_argument("--device", default=None, help="torch device for training, e.g. cuda or cpu")
     p.add_argument("--threads", type=_positive, default=None, help="torch threads per run")
     p.add_argument("--artifacts", default=None, metavar="DIR",
