@@ -6,7 +6,9 @@ one step evaluates all K models with ``torch.func.vmap`` over a ``functional_cal
 (convolutions become grouped convolutions, dense layers batched matrix products), so a small VAE at batch 64 becomes
 a computation big enough to keep a GPU busy. On the CPU (``impl="loop"``) the K forward passes run one after another
 through the single-model kernels inside one autograd graph; the objectives (vmapped) and the Adam updates (one
-foreach update of the stacked parameters) are shared.
+foreach update of the stacked parameters) are shared. On a CPU with several cores the pack is, by default, dealt into
+one sub-pack per core (``workers``), each trained by its own thread on one intra-op thread: this network's layers
+are too small to keep two oneDNN threads busy without losing much of the second one to synchronisation.
 
 Every run is exactly the run :func:`training.train.train_model` would train alone (same seed conventions; each run is
 set up by the single-model engine's own :class:`training.train.Trainer`):
