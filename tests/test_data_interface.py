@@ -103,3 +103,24 @@ def test_environment_variables_select_the_root(data_root, monkeypatch):
     monkeypatch.setenv("DSTUDY_DATA", str(data_root / "nowhere"))   # DSTUDY_DATA wins over the dlib variable
     with pytest.raises(Exception, match="nowhere"):
         get_dataset("cars3d")
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_deterministic_render_is_declared_where_images_are_a_function_of_the_factors(name, data_root):
+    """dsprites_full, shapes3d, cars3d, smallnorb: an image is a function of its full factor vector (smallnorb's
+    instance is drawn first, then nothing); the code table (training.code_table) relies on this."""
+    from training.code_table import IndexedDataset
+    ds = get_dataset(name, data_dir=data_root)
+    assert ds.deterministic_render == (name in ("dsprites_full", "shapes3d", "cars3d", "smallnorb"))
+    if not ds.deterministic_render:
+        with pytest.raises(ValueError):
+            IndexedDataset(ds)
+        return
+    indexed = IndexedDataset(ds)
+    rs, ref = np.random.RandomState(4), np.random.RandomState(4)
+    factors, indices = indexed.sample(6, rs)
+    ref_factors, images = ds.sample(6, ref)
+    assert np.array_equal(factors, ref_factors)
+    assert np.array_equal(ds.render_all_factors(ds.all_factors_of(indices)), images)
+    assert rs.randint(2**31) == ref.randint(2**31)     # same draws consumed
+    assert np.array_equal(ds.index_of(ds.all_factors_of(indices)), indices)

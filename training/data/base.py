@@ -45,6 +45,11 @@ class GroundTruthDataset:
     name: str = ""
     source: dict = {}
     observation_shape: tuple[int, int, int] = (64, 64, 1)
+    #: True when an image is a fixed function of its FULL factor vector (latent + observation factors) and
+    #: :meth:`_render` draws nothing from the random state: dsprites_full, shapes3d, cars3d, smallnorb. False for the
+    #: colour / noise / Scream variants, which draw per image. Enables :meth:`render_all_factors` and a code table
+    #: (:mod:`training.code_table`).
+    deterministic_render: bool = False
 
     def _init_state_space(self, factor_sizes, latent_factor_indices, all_factor_names) -> None:
         self.factor_sizes = [int(s) for s in factor_sizes]
@@ -115,6 +120,31 @@ class GroundTruthDataset:
         """Draw ``num`` images: float32 (num, 64, 64, C) in [0, 1]."""
         return self.sample(num, random_state)[1]
 
+    # -- deterministic datasets ----------------------------------------------------------------------------------
+    @property
+    def num_configurations(self) -> int:
+        """Number of full factor vectors (the product of all factor sizes, observation factors included)."""
+        return int(np.prod(np.asarray(self.factor_sizes, dtype=np.int64)))
+
+    def all_factors_of(self, index: np.ndarray) -> np.ndarray:
+        """Full factor vectors (num, len(factor_sizes)) of C-order indices (num,): the inverse of :meth:`index_of`."""
+        index = np.asarray(index, dtype=np.int64)
+        if index.ndim != 1 or (index.size and (index.min() < 0 or index.max() >= self.num_configurations)):
+            raise ValueError(f"{self.name}: indices must be a 1-d array in [0, {self.num_configurations})")
+        return np.stack(np.unravel_index(index, self.factor_sizes), axis=1).astype(np.int64)
+
+    def render_all_factors(self, all_factors: np.ndarray) -> np.ndarray:
+        """Images float32 (num, 64, 64, C) of full factor vectors (num, len(factor_sizes)), drawing no random numbers;
+        only for a dataset with :attr:`deterministic_render` (ValueError otherwise)."""
+        if not self.deterministic_render:
+            raise ValueError(f"{self.name or type(self).__name__}: images are not a deterministic function of the "
+                             "factors (the dataset draws random numbers per image)")
+        all_factors = np.asarray(all_factors, dtype=np.int64)
+        if all_factors.ndim != 2 or all_factors.shape[1] != len(self.factor_sizes):
+            raise ValueError(f"{self.name}: full factor vectors must have shape (num, {len(self.factor_sizes)}), "
+                             f"got {all_factors.shape}")
+        return self._render(all_factors, None)
+
     # -- helpers -------------------------------------------------------------------------------------------------
     def index_of(self, all_factors: np.ndarray) -> np.ndarray:
         """C-order row index (int64) of full factor vectors (num, len(factor_sizes))."""
@@ -154,6 +184,7 @@ class ImageTableDataset(GroundTruthDataset):
 
     images: np.ndarray
     _lookup: np.ndarray
+    deterministic_render = True
 
     def device_table(self) -> tuple[np.ndarray, float]:
         """The whole image table for device-resident sampling: (uint8 array (rows, 64, 64[, C]) with row i the

@@ -118,6 +118,7 @@ class DSprites(GroundTruthDataset):
 
     name = "dsprites_full"
     observation_shape = (64, 64, 1)
+    deterministic_render = True
 
     def __init__(self, images: DSpritesImages | None = None):
         self.base = images if images is not None else procedural_images()
@@ -139,6 +140,7 @@ class ColorDSprites(DSprites):
     """``color_dsprites``: each sprite times a colour drawn per sample from U[0.5, 1)^3, on black."""
 
     name = "color_dsprites"
+    deterministic_render = False  # draws per image
     observation_shape = (64, 64, 3)
 
     def _render(self, all_factors, random_state):
@@ -152,6 +154,7 @@ class NoisyDSprites(DSprites):
     """``noisy_dsprites``: min(sprite + U[0, 1) noise per pixel and channel, 1)."""
 
     name = "noisy_dsprites"
+    deterministic_render = False  # draws per image
     observation_shape = (64, 64, 3)
 
     def _render(self, all_factors, random_state):
@@ -171,6 +174,7 @@ class ScreamDSprites(DSprites):
 
     name = "scream_dsprites"
     observation_shape = (64, 64, 3)
+    deterministic_render = False  # draws per image
 
     def __init__(self, images: DSpritesImages | None = None, scream_path: str | os.PathLike | None = None):
         super().__init__(images)

@@ -30,6 +30,7 @@ class ProceduralShapes3D(GroundTruthDataset):
 
     name = "shapes3d"
     observation_shape = (64, 64, 3)
+    deterministic_render = True
 
     def __init__(self, cache_folder: str | Path | None = None):
         self._init_state_space(render.FACTOR_SIZES, range(6), FACTOR_NAMES)
