@@ -31,6 +31,27 @@ def check_observations(observations, num_channels: int) -> np.ndarray:
     return np.ascontiguousarray(obs, dtype=np.float32)
 
 
+def chunked_codes(num: int, num_latent: int, batch_size: int, generator: torch.Generator | None,
+                  mean_logvar: Callable[[int, int], tuple[torch.Tensor, torch.Tensor]]) -> np.ndarray:
+    """The codes (num, num_latent) float32 of ONE call of a representation function.
+
+    ``mean_logvar(start, stop)`` gives the encoder's (mean, logvar) tensors of points ``start:stop``; it is called
+    for consecutive chunks of ``batch_size`` points. With a ``generator`` (the ``sampled`` representation) the noise
+    of the whole call is drawn first, at once, as one (num, num_latent) standard normal tensor, so the codes do not
+    depend on ``batch_size``; each chunk's code is ``mean + exp(logvar / 2) * noise``. Shared by the encoder path
+    and the code table (:mod:`training.code_table`), which therefore draw the same noise and do the same arithmetic.
+    """
+    out = np.empty((num, num_latent), dtype=np.float32)
+    noise = None if generator is None else torch.randn((num, num_latent), generator=generator)
+    for start in range(0, num, batch_size):
+        stop = min(num, start + batch_size)
+        mean, logvar = mean_logvar(start, stop)
+        if noise is not None:
+            mean = sample_latent(mean, logvar, noise[start:stop].to(mean.device))
+        out[start:stop] = mean.float().cpu().numpy()
+    return out
+
+
 def make_representation_fn(encoder: Encoder, kind: str, seed: int = 0, batch_size: int = 256,
                            device: str | torch.device | None = None) -> RepresentationFn:
     """A callable observations (n, 64, 64, C) -> codes (n, L) float32 for ``kind`` ``mean`` or ``sampled``.
@@ -51,23 +72,18 @@ def make_representation_fn(encoder: Encoder, kind: str, seed: int = 0, batch_siz
 
     def representation(observations) -> np.ndarray:
         obs = check_observations(observations, num_channels)
-        out = np.empty((obs.shape[0], encoder.num_latent), dtype=np.float32)
-        # the noise of a whole call is drawn at once, so the codes do not depend on ``batch_size``
-        noise = None if generator is None else torch.randn((obs.shape[0], encoder.num_latent), generator=generator)
+
+        def mean_logvar(start: int, stop: int):
+            chunk = torch.from_numpy(obs[start:stop]).to(device).permute(0, 3, 1, 2)
+            return encoder(chunk)
+
         was_training = encoder.training
         encoder.eval()
         try:
             with torch.inference_mode():
-                for start in range(0, obs.shape[0], batch_size):
-                    chunk = torch.from_numpy(obs[start:start + batch_size]).to(device).permute(0, 3, 1, 2)
-                    mean, logvar = encoder(chunk)
-                    if noise is not None:
-                        chunk_noise = noise[start:start + chunk.shape[0]].to(device)
-                        mean = sample_latent(mean, logvar, chunk_noise)
-                    out[start:start + chunk.shape[0]] = mean.float().cpu().numpy()
+                return chunked_codes(obs.shape[0], encoder.num_latent, batch_size, generator, mean_logvar)
         finally:
             encoder.train(was_training)
-        return out
 
     representation.kind = kind  # type: ignore[attr-defined]
     representation.seed = int(seed)  # type: ignore[attr-defined]
