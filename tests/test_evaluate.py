@@ -182,3 +182,18 @@ def test_study_file_overrides_enter_the_run_config_only_when_set():
     assert run.config["protocol"]["overrides"] == {"factor_vae_metric": {"batch_size": 8}}
     assert run.run_id != plain.runs(sources)[0].run_id
     assert ev.evaluation_overrides("factor_vae_metric", run.config["protocol"])["batch_size"] == 8
+
+
+def test_pooled_run_gives_the_serial_numbers_for_the_evaluations_run_beside_the_pool():
+    """n_jobs=2 runs the non-pooled evaluations with one BLAS thread while the workers fit (here dci's): same numbers
+    as n_jobs=1, where they run with the default BLAS threads."""
+    data, protocol = TinyImages(), {"scale": 0.02, "downstream_num_train": [10, 50],
+                                    "overrides": {"beta_vae_sklearn": {"num_train": 50, "num_eval": 25},
+                                                  "factor_vae_metric": {"num_train": 50, "num_eval": 25}}}
+    names = [n for n in ev.EVALUATIONS if n not in ev.DOWNSTREAM_EVALUATIONS]
+    serial = ev.evaluate_model_records(FakeModel(), data, names, protocol, n_jobs=1)
+    pooled = ev.evaluate_model_records(FakeModel(), data, names, protocol, n_jobs=2)
+    assert [(r.representation, r.evaluation) for r in pooled] == [(r.representation, r.evaluation) for r in serial]
+    for a, b in zip(serial, pooled):
+        assert a.error is None and b.error is None, (a.error, b.error)
+        assert a.scores == b.scores, (a.representation, a.evaluation)

@@ -28,6 +28,11 @@ The ``protocol`` argument is a study file's ``[protocol]`` table (DESIGN.md "Stu
   downstream tasks, see :mod:`training.metrics.predictors`; other metrics are unchanged).
 
 Unknown keys raise ``ValueError``.
+
+Speed options of :func:`evaluate_model_records` (they never change a number): ``n_jobs`` (pooled classifier fits in
+worker processes) and ``code_table`` (encode every factor configuration of a deterministic dataset once and look codes
+up; :mod:`training.code_table`). The two representations use different seeds in every evaluation (spec section 5), so
+they never draw the same images; the code table is what lets them share encodings.
 """
 from __future__ import annotations
 
@@ -185,7 +190,7 @@ def _plan(evaluations: Iterable[str] | None, p: Protocol) -> list[tuple[str, str
 
 
 def evaluate_model_records(model, dataset, evaluations: Iterable[str] | None = None, protocol=None, *,
-                           n_jobs: int = 1,
+                           n_jobs: int = 1, code_table: bool = False,
                            on_record: Callable[[EvaluationRecord], None] | None = None) -> list[EvaluationRecord]:
     """Run the planned evaluations of ``model`` and return one record each, in plan order (representations outer,
     evaluations in vocabulary order).
@@ -199,6 +204,13 @@ def evaluate_model_records(model, dataset, evaluations: Iterable[str] | None = N
     of ``n_jobs`` worker processes (largest first), which works in the background while the other evaluations run
     here; the numbers are identical to ``n_jobs=1``. Their records' ``seconds`` are then the sampling/encoding time
     plus the summed fit times measured in the workers (compute seconds, not wall-clock).
+
+    ``code_table=True`` (default False): first encode every factor configuration of ``dataset`` once
+    (``model.code_table(dataset)``, :mod:`training.code_table`), then run every evaluation of both representations
+    on look-ups instead of rendering and encoding images. Only for a dataset whose images are a deterministic
+    function of the factors (``dataset.deterministic_render``; ValueError otherwise). The random draws, the
+    ``sampled`` noise and the encoder's batches are kept, so on CPU the numbers equal ``code_table=False``; it pays
+    off at the study's sizes (dsprites_full: 737,280 encodings instead of ~6.1M), not at small scales.
     """
     p = resolve_protocol(protocol)
     n_jobs = int(n_jobs)
@@ -206,6 +218,13 @@ def evaluate_model_records(model, dataset, evaluations: Iterable[str] | None = N
         raise ValueError(f"n_jobs must be a positive integer, got {n_jobs}")
     plan = _plan(evaluations, p)
     overrides = {name: evaluation_overrides(name, p) for name in {name for _, name in plan}}
+    if code_table:
+        from training.code_table import check_deterministic
+        check_deterministic(dataset)
+        if not callable(getattr(model, "code_table", None)):
+            raise ValueError("code_table=True needs a model with a code_table(dataset) method (e.g. TrainedModel)")
+        table = model.code_table(dataset)
+        model, dataset = table, table.dataset  # the table is model-like; its dataset yields configuration indices
 
     def emit(record):
         if on_record is not None:
@@ -238,6 +257,8 @@ def _run_pooled(model, dataset, plan, p: Protocol, overrides, n_jobs: int, emit)
     import importlib
     from concurrent.futures import ThreadPoolExecutor
 
+    import threadpoolctl
+
     from training.metrics import predictors
     records: dict[tuple[str, str], EvaluationRecord] = {}
     pending = []  # (key, tasks, finish, sampling seconds)
@@ -257,9 +278,14 @@ def _run_pooled(model, dataset, plan, p: Protocol, overrides, n_jobs: int, emit)
     all_tasks = [task for _, tasks, _, _ in pending for task in tasks]
     with ThreadPoolExecutor(max_workers=1) as background:
         future = background.submit(predictors.fit_tasks, all_tasks, n_jobs, True)
-        for rep, name in plan:  # everything else runs here meanwhile
-            if name not in _PLANNERS:
-                records[(rep, name)] = emit(_run_one(model, dataset, rep, name, p, overrides[name]))
+        # everything else runs here meanwhile, with ONE BLAS thread: the n_jobs workers already occupy the cores
+        # (joblib gives each one BLAS thread), and a multi-threaded OpenBLAS in this process then spin-waits for
+        # cores (measured: the logistic regressions here ran ~3x slower on a loaded 2-core machine). BLAS threads
+        # split the output of matrix products, not their sums, so the numbers are the same (tests/test_evaluate.py).
+        with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+            for rep, name in plan:
+                if name not in _PLANNERS:
+                    records[(rep, name)] = emit(_run_one(model, dataset, rep, name, p, overrides[name]))
         try:
             results = future.result()
             pool_error = None
@@ -286,7 +312,7 @@ def _run_pooled(model, dataset, plan, p: Protocol, overrides, n_jobs: int, emit)
 
 
 def evaluate_model(model, dataset, evaluations: Iterable[str] | None = None, protocol=None, *,
-                   n_jobs: int = 1) -> dict[tuple[str, str], dict[str, float]]:
+                   n_jobs: int = 1, code_table: bool = False) -> dict[tuple[str, str], dict[str, float]]:
     """``{(representation, evaluation): {result key: float}}`` for every planned evaluation that succeeded.
 
     Evaluations that failed are left out of the dict and reported with a ``RuntimeWarning`` naming the error; use
@@ -294,7 +320,8 @@ def evaluate_model(model, dataset, evaluations: Iterable[str] | None = None, pro
     """
     import warnings
     out = {}
-    for record in evaluate_model_records(model, dataset, evaluations, protocol, n_jobs=n_jobs):
+    for record in evaluate_model_records(model, dataset, evaluations, protocol, n_jobs=n_jobs,
+                                         code_table=code_table):
         if record.error is None:
             out[(record.representation, record.evaluation)] = record.scores
         else:
