@@ -5,7 +5,8 @@ Timing (default mode)::
 
     flock /tmp/dstudy-bench.lock python benchmarks/evaluate.py [--kind reference|fast] [--scale 1.0]
         [--evaluations dci,downstream_task_boosted_trees] [--representations mean,sampled] [--n-jobs 2]
-        [--model PATH | --train-steps 300] [--dataset dsprites_full]
+        [--model PATH | --train-steps 300] [--dataset dsprites_full] [--code-table] [--compare-direct]
+        [--save results.json]
 
 evaluates one model (a saved ``TrainedModel`` or one trained here for ``--train-steps`` steps) on the dataset with
 ``training.evaluate.evaluate_model_records`` at the study's protocol sizes times ``--scale``, and prints per
@@ -15,7 +16,14 @@ function ("sampling+encoding") and the rest ("fitting"), plus totals, the wall-c
 representations and run in worker processes while the other evaluations run; their "fitting" column is then the
 summed fit time in the workers (compute seconds), and the printed wall time is what a model costs.
 
-Agreement (``--agreement N``)::
+``--code-table`` first encodes every factor configuration of the (deterministic) dataset once
+(:mod:`training.code_table`; its build time is printed and included in the wall time), then evaluates on look-ups;
+"sample+encode" is then drawing the factors plus the look-ups. ``--compare-direct`` (with ``--code-table``) also runs
+the straightforward path (rendering and encoding every image, no table) on the same model and protocol and reports
+whether every score of every (representation, evaluation) is identical. ``--save`` writes the scores and seconds as
+JSON.
+
+Agreement over FAKE models (``--agreement N``; over trained models see ``benchmarks/agreement.py``)::
 
     flock /tmp/dstudy-bench.lock python benchmarks/evaluate.py --agreement 8 --scale 0.1 \\
         --evaluations dci,downstream_task_logistic_regression,downstream_task_boosted_trees
@@ -112,18 +120,12 @@ def _load_model(args, dataset):
     return model
 
 
-def run_timing(args):
-    from training.data import get_dataset
-    dataset = get_dataset(args.dataset)
-    model = _load_model(args, dataset)
+def _evaluate(model, dataset, protocol, args, label):
+    """Evaluate with per-evaluation timing; returns (records, wall seconds)."""
     clock = Clock()
     timed_model = TimedModel(model, clock)
     timed_data = TimedDataset(dataset, clock, lambda: timed_model.current)
-    protocol = {"scale": args.scale, "kind": args.kind, "evaluations": args.evaluations,
-                "representations": args.representations}
-    if args.downstream_num_train:
-        protocol["downstream_num_train"] = args.downstream_num_train
-    print(f"# dataset {args.dataset}, protocol {protocol}, n_jobs {args.n_jobs}, loadavg at start "
+    print(f"# {label}: dataset {args.dataset}, protocol {protocol}, n_jobs {args.n_jobs}, loadavg at start "
           f"{tuple(round(x, 2) for x in os.getloadavg())}")
     print(f"{'representation':<10} {'evaluation':<38} {'total_s':>9} {'sample+encode_s':>16} {'fitting_s':>10}  "
           f"loadavg(1m)")
@@ -138,11 +140,52 @@ def run_timing(args):
         print(f"{record.representation:<10} {record.evaluation:<38} {record.seconds:9.1f} {sampling:16.1f} "
               f"{record.seconds - sampling:10.1f}  {os.getloadavg()[0]:.2f}{status}", flush=True)
 
-    ev.evaluate_model_records(timed_model, timed_data, None, protocol, n_jobs=args.n_jobs, on_record=report)
+    records = ev.evaluate_model_records(timed_model, timed_data, None, protocol, n_jobs=args.n_jobs, on_record=report)
     wall = time.perf_counter() - start_all
     print(f"{'TOTAL':<10} {'':<38} {totals['total']:9.1f} {totals['sample']:16.1f} "
           f"{totals['total'] - totals['sample']:10.1f}")
-    print(f"# wall {wall:.1f} s ({wall / 60:.2f} min); loadavg at end {tuple(round(x, 2) for x in os.getloadavg())}")
+    print(f"# {label}: evaluations wall {wall:.1f} s ({wall / 60:.2f} min); loadavg at end "
+          f"{tuple(round(x, 2) for x in os.getloadavg())}", flush=True)
+    return records, wall
+
+
+def run_timing(args):
+    import json
+    from training.data import get_dataset
+    dataset = get_dataset(args.dataset)
+    model = _load_model(args, dataset)
+    protocol = {"scale": args.scale, "kind": args.kind, "evaluations": args.evaluations,
+                "representations": args.representations}
+    if args.downstream_num_train:
+        protocol["downstream_num_train"] = args.downstream_num_train
+    build = 0.0
+    if args.code_table:
+        start = time.perf_counter()
+        table = model.code_table(dataset)
+        build = time.perf_counter() - start
+        print(f"# code table: {dataset.num_configurations} configurations encoded in {build:.1f} s "
+              f"({build / 60:.2f} min); loadavg {tuple(round(x, 2) for x in os.getloadavg())}", flush=True)
+        records, wall = _evaluate(table, table.dataset, protocol, args, "code table")
+    else:
+        records, wall = _evaluate(model, dataset, protocol, args, "direct")
+    print(f"# wall per model {build + wall:.1f} s ({(build + wall) / 60:.2f} min) = table {build:.1f} s + "
+          f"evaluations {wall:.1f} s", flush=True)
+    out = {"protocol": protocol, "n_jobs": args.n_jobs, "code_table": bool(args.code_table), "table_seconds": build,
+           "wall_seconds": build + wall,
+           "records": [{"representation": r.representation, "evaluation": r.evaluation, "scores": r.scores,
+                        "seconds": r.seconds, "error": r.error} for r in records]}
+    if args.compare_direct:
+        direct, direct_wall = _evaluate(model, dataset, protocol, args, "direct")
+        different = [(a.representation, a.evaluation) for a, b in zip(records, direct)
+                     if a.scores != b.scores or a.error != b.error]
+        n_scores = sum(len(r.scores) for r in records)
+        print(f"# direct path wall {direct_wall:.1f} s; scores identical to the code-table path: "
+              f"{'YES' if not different else 'NO'} ({n_scores} values in {len(records)} evaluations"
+              f"{'' if not different else '; differ: ' + str(different)})", flush=True)
+        out["direct_wall_seconds"] = direct_wall
+        out["identical_to_direct"] = not different
+    if args.save:
+        Path(args.save).write_text(json.dumps(out, indent=1))
 
 
 # --------------------------------------------------------------------------------------------------- agreement
@@ -249,11 +292,18 @@ def main(argv=None):
     p.add_argument("--model", default=None, help="a TrainedModel file (default: train one here)")
     p.add_argument("--train-steps", type=int, default=300)
     p.add_argument("--dataset", default="dsprites_full")
-    p.add_argument("--agreement", type=int, default=0, help="number of fake models for the agreement study")
+    p.add_argument("--code-table", action="store_true", help="encode every factor configuration once, then look up")
+    p.add_argument("--compare-direct", action="store_true",
+                   help="with --code-table: also run the straightforward path and check the scores are identical")
+    p.add_argument("--save", default=None, help="write scores and seconds to this JSON file")
+    p.add_argument("--agreement", type=int, default=0,
+                   help="number of FAKE models for the agreement study (trained models: benchmarks/agreement.py)")
     args = p.parse_args(argv)
     args.evaluations = _names(args.evaluations, EVALUATIONS)
     args.representations = _names(args.representations, ("mean", "sampled"))
     args.downstream_num_train = [int(v) for v in args.downstream_num_train.split(",") if v]
+    if args.compare_direct and not args.code_table:
+        raise SystemExit("--compare-direct compares against --code-table; pass both")
     if args.agreement:
         run_agreement(args)
     else:
