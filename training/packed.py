@@ -59,7 +59,7 @@ from torch.nn import functional as F
 from training.models import objectives
 from training.models.architecture import (LEAKY_SLOPE, NUM_LATENT, Discriminator, GaussianVAE, permute_dims,
                                           sample_latent)
-from training.train import (DATA_ORDERS, DEFAULT_NUM_EVAL_SAMPLES, DISCRIMINATOR_ADAM, LOSS_KEYS, VAE_ADAM, Prefetcher,
+from training.train import (CPU_FUSED_ADAM, DATA_ORDERS, DEFAULT_NUM_EVAL_SAMPLES, DISCRIMINATOR_ADAM, LOSS_KEYS, VAE_ADAM, Prefetcher,
                             Trainer, TrainedModel, TrainingDivergedError, _resolve_device, dataset_channels, derive_seeds,
                             resolve_dataset)
 from training.vocabulary import METHODS
@@ -144,7 +144,7 @@ class PackedModels:
             else:
                 self.varying_hparams[key] = torch.tensor(values, dtype=torch.float32, device=device)
         if fused_adam is None:
-            fused_adam = device.type == "cuda"
+            fused_adam = device.type == "cuda" or CPU_FUSED_ADAM
         self._adam_kwargs = {"fused": True} if fused_adam else {"foreach": True}
         self.learning_rate = float(learning_rate)
         self.discriminator_learning_rate = float(discriminator_learning_rate)
