@@ -124,9 +124,9 @@ class CodeTable:
               batch_size: int = 256, build_batch_size: int = MIN_TABLE_CHUNK, render_chunk: int = 4096,
               progress: Callable[[int], None] | None = None) -> "CodeTable":
         """Render and encode all ``dataset.num_configurations`` images (``render_chunk`` rendered at a time, encoded
-        in chunks of ``build_batch_size`` >= :data:`MIN_TABLE_CHUNK`; a short last chunk is padded to that size by repeating its images, so that no image is encoded in a small batch). The default 64
-        encodes ~1.8x faster per image than 256 on this machine's CPU (155 vs 280 us, dSprites, 2 threads) and gives
-        the same rows."""
+        in chunks of ``build_batch_size`` >= :data:`MIN_TABLE_CHUNK`; a short last chunk is padded to that size by
+        repeating its images, so that no image is encoded in a small batch). The default 64 encodes ~1.8x faster per
+        image than 256 on this machine's CPU (155 vs 280 us, dSprites, 2 threads) and gives the same rows."""
         check_deterministic(dataset)
         build_batch_size = int(build_batch_size)
         if build_batch_size < MIN_TABLE_CHUNK:
