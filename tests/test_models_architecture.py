@@ -1,9 +1,11 @@
-"""The decoder's output layer computed with ATen's native forward kernel equals nn.ConvTranspose2d."""
+"""CPU kernel choices of the network: the decoder's output layer through ATen's native forward kernel equals
+nn.ConvTranspose2d; the fused convolution + ReLU equals the unfused pair bit for bit, gradients included."""
 import pytest
 import torch
 import torch.nn.functional as F
 
-from training.models.architecture import Decoder, _NativeForwardConvTranspose
+from training.models import architecture
+from training.models.architecture import Decoder, Encoder, _NativeForwardConvTranspose, conv_relu
 
 
 @pytest.mark.parametrize("channels", [1, 3])
@@ -36,3 +38,40 @@ def test_decoder_uses_the_native_output_layer_only_when_asked():
     assert native.grad_fn.name().startswith("_NativeForwardConvTranspose")
     assert not default.grad_fn.name().startswith("_NativeForwardConvTranspose")
     torch.testing.assert_close(native, default, rtol=1e-5, atol=1e-4)
+
+
+LAYERS = {"conv k4 s2": (lambda: torch.nn.Conv2d(32, 32, 4, 2, 1), (5, 32, 32, 32)),
+          "conv k2 s2": (lambda: torch.nn.Conv2d(32, 64, 2, 2, 0), (5, 32, 16, 16)),
+          "conv 1 channel": (lambda: torch.nn.Conv2d(1, 32, 4, 2, 1), (5, 1, 64, 64)),
+          "transposed 64->32": (lambda: torch.nn.ConvTranspose2d(64, 32, 4, 2, 1), (5, 64, 8, 8))}
+
+
+@pytest.mark.parametrize("layer_name", list(LAYERS))
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_fused_conv_relu_equals_relu_of_the_layer_exactly(layer_name, memory_format):
+    torch.manual_seed(0)
+    make_layer, shape = LAYERS[layer_name]
+    layer = make_layer().to(memory_format=memory_format)
+    x = torch.randn(shape).contiguous(memory_format=memory_format).requires_grad_()
+    expected = torch.relu(layer(x))
+    g = torch.randn(expected.shape)
+    expected.backward(g)
+    grads = [t.grad.clone() for t in (x, layer.weight, layer.bias)]
+    for t in (x, layer.weight, layer.bias):
+        t.grad = None
+    got = conv_relu(layer, x)
+    assert got.grad_fn.name().startswith("_ConvReLU")
+    got.backward(g)
+    assert torch.equal(got, expected) and (got > 0).any() and (got == 0).any()
+    for a, e in zip((x.grad, layer.weight.grad, layer.bias.grad), grads):
+        assert torch.equal(a, e)
+
+
+def test_conv_relu_falls_back_to_the_unfused_pair_under_vmap_and_off_float32():
+    torch.manual_seed(0)
+    encoder = Encoder(1)
+    x = torch.rand(3, 2, 1, 64, 64)
+    batched = torch.func.vmap(encoder)(x)[0]
+    for i in range(3):
+        torch.testing.assert_close(batched[i], encoder(x[i])[0], rtol=1e-5, atol=1e-6)
+    assert not architecture._fusable(x.double()) and architecture._fusable(x)

@@ -55,12 +55,61 @@ class Encoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``x`` (N, C, 64, 64) -> ``(mean, logvar)``, each (N, L)."""
-        h = torch.relu(self.conv1(x))
-        h = torch.relu(self.conv2(h))
-        h = torch.relu(self.conv3(h))
-        h = torch.relu(self.conv4(h))
+        h = conv_relu(self.conv1, x)
+        h = conv_relu(self.conv2, h)
+        h = conv_relu(self.conv3, h)
+        h = conv_relu(self.conv4, h)
         h = torch.relu(self.dense(h.flatten(1)))
         return self.mean(h), self.logvar(h)
+
+
+def _fusable(x: torch.Tensor) -> bool:
+    """True where :func:`conv_relu` can use oneDNN's fused kernel: a plain float32 CPU tensor (not one wrapped by
+    torch.func's vmap / grad, which have no rule for it) and a PyTorch built with oneDNN."""
+    return (x.device.type == "cpu" and x.dtype == torch.float32 and torch.backends.mkldnn.is_available()
+            and not torch._C._functorch.is_functorch_wrapped_tensor(x))
+
+
+class _ConvReLU(torch.autograd.Function):
+    """ReLU(convolution) as ONE oneDNN primitive on CPU (the ReLU applied as a post-op while the output is in cache).
+
+    Unfused, the ReLU is a separate pass over the output, the largest activation of the network (64x32x32x32 floats
+    = 8 MiB at batch 64 for conv1 and deconv3). Measured on 2 CPU cores: encoding dSprites images in batches of 64
+    (the code table's build) takes 144 instead of 157 us per image; a beta_vae training step is unchanged within
+    noise. The result is the same computation as ``nn.Conv2d`` / ``nn.ConvTranspose2d`` in the same memory format
+    (bit-identical), and the backward pass is what autograd runs for the unfused pair: ``threshold_backward`` on
+    the saved output, then ``convolution_backward`` (tests/test_models_architecture.py).
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, stride, padding, transposed):
+        if transposed:
+            out = torch.ops.mkldnn._convolution_transpose_pointwise(
+                x, weight, bias, padding, [0, 0], stride, [1, 1], 1, "relu", [], "")
+        else:
+            out = torch.ops.mkldnn._convolution_pointwise(x, weight, bias, padding, stride, [1, 1], 1, "relu", [], "")
+        ctx.save_for_backward(x, weight, out)
+        ctx.geometry = (stride, padding, transposed)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight, out = ctx.saved_tensors
+        stride, padding, transposed = ctx.geometry
+        grad = torch.ops.aten.threshold_backward(grad, out, 0)
+        bias_size = [weight.shape[1] if transposed else weight.shape[0]]
+        gx, gw, gb = torch.ops.aten.convolution_backward(
+            grad, x, weight, bias_size, stride, padding, [1, 1], transposed, [0, 0], 1,
+            [ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[2]])
+        return gx, gw, gb, None, None, None
+
+
+def conv_relu(layer: nn.Conv2d | nn.ConvTranspose2d, x: torch.Tensor) -> torch.Tensor:
+    """``relu(layer(x))`` for a stride-s, symmetric-padding, ungrouped (transposed) convolution; fused on CPU."""
+    if not _fusable(x):
+        return torch.relu(layer(x))
+    return _ConvReLU.apply(x, layer.weight, layer.bias, list(layer.stride), list(layer.padding),
+                           isinstance(layer, nn.ConvTranspose2d))
 
 
 class _NativeForwardConvTranspose(torch.autograd.Function):
@@ -117,9 +166,9 @@ class Decoder(nn.Module):
         h = h.reshape(h.shape[0], 64, 4, 4)
         if self.memory_format is not torch.contiguous_format:
             h = h.contiguous(memory_format=self.memory_format)
-        h = torch.relu(self.deconv1(h))
-        h = torch.relu(self.deconv2(h))
-        h = torch.relu(self.deconv3(h))
+        h = conv_relu(self.deconv1, h)
+        h = conv_relu(self.deconv2, h)
+        h = conv_relu(self.deconv3, h)
         if self.native_output_forward and h.device.type == "cpu":
             return _NativeForwardConvTranspose.apply(h, self.deconv4.weight, self.deconv4.bias)
         return self.deconv4(h)
