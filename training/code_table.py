@@ -139,7 +139,10 @@ class CodeTable:
         # background render thread next to torch's two OpenMP threads (3 threads on 2 cores) it took 585 s
         for r_start in range(0, total, render_chunk):
             r_stop = min(total, r_start + render_chunk)
-            images = dataset.render_all_factors(dataset.all_factors_of(np.arange(r_start, r_stop)))
+            if hasattr(dataset, "render_configurations"):  # e.g. sliced from a cached array
+                images = dataset.render_configurations(r_start, r_stop)
+            else:
+                images = dataset.render_all_factors(dataset.all_factors_of(np.arange(r_start, r_stop)))
             for start in range(0, len(images), build_batch_size):
                 part = images[start:start + build_batch_size]
                 n = len(part)

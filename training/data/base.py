@@ -133,6 +133,13 @@ class GroundTruthDataset:
             raise ValueError(f"{self.name}: indices must be a 1-d array in [0, {self.num_configurations})")
         return np.stack(np.unravel_index(index, self.factor_sizes), axis=1).astype(np.int64)
 
+    def render_configurations(self, start: int, stop: int) -> np.ndarray:
+        """Images float32 (stop - start, 64, 64, C) of the configurations with C-order indices ``start..stop-1``
+        (what a code table encodes, :mod:`training.code_table`); equal to ``render_all_factors(all_factors_of(
+        arange(start, stop)))``, which is what this default does. Datasets with a cheaper source (a cached array)
+        override it."""
+        return self.render_all_factors(self.all_factors_of(np.arange(int(start), int(stop))))
+
     def render_all_factors(self, all_factors: np.ndarray) -> np.ndarray:
         """Images float32 (num, 64, 64, C) of full factor vectors (num, len(factor_sizes)), drawing no random numbers;
         only for a dataset with :attr:`deterministic_render` (ValueError otherwise)."""
