@@ -197,3 +197,24 @@ def test_pooled_run_gives_the_serial_numbers_for_the_evaluations_run_beside_the_
     for a, b in zip(serial, pooled):
         assert a.error is None and b.error is None, (a.error, b.error)
         assert a.scores == b.scores, (a.representation, a.evaluation)
+
+
+def test_expected_encodings_count_the_images_each_evaluation_encodes():
+    from training.metrics.registry import default_protocol
+    counts = {name: ev.expected_encodings(name, default_protocol(name)) for name in ev.EVALUATIONS}
+    assert counts["beta_vae_sklearn"] == 2 * 64 * 15000          # 1.92M: a pair of 64-image batches per point
+    assert counts["factor_vae_metric"] == 10000 + 64 * 15000     # variance estimate + one batch per vote
+    assert counts["downstream_task_boosted_trees"] == 11110 + 4 * 5000
+    assert counts["mig"] == counts["unsupervised"] == 10000 and counts["dci"] == counts["sap_score"] == 15000
+
+
+def test_code_table_is_chosen_for_deterministic_datasets_when_it_encodes_fewer_images():
+    class Data:
+        deterministic_render, num_configurations = True, 737280
+    assert ev.use_code_table(Data())                                    # ~6.1M images at the study's sizes
+    assert not ev.use_code_table(Data(), {"scale": 0.1})               # ~0.6M
+    assert ev.use_code_table(Data(), {"scale": 0.2})                   # ~1.2M
+    assert not ev.use_code_table(Data(), evaluations=["mig", "dci"])   # 50,000 images
+    assert not ev.use_code_table(Data(), {"representations": ["mean"], "scale": 0.2})  # ~0.6M for one
+    Data.deterministic_render = False
+    assert not ev.use_code_table(Data())

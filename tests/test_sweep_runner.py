@@ -52,8 +52,9 @@ def doubles(monkeypatch):
             raise training.train.TrainingDivergedError("loss became nan at step 3")
         return FakeModel(hparams, seed)
 
-    def evaluate_model_records(model, ds, evaluations=None, protocol=None):
+    def evaluate_model_records(model, ds, evaluations=None, protocol=None, code_table=False):
         calls["evaluate"].append((model.seed, evaluations, protocol))
+        calls.setdefault("code_table", []).append(code_table)
         return [training.evaluate.EvaluationRecord("mean", "mig", {"discrete_mig": 0.1 * model.seed}, 0.5, None),
                 training.evaluate.EvaluationRecord("mean", "dci", {}, 0.25, "ValueError: boom")]
 
@@ -78,7 +79,23 @@ def test_single_runs_train_one_by_one_and_failures_stay_per_run(pack, doubles, m
     assert ok2.scores == {("mean", "mig"): {"discrete_mig": pytest.approx(0.2)}, ("mean", "dci"): {}}
     assert ok2.evaluations == {("mean", "mig"): (0.5, None), ("mean", "dci"): (0.25, "ValueError: boom")}
     assert calls["evaluate"][0][1] == ["mig"] and calls["evaluate"][0][2]["scale"] == 0.5
+    assert calls["code_table"] == [False, False]  # the double dataset is not deterministic, and the protocol small
     assert ok.train_seconds >= 0 and ok.eval_seconds >= 0
+
+
+def test_the_runner_evaluates_on_a_code_table_where_it_pays_off(pack, doubles, monkeypatch):
+    calls, dataset = doubles
+    monkeypatch.setitem(__import__("sys").modules, "training.packed", None)
+    dataset.deterministic_render, dataset.num_configurations = True, 100  # mig at scale 0.5: 5,000 images > 100
+    FakeModel.code_table = lambda self, ds: None
+    try:
+        runner.execute_pack(pack, device="cpu")
+        assert calls["code_table"] == [True, True]
+        dataset.num_configurations = 10**6
+        runner.execute_pack(pack, device="cpu")
+        assert calls["code_table"][2:] == [False, False]
+    finally:
+        del FakeModel.code_table
 
 
 def test_packs_use_train_packed_when_available(pack, doubles, monkeypatch):

@@ -173,6 +173,42 @@ def evaluation_overrides(evaluation: str, protocol: dict | Protocol | None = Non
     return overrides
 
 
+def expected_encodings(evaluation: str, params: dict) -> int:
+    """Number of images ONE representation's run of ``evaluation`` encodes, given its full protocol parameters
+    ``params`` (the defaults of :func:`training.metrics.registry.default_protocol` with the overrides applied)."""
+    if evaluation == "beta_vae_sklearn":  # a pair of batches per point
+        return 2 * params["batch_size"] * (params["num_train"] + params["num_eval"])
+    if evaluation == "factor_vae_metric":  # the variance estimate, then one batch per vote
+        return params["num_variance_estimate"] + params["batch_size"] * (params["num_train"] + params["num_eval"])
+    if evaluation in DOWNSTREAM_EVALUATIONS:  # a training set and a test set per training size
+        sizes = params["num_train"]
+        sizes = [sizes] if isinstance(sizes, int) else list(sizes)
+        return int(sum(sizes)) + len(sizes) * params["num_test"]
+    if evaluation not in EVALUATIONS:
+        raise ValueError(f"unknown evaluation {evaluation!r}")
+    return params["num_train"] + params.get("num_test", 0)
+
+
+def use_code_table(dataset, protocol=None, evaluations: Iterable[str] | None = None) -> bool:
+    """Whether :func:`evaluate_model_records` should run on a code table (``code_table=True``): the dataset's images
+    are a deterministic function of the factors, and the planned evaluations of all planned representations would
+    encode more images than the dataset has configurations (one table encodes each configuration once).
+
+    At the study's protocol sizes on dsprites_full that is ~6.1M images against 737,280 (True); at ``scale`` 0.1
+    about 0.6M (False). The numbers do not depend on the choice (CPU; on CUDA up to floating point).
+    """
+    from training.metrics.registry import default_protocol
+    if not getattr(dataset, "deterministic_render", False) or not hasattr(dataset, "num_configurations"):
+        return False
+    p = resolve_protocol(protocol)
+    names = p.evaluations if evaluations is None else _names(list(evaluations), EVALUATIONS, "evaluations")
+    total = 0
+    for name in names:
+        params = dict(default_protocol(name), **evaluation_overrides(name, p))
+        total += expected_encodings(name, params) * len(p.representations)
+    return total > int(dataset.num_configurations)
+
+
 @dataclass
 class EvaluationRecord:
     """One (representation, evaluation) of one model: its scores (empty if it failed), wall-clock seconds, and the

@@ -120,7 +120,7 @@ def _train(pack: Sequence[dict], dataset, device, artifacts_dir: str | None = No
 
 
 def _evaluate(item: dict, model, dataset, train_seconds: float, artifacts_dir: str | None) -> RunOutcome:
-    from training.evaluate import evaluate_model_records
+    from training.evaluate import evaluate_model_records, use_code_table
 
     cfg = item["config"]
     protocol = dict(cfg["protocol"])
@@ -128,7 +128,10 @@ def _evaluate(item: dict, model, dataset, train_seconds: float, artifacts_dir: s
                          train_results={k: v for k, v in dict(model.train_results).items() if not isinstance(v, str)})
     start = time.perf_counter()
     try:
-        records = evaluate_model_records(model, dataset, evaluations=list(protocol["evaluations"]), protocol=protocol)
+        evaluations = list(protocol["evaluations"])
+        # one encoding per factor configuration instead of millions of images where that is cheaper; same numbers
+        table = use_code_table(dataset, protocol, evaluations) and callable(getattr(model, "code_table", None))
+        records = evaluate_model_records(model, dataset, evaluations=evaluations, protocol=protocol, code_table=table)
         for record in records:
             key = (record.representation, record.evaluation)
             outcome.scores[key] = dict(record.scores or {})
