@@ -251,3 +251,27 @@ def test_compute_rejects_bad_protocol():
         dci.compute(data, rep, 0, gbt_seed=-1)
     with pytest.raises(ValueError, match="codes"):
         dci.compute_dci(np.zeros((3, 10)), np.zeros((2, 9)), np.zeros((3, 4)), np.zeros((2, 4)))
+
+
+def test_fast_gradient_boosting_uses_the_documented_settings():
+    model = predictors.fast_gradient_boosting_classifier()
+    params = model.get_params()
+    for key, value in predictors.FAST_GBT_PARAMS.items():
+        assert params[key] == value
+    assert params["early_stopping"] is False  # not data dependent
+    doc = predictors.__doc__
+    assert f"{params['max_iter']} iterations" in doc and f"learning rate {params['learning_rate']:g}" in doc
+    assert f"{params['max_bins']}-bin" in doc and f"L2 regularisation {params['l2_regularization']:g}" in doc
+    assert f"{predictors.FAST_LR_REFERENCE_BELOW:,} training points" in doc
+    assert f"{predictors.FAST_LR_PATH_POINTS:,} points" in doc
+
+
+def test_fast_importances_sum_to_one_and_follow_the_informative_codes():
+    rs = np.random.RandomState(1)
+    y = rs.randint(6, size=(2, 600))
+    noise = rs.randn(3, 600)
+    codes = np.concatenate([y + 0.3 * rs.randn(2, 600), noise])  # codes 0, 1 carry factors 0, 1; codes 2-4 noise
+    r, train_acc, _ = dci.importance_matrix(codes[:, :400], y[:, :400], codes[:, 400:], y[:, 400:], fast=True)
+    np.testing.assert_allclose(r.sum(axis=0), 1.0)
+    assert r[0, 0] > 0.5 and r[1, 1] > 0.5
+    assert np.all(train_acc > 0.5)

@@ -175,3 +175,37 @@ def test_bad_protocol_is_rejected():
     with pytest.raises(ValueError, match="unknown downstream predictor"):
         downstream.compute_downstream_task(np.zeros((2, 5)), np.zeros((1, 5)), np.zeros((2, 5)), np.zeros((1, 5)),
                                            "svm")
+
+
+# ------------------------------------------------------------------------------------------------- fast protocol
+def _lr_task(kind, num_train, num_classes=4, seed=0):
+    rs = np.random.RandomState(seed)
+    y = rs.randint(num_classes, size=num_train + 200)
+    x = np.stack([y + 0.8 * rs.randn(y.size), rs.randn(y.size)], axis=1)
+    return predictors.FitTask("logistic_regression", kind, x[:num_train], y[:num_train], x[num_train:],
+                              y[num_train:])
+
+
+@pytest.mark.parametrize("num_train", [10, 100])
+def test_fast_logistic_regression_is_the_reference_below_the_threshold(num_train):
+    assert num_train < predictors.FAST_LR_REFERENCE_BELOW
+    fast = predictors.run_fit(_lr_task("fast", num_train))
+    reference = predictors.run_fit(_lr_task("reference", num_train))
+    assert (fast.train_accuracy, fast.test_accuracy) == (reference.train_accuracy, reference.test_accuracy)
+    model = predictors.fast_logistic_regression_cv(num_train)
+    assert repr(model) == repr(predictors.logistic_regression_cv())  # the reference's estimator, pinned alike
+
+
+def test_fast_logistic_regression_from_the_threshold_uses_one_holdout_and_a_capped_path():
+    from sklearn.pipeline import Pipeline
+    n = 10000
+    model = predictors.fast_logistic_regression_cv(n)
+    assert isinstance(model, Pipeline)
+    ((train, holdout),) = model[-1].cv
+    np.testing.assert_array_equal(holdout, np.arange(8000, n))  # the reference's fifth fold
+    np.testing.assert_array_equal(train, np.arange(predictors.FAST_LR_PATH_POINTS))
+    ((train, holdout),) = predictors.fast_logistic_regression_cv(1000)[-1].cv
+    np.testing.assert_array_equal(train, np.arange(800))
+    np.testing.assert_array_equal(holdout, np.arange(800, 1000))
+    result = predictors.run_fit(_lr_task("fast", 1000))
+    assert result.test_accuracy > 0.5
