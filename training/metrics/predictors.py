@@ -32,7 +32,12 @@ How the fast settings were chosen (issue 5; dsprites_full beta_vae models, 1,000
 * Cost. A histogram tree costs about the same whatever ``max_bins`` (255 / 63 / 31 bins: 5.0 / 4.7 / 4.6 s for
   the 40-class factor at 10,000 points), and at the downstream task's 10 and 100 points it is mostly per-tree
   overhead; what counts is the number of trees, iterations x classes (3 + 6 + 40 + 32 + 32 per iteration for
-  dSprites), and predicting with them (~1/3 of a fit at 10,000 + 5,000 points). So: fewer iterations.
+  dSprites), and predicting with them (~1/3 of a fit at 10,000 + 5,000 points). So: fewer iterations. Fit seconds
+  of DCI / downstream boosted trees / downstream logistic regression for one model, both representations, study
+  sizes (``benchmarks/evaluate.py --kind fast --n-jobs 2 --code-table``, summed over the two worker processes):
+  84 / 109 / 36 s with 100 iterations and the previous logistic regression, 25 / 50 / 52 s with these settings
+  (evaluations 79 s of wall time beside a 128 s code table: 3.45 min per model). About 33 worker-seconds of the
+  logistic regression are the reference predictor at 10 and 100 points (next item).
 * At learning rate 0.1 fewer iterations underfit at full scale (30 iterations: DCI informativeness_train 0.49 vs
   the reference's 0.71, disentanglement 0.19 vs 0.09; 100 iterations: 0.67 and 0.13). A proportionally larger
   learning rate alone overshoots with 32-40 classes, unregularised Newton leaves and ``min_samples_leaf=1`` (30
