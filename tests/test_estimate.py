@@ -74,3 +74,58 @@ def test_command_line_on_a_tiny_study(tmp_path, capsys):
     row = [line for line in out.splitlines() if line.startswith("dsprites_full")][0]
     assert "beta_vae" in row and "6,000" in row
     assert main(["estimate", str(tmp_path / "missing.toml")]) == 2
+
+
+def test_table_calibration_times_the_build_and_gives_a_look_up_table_of_real_encodings(tmp_path, monkeypatch):
+    import numpy as np
+    import torch
+
+    from training.data import get_dataset
+    from training.estimate import table_calibration
+    from training.models.architecture import GaussianVAE
+
+    class Model:
+        vae = GaussianVAE(1)
+    monkeypatch.setenv("DSTUDY_CACHE", str(tmp_path))
+    dataset = get_dataset("dsprites_full")
+    # render instead of building the 737,280-image disk cache (the same images, tests/test_data_interface.py)
+    monkeypatch.setattr(type(dataset), "render_configurations",
+                        lambda self, a, b: self.render_all_factors(self.all_factors_of(np.arange(a, b))))
+    seconds, table = table_calibration(Model(), dataset, sample=128)
+    assert 0 < seconds < 1
+    assert table.mean.shape == (dataset.num_configurations, 10)
+    assert np.array_equal(table.mean[:128], table.mean[128:256])  # 128 real encodings, repeated
+    # row j holds the encoding of configuration first + (j % 128), a consecutive block as the build encodes it
+    first = int(np.random.RandomState(0).randint(0, dataset.num_configurations - 128 + 1))
+    images = dataset.render_all_factors(dataset.all_factors_of(np.arange(first, first + 64)))
+    with torch.inference_mode():
+        expected = Model.vae.encoder(torch.from_numpy(images).permute(0, 3, 1, 2))[0].numpy()
+    assert np.allclose(table.mean[:64], expected, atol=1e-6)
+
+
+def test_evaluation_calibration_projects_the_code_table_where_the_runner_uses_one(tmp_path, monkeypatch):
+    import training.evaluate
+    from training import estimate
+    from training.data import get_dataset
+    from training.models.architecture import GaussianVAE
+
+    class Model:
+        vae = GaussianVAE(1)
+    dataset = get_dataset("dsprites_full")
+    seen = []
+
+    def records(model, ds, protocol=None):
+        seen.append(model)
+        return [training.evaluate.EvaluationRecord("mean", "beta_vae_sklearn", {}, 2.0 * protocol["scale"], None)]
+    monkeypatch.setattr(training.evaluate, "evaluate_model_records", records)
+
+    class Table:
+        dataset = "TABLE DATA"
+    monkeypatch.setattr(estimate, "table_calibration", lambda model, ds: (1e-4, Table()))
+    study = {"evaluations": ["beta_vae_sklearn"], "representations": ["mean"]}  # 1.92M images at scale 1
+    total = estimate.calibrate_evaluation(Model(), dataset, study, scale=0.01)
+    assert all(isinstance(m, Table) for m in seen) and len(seen) == 2
+    assert total == pytest.approx(1e-4 * 737280 + 2.0)  # table build + the look-up evaluation extrapolated to 1
+    seen.clear()
+    total = estimate.calibrate_evaluation(Model(), dataset, {**study, "scale": 0.1}, scale=0.01)  # 0.19M: direct
+    assert all(isinstance(m, Model) for m in seen) and total == pytest.approx(0.2)

@@ -11,7 +11,10 @@ Cost model (all times measured here, none assumed):
   study's scale (downstream tasks: at the study's largest training size relative to the capped one). This is a
   linear extrapolation: good for the sampling and encoding costs, rough for predictors that grow faster than
   linearly (gradient boosting at 10,000 points), so treat evaluation totals beyond ~10x extrapolation as an order of
-  magnitude. Evaluation time of the study = sum over datasets of runs x seconds per model.
+  magnitude. Where the runner will evaluate on a code table (:func:`training.evaluate.use_code_table`: a
+  deterministic dataset at large protocol sizes), a model's evaluation is the table's build, projected from the time
+  to render and encode 4,096 configurations, plus the evaluations calibrated as above on a stand-in table (look-ups
+  instead of encodings). Evaluation time of the study = sum over datasets of runs x seconds per model.
 
 Both are wall times of one process on this machine (``workers`` divides them, assuming perfect scaling across
 identical workers). :func:`project` is the pure part (calibration numbers in, table out) and is tested with
@@ -154,6 +157,30 @@ def calibrate_training(dataset, method: str, hparams: dict, steps: int, batch_si
     return (marks[warmup + steps - 1] - start) / (steps * pack)
 
 
+def table_calibration(model, dataset, sample: int = 4096, random_state: int = 0):
+    """Time a code table's build on ``sample`` random configurations of ``dataset`` (rendered and encoded in the
+    build's chunks) and return ``(seconds per configuration, stand-in table)``. The stand-in is a
+    :class:`training.code_table.CodeTable` whose rows repeat those ``sample`` real encodings over all configurations:
+    the look-up path costs the same as on the real table, the scores on it mean nothing (timing only). A one-off
+    cost of the dataset's first rendering (the dSprites disk cache, once per machine) is paid here but not timed."""
+    import numpy as np
+
+    from training.code_table import MIN_TABLE_CHUNK, CodeTable, encoder_images_fn
+    encode = encoder_images_fn(model.vae.encoder)
+    total = int(dataset.num_configurations)
+    sample = max(MIN_TABLE_CHUNK, min(int(sample), total) // MIN_TABLE_CHUNK * MIN_TABLE_CHUNK)
+    first = int(np.random.RandomState(random_state).randint(0, total - sample + 1))
+    dataset.render_configurations(first, first + 1)  # a one-off per machine (e.g. the dSprites cache) is not timed
+    start = time.perf_counter()
+    images = dataset.render_configurations(first, first + sample)  # as the build renders: consecutive configurations
+    parts = [encode(images[i:i + MIN_TABLE_CHUNK]) for i in range(0, sample, MIN_TABLE_CHUNK)]
+    mean = np.concatenate([m.float().cpu().numpy() for m, _ in parts])
+    logvar = np.concatenate([lv.float().cpu().numpy() for _, lv in parts])
+    seconds = (time.perf_counter() - start) / sample
+    rows = np.arange(total) % sample
+    return seconds, CodeTable(dataset, mean[rows], logvar[rows], encode)
+
+
 def calibrate_evaluation(model, dataset, protocol: Mapping[str, Any], scale: float = DEFAULT_EVAL_SCALE,
                          downstream_cap: int = DEFAULT_DOWNSTREAM_CAP) -> float:
     """Projected seconds to evaluate one model of ``dataset`` with ``protocol`` (a study's protocol dict).
@@ -162,7 +189,7 @@ def calibrate_evaluation(model, dataset, protocol: Mapping[str, Any], scale: flo
     protocol scale)), downstream training sizes capped at ``downstream_cap``, and extrapolates each linearly to the
     protocol's sizes (see the module docstring).
     """
-    from training.evaluate import DOWNSTREAM_EVALUATIONS, evaluate_model_records, resolve_protocol
+    from training.evaluate import DOWNSTREAM_EVALUATIONS, evaluate_model_records, resolve_protocol, use_code_table
     from training.study import DOWNSTREAM_NUM_TRAIN
 
     p = resolve_protocol(dict(protocol))
@@ -173,6 +200,13 @@ def calibrate_evaluation(model, dataset, protocol: Mapping[str, Any], scale: flo
     capped = sorted({min(n, downstream_cap) for n in sizes})
     base = {"evaluations": list(p.evaluations), "representations": list(p.representations), "kind": p.kind,
             "downstream_num_train": capped}
+    total = 0.0
+    if use_code_table(dataset, protocol) and hasattr(model, "vae"):
+        # the runner will evaluate on a code table: its build (every configuration encoded once) plus evaluations on
+        # look-ups, which the calibration times on a stand-in table
+        seconds_per_configuration, table = table_calibration(model, dataset)
+        total += seconds_per_configuration * dataset.num_configurations
+        model, dataset = table, table.dataset
     timings = {}
     for s in (s_lo, s_hi):
         for record in evaluate_model_records(model, dataset, protocol={**base, "scale": s}):
@@ -180,7 +214,6 @@ def calibrate_evaluation(model, dataset, protocol: Mapping[str, Any], scale: flo
                 raise RuntimeError(f"calibration of {record.evaluation} ({record.representation}) failed: "
                                    f"{record.error}")
             timings.setdefault((record.representation, record.evaluation), {})[s] = record.seconds
-    total = 0.0
     for (rep, name), t in timings.items():
         slope = max(0.0, (t[s_hi] - t[s_lo]) / (s_hi - s_lo))
         at_target = t[s_hi] + slope * (target - s_hi)
