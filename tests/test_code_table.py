@@ -66,6 +66,15 @@ def test_table_rows_equal_the_encoder_on_each_image(dataset, model):
     assert np.array_equal(table.mean, mean.numpy()) and np.array_equal(table.logvar, logvar.numpy())
 
 
+def test_the_table_does_not_depend_on_how_many_threads_build_it(dataset, model):
+    encode = encoder_images_fn(model.vae.encoder)
+    tables = [CodeTable.build(dataset, encode, workers=w, render_chunk=200) for w in (1, 2, 3)]
+    for table in tables[1:]:
+        assert np.array_equal(table.mean, tables[0].mean) and np.array_equal(table.logvar, tables[0].logvar)
+    with pytest.raises(ValueError, match="workers"):
+        CodeTable.build(dataset, encode, workers=0)
+
+
 @pytest.mark.parametrize("kind", ["mean", "sampled"])
 def test_lookups_equal_the_encoder_path_call_by_call(dataset, model, kind):
     table = model.code_table(dataset)

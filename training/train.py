@@ -251,7 +251,9 @@ class TrainedModel:
         configuration encoded once; its ``representation_fn(kind, seed)`` on the table's ``dataset`` gives the same
         codes as :meth:`representation_fn` with this ``batch_size`` on the images (CPU)."""
         from training.code_table import CodeTable, encoder_images_fn
-        return CodeTable.build(dataset, encoder_images_fn(self.vae.encoder), batch_size=batch_size, progress=progress)
+        workers = 1 if self.device.type != "cpu" else None  # CPU: one encoding thread per core
+        return CodeTable.build(dataset, encoder_images_fn(self.vae.encoder), batch_size=batch_size, progress=progress,
+                               workers=workers)
 
     def to(self, device) -> "TrainedModel":
         self.vae.to(device)
