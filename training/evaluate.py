@@ -32,7 +32,8 @@ Unknown keys raise ``ValueError``.
 Speed options of :func:`evaluate_model_records` (they never change a number): ``n_jobs`` (pooled classifier fits in
 worker processes) and ``code_table`` (encode every factor configuration of a deterministic dataset once and look codes
 up; :mod:`training.code_table`). The two representations use different seeds in every evaluation (spec section 5), so
-they never draw the same images; the code table is what lets them share encodings.
+they never draw the same images; the code table is what lets them share encodings. The study runner turns the table
+on where :func:`use_code_table` finds it cheaper (deterministic dataset, more images to encode than configurations).
 """
 from __future__ import annotations
 
