@@ -295,6 +295,7 @@ def _run_pooled(model, dataset, plan, p: Protocol, overrides, n_jobs: int, emit)
     from concurrent.futures import ThreadPoolExecutor
 
     import threadpoolctl
+    import torch
 
     from training.metrics import predictors
     records: dict[tuple[str, str], EvaluationRecord] = {}
@@ -319,10 +320,18 @@ def _run_pooled(model, dataset, plan, p: Protocol, overrides, n_jobs: int, emit)
         # (joblib gives each one BLAS thread), and a multi-threaded OpenBLAS in this process then spin-waits for
         # cores (measured: the logistic regressions here ran ~3x slower on a loaded 2-core machine). BLAS threads
         # split the output of matrix products, not their sums, so the numbers are the same (tests/test_evaluate.py).
-        with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
-            for rep, name in plan:
-                if name not in _PLANNERS:
-                    records[(rep, name)] = emit(_run_one(model, dataset, rep, name, p, overrides[name]))
+        # the same for torch's intra-op threads: with two busy workers, a second OpenMP thread is rarely scheduled
+        # and every parallel region waits for it (measured: the sampled BetaVAE score's noise took 7.0 instead of
+        # 1.3 s at scale 0.3); the encoder's output does not depend on the thread count (tests/test_code_table.py)
+        torch_threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+                for rep, name in plan:
+                    if name not in _PLANNERS:
+                        records[(rep, name)] = emit(_run_one(model, dataset, rep, name, p, overrides[name]))
+        finally:
+            torch.set_num_threads(torch_threads)
         try:
             results = future.result()
             pool_error = None
