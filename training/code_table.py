@@ -27,9 +27,9 @@ How it keeps the numbers (``evaluate_model_records(..., code_table=True)``; off 
   floating point, as the batched encoder path already does.
 
 Cost: one table = ``num_configurations`` renders + encodes and 2 x 4 bytes x num_latent per configuration (59 MB for
-dSprites). dsprites_full on this machine's 2 cores: 107-121 s (~145 us per configuration: slicing the disk cache of
-the procedural images, ``dataset.render_configurations``, ~3.5 us; encoding the rest), down from 142-158 s with
-rendering (~29 us) and one two-threaded encoder. It pays off when the evaluations would encode more images than the
+dSprites). dsprites_full on this machine's 2 cores: 99-107 s (~140 us per configuration: slicing the disk cache of
+the procedural images, ``dataset.render_configurations``, ~3.5 us; encoding in one thread per core the rest), down
+from 142-158 s with rendering (~29 us) and one two-threaded encoder. It pays off when the evaluations would encode more images than the
 dataset has configurations (both representations at full protocol size: ~6.1M); the study runner decides with
 :func:`training.evaluate.use_code_table`.
 """

@@ -139,8 +139,8 @@ class DSprites(GroundTruthDataset):
     def render_configurations(self, start: int, stop: int) -> np.ndarray:
         """Images float32 (stop - start, 64, 64, 1) of C-order configurations ``start..stop-1``, sliced from the base
         array: the loaded file's, or for the procedural images the bit-packed disk cache of all 737,280 images
-        (:func:`training.data.dsprites_render.dsprites_base_images`, built once per machine, ~30 s, 377 MB; read
-        once per process). Unpacking costs ~2 us per image against ~29 us for rendering (2 cores), which matters
+        (:func:`training.data.dsprites_render.dsprites_base_images`, built once per machine, ~35 s, 377 MB; read
+        once per process). Unpacking costs ~3.5 us per image against ~29 us for rendering (2 cores), which matters
         for a code table (737,280 images per model). Equal to the rendered images (the cache holds the same
         renderer's output)."""
         if not 0 <= int(start) <= int(stop) <= self.num_configurations:
