@@ -29,9 +29,9 @@ How it keeps the numbers (``evaluate_model_records(..., code_table=True)``; off 
 Cost: one table = ``num_configurations`` renders + encodes and 2 x 4 bytes x num_latent per configuration (59 MB for
 dSprites). dsprites_full on this machine's 2 cores: 99-107 s (~140 us per configuration: slicing the disk cache of
 the procedural images, ``dataset.render_configurations``, ~3.5 us; encoding in one thread per core the rest), down
-from 142-158 s with rendering (~29 us) and one two-threaded encoder. It pays off when the evaluations would encode more images than the
-dataset has configurations (both representations at full protocol size: ~6.1M); the study runner decides with
-:func:`training.evaluate.use_code_table`.
+from 142-158 s with rendering (~29 us) and one two-threaded encoder. It pays off when the evaluations would encode
+more images than the dataset has configurations (both representations at full protocol size: ~6.1M); the study
+runner decides with :func:`training.evaluate.use_code_table`.
 """
 from __future__ import annotations
 
@@ -224,8 +224,12 @@ class CodeTable:
 
 
 def encoder_images_fn(encoder, device=None) -> Callable[[np.ndarray], tuple[torch.Tensor, torch.Tensor]]:
-    """``images (n, 64, 64, C) float32 -> (mean, logvar)`` tensors of ``encoder`` in inference mode (eval mode for
-    the call), exactly as :func:`training.representation.make_representation_fn` runs it on one chunk."""
+    """``images (n, 64, 64, C) float32 -> (mean, logvar)`` tensors of ``encoder`` in inference mode, as
+    :func:`training.representation.make_representation_fn` runs it on one chunk.
+
+    Safe to call from several threads at once (:meth:`CodeTable.build` does): it does not switch the module's
+    train / eval mode per call as the representation function does, which the network does not need (it has no
+    mode-dependent layers: no dropout, no batch norm) and which concurrent calls would race on."""
     from training.representation import check_observations
     if device is None:
         device = next(encoder.parameters()).device
@@ -233,11 +237,6 @@ def encoder_images_fn(encoder, device=None) -> Callable[[np.ndarray], tuple[torc
 
     def encode(images):
         obs = check_observations(images, encoder.num_channels)
-        was_training = encoder.training
-        encoder.eval()
-        try:
-            with torch.inference_mode():
-                return encoder(torch.from_numpy(obs).to(device).permute(0, 3, 1, 2))
-        finally:
-            encoder.train(was_training)
+        with torch.inference_mode():
+            return encoder(torch.from_numpy(obs).to(device).permute(0, 3, 1, 2))
     return encode

@@ -59,9 +59,9 @@ from torch.nn import functional as F
 from training.models import objectives
 from training.models.architecture import (LEAKY_SLOPE, NUM_LATENT, Discriminator, GaussianVAE, permute_dims,
                                           sample_latent)
-from training.train import (CPU_FUSED_ADAM, DATA_ORDERS, DEFAULT_NUM_EVAL_SAMPLES, DISCRIMINATOR_ADAM, LOSS_KEYS, VAE_ADAM, Prefetcher,
-                            Trainer, TrainedModel, TrainingDivergedError, _resolve_device, dataset_channels, derive_seeds,
-                            resolve_dataset)
+from training.train import (CPU_FUSED_ADAM, DATA_ORDERS, DEFAULT_NUM_EVAL_SAMPLES, DISCRIMINATOR_ADAM, LOSS_KEYS,
+                            VAE_ADAM, Prefetcher, Trainer, TrainedModel, TrainingDivergedError, _resolve_device,
+                            dataset_channels, derive_seeds, resolve_dataset)
 from training.vocabulary import METHODS
 
 PRECISIONS = ("fp32", "tf32", "bf16")

@@ -144,7 +144,8 @@ class DSprites(GroundTruthDataset):
         for a code table (737,280 images per model). Equal to the rendered images (the cache holds the same
         renderer's output)."""
         if not 0 <= int(start) <= int(stop) <= self.num_configurations:
-            raise ValueError(f"{self.name}: configuration range [{start}, {stop}) outside [0, {self.num_configurations})")
+            raise ValueError(f"{self.name}: configuration range [{start}, {stop}) outside "
+                             f"[0, {self.num_configurations})")
         if self.base.array is not None:
             return self.base.array[int(start):int(stop), :, :, None].astype(np.float32)
         bits = _packed_procedural_images(str(cache_dir()))
