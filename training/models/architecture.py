@@ -67,8 +67,9 @@ def _fusable(x: torch.Tensor) -> bool:
     """True where :func:`conv_relu` can use oneDNN's fused kernel: a plain float32 CPU tensor (not one wrapped by
     torch.func's vmap / grad, which have no rule for it), eager mode (under torch.compile the plain pair is traced,
     and Inductor fuses it itself) and a PyTorch built with oneDNN."""
+    if torch.compiler.is_compiling():
+        return False
     return (x.device.type == "cpu" and x.dtype == torch.float32 and torch.backends.mkldnn.is_available()
-            and not torch.compiler.is_compiling()
             and not torch._C._functorch.is_functorch_wrapped_tensor(x))
 
 
