@@ -13,6 +13,10 @@ Timing: ``train_model(..., on_step=...)`` records a timestamp after each update;
 after ``--warmup`` (so one-off costs such as oneDNN primitive creation or torch.compile are excluded, and reported
 separately as the time to the first measured step). Machine load (``os.getloadavg``) is printed with the numbers:
 on a shared machine, compare rows of the same run (the GEMM is measured in that run too).
+
+This VM's speed drifts by 20-30 % within a minute (the same step measured 60-95 ms minutes apart), so each row also
+gives its rate against single GEMMs timed between its own steps (``--gemm-every``): the same minutes, the same
+drift. The summary at the end keeps the conservative figure (against the best GEMM before or after all runs).
 """
 from __future__ import annotations
 
@@ -62,16 +66,10 @@ def get_data(channels: int, synthetic: bool):
 
 
 def gemm_gflops(n: int = 2048, reps: int = 10, device: str = "cpu") -> float:
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    """Best of ``reps`` timed 2048^3 matmuls (after one untimed), GFLOP/s."""
+    a, b = _gemm_operands(n, device)
     torch.mm(a, b)
-    best = float("inf")
-    for _ in range(reps if device == "cpu" else 20):
-        _sync(device)
-        t = time.perf_counter()
-        torch.mm(a, b)
-        _sync(device)
-        best = min(best, time.perf_counter() - t)
-    return 2 * n ** 3 / best / 1e9
+    return max(_gemm_once(a, b, device) for _ in range(reps if device == "cpu" else 20))
 
 
 def _sync(device: str) -> None:
@@ -87,30 +85,59 @@ def step_gflop(method: str, channels: int, batch_size: int) -> float:
     # count the plain computation: torch's counter has no formula for the CPU kernels that compute the same layers
     # differently (oneDNN's fused convolution + ReLU, ATen's native transposed convolution), which it would skip
     from training.models import architecture
-    trainer.vae.decoder.native_output_forward = False
-    fusable, architecture._fusable = architecture._fusable, (lambda x: False)
+    trainer.vae.decoder.phase_output_forward = False
+    fusable, architecture._cpu_eager = architecture._cpu_eager, (lambda x: False)
     counter = FlopCounterMode(display=False)
     try:
         with counter:
             trainer.step(batch, 0)
     finally:
-        architecture._fusable = fusable
+        architecture._cpu_eager = fusable
     return counter.get_total_flops() / 1e9
 
 
-def time_train_model(dataset, method, channels, steps, warmup, batch_size, device="cpu", **options):
-    """(ms per step after warmup, seconds until the first measured step)."""
-    stamps = []
+def time_train_model(dataset, method, channels, steps, warmup, batch_size, device="cpu", gemm_every=0,
+                     **options):
+    """(ms per step after warmup, seconds until the first measured step, GEMM GFLOP/s measured between the steps).
+
+    With ``gemm_every`` = k > 0, one 2048^3 matmul runs after every k-th measured step (inside ``on_step``); its
+    time is excluded from the step times, and the mean of those GEMM rates is the machine's speed in the same
+    minutes as the steps (None when ``gemm_every`` is 0).
+    """
+    durations, gemm = [], []
+    marks = {}
+    operands = _gemm_operands(device=device) if gemm_every else None
 
     def stamp(t, losses):
         if t >= warmup - 1:  # synchronise only around the measured steps
             _sync(device)
-        stamps.append(time.perf_counter())
+        now = time.perf_counter()
+        if t == warmup - 1:
+            marks["first"] = now
+        if t >= warmup:
+            durations.append(now - marks["last"])
+            if gemm_every and (t - warmup) % gemm_every == gemm_every - 1:
+                gemm.append(_gemm_once(*operands, device=device))
+                now = time.perf_counter()
+        marks["last"] = now
 
     t0 = time.perf_counter()
     train_model(dataset, method, {METHODS[method][0]: HPARAMS[method]}, seed=0, steps=warmup + steps,
                 batch_size=batch_size, device=device, num_eval_samples=0, progress=False, on_step=stamp, **options)
-    return 1000 * (stamps[-1] - stamps[warmup - 1]) / steps, stamps[warmup - 1] - t0
+    return 1000 * float(np.mean(durations)), marks["first"] - t0, (float(np.mean(gemm)) if gemm else None)
+
+
+def _gemm_operands(n: int = 2048, device: str = "cpu"):
+    return torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+
+
+def _gemm_once(a, b, device: str = "cpu") -> float:
+    """GFLOP/s of one ``a @ b`` (square operands)."""
+    _sync(device)
+    t = time.perf_counter()
+    torch.mm(a, b)
+    _sync(device)
+    return 2 * a.shape[0] ** 3 / (time.perf_counter() - t) / 1e9
 
 
 def layer_report(gemm: float, batch_size: int) -> None:
@@ -147,11 +174,13 @@ def layer_report(gemm: float, batch_size: int) -> None:
 ROWS: list = []
 
 
-def row(label, ms, gflop, gemm, setup_s):
-    ROWS.append((label, ms, gflop))
+def row(label, ms, gflop, gemm, setup_s, paired_gemm=None):
+    ROWS.append((label, ms, gflop, paired_gemm))
     rate = gflop / (ms / 1000)
+    paired = "" if paired_gemm is None else \
+        f"   [{100 * rate / paired_gemm:4.1f} % of the {paired_gemm:.0f} GFLOP/s GEMM between its steps]"
     print(f"{label:<48} {ms:8.1f} ms/step {gflop:6.2f} GFLOP {rate:7.1f} GFLOP/s {100 * rate / gemm:5.1f} % of GEMM"
-          f"   (first {setup_s:.1f} s)", flush=True)
+          f"   (first {setup_s:.1f} s){paired}", flush=True)
 
 
 EXPLORE = [
@@ -185,6 +214,9 @@ def main(argv=None) -> int:
     parser.add_argument("--synthetic", action="store_true", help="synthetic squares instead of the real datasets")
     parser.add_argument("--explore", action="store_true", help="compare speed options on beta_vae, 64x64x1")
     parser.add_argument("--layers", action="store_true", help="time each convolution alone (both memory formats)")
+    parser.add_argument("--gemm-every", type=int, default=10,
+                        help="also time one 2048^3 matmul after every k-th measured step (0: never); each row then "
+                             "also gives its rate against those GEMMs, measured in the same minutes")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -207,24 +239,24 @@ def main(argv=None) -> int:
         for label, options in EXPLORE:
             if args.device != "cpu" and options.get("num_threads") is not None:
                 continue
-            ms, setup = time_train_model(dataset, "beta_vae", 1, args.steps, args.warmup, args.batch_size,
-                                         device=args.device, **options)
-            row(label, ms, gflop, gemm, setup)
+            ms, setup, paired = time_train_model(dataset, "beta_vae", 1, args.steps, args.warmup, args.batch_size,
+                                                 device=args.device, gemm_every=args.gemm_every, **options)
+            row(label, ms, gflop, gemm, setup, paired)
     else:
         for channels in args.channels:
             dataset, name = get_data(channels, args.synthetic)
             for method in args.methods:
                 gflop = step_gflop(method, channels, args.batch_size)
-                ms, setup = time_train_model(dataset, method, channels, args.steps, args.warmup, args.batch_size,
-                                             device=args.device, compile=args.compile,
-                                             channels_last=not args.no_channels_last)
-                row(f"{method} {name} 64x64x{channels}", ms, gflop, gemm, setup)
+                ms, setup, paired = time_train_model(
+                    dataset, method, channels, args.steps, args.warmup, args.batch_size, device=args.device,
+                    gemm_every=args.gemm_every, compile=args.compile, channels_last=not args.no_channels_last)
+                row(f"{method} {name} 64x64x{channels}", ms, gflop, gemm, setup, paired)
     gemm_after = gemm_gflops(device=args.device)
     print(f"# fp32 GEMM 2048^3 after the runs: {gemm_after:.1f} GFLOP/s; load average at end: {os.getloadavg()}")
     if ROWS:  # the conservative figure: against the faster of the two GEMM measurements
         best = max(gemm, gemm_after)
         print(f"# against the faster GEMM ({best:.1f} GFLOP/s):")
-        for label, ms, gflop in ROWS:
+        for label, ms, gflop, _ in ROWS:
             print(f"#   {label:<46} {100 * gflop / (ms / 1000) / best:5.1f} % of GEMM")
     return 0
 

@@ -1,15 +1,14 @@
-"""CPU kernel choices of the network: the decoder's output layer through ATen's native forward kernel equals
-nn.ConvTranspose2d; the fused convolution + ReLU equals the unfused pair bit for bit, gradients included."""
+"""CPU kernel choices of the network: the decoder's output layer computed phase-wise equals nn.ConvTranspose2d; the fused convolution + ReLU equals the unfused pair bit for bit, gradients included."""
 import pytest
 import torch
 import torch.nn.functional as F
 
 from training.models import architecture
-from training.models.architecture import Decoder, Encoder, _NativeForwardConvTranspose, conv_relu
+from training.models.architecture import Decoder, Encoder, _PhaseForwardConvTranspose, conv_relu, conv_transpose_by_phases
 
 
 @pytest.mark.parametrize("channels", [1, 3])
-def test_native_forward_output_layer_matches_conv_transpose_in_value_and_gradients(channels):
+def test_phase_forward_output_layer_matches_conv_transpose_in_value_and_gradients(channels):
     torch.manual_seed(0)
     x = torch.randn(4, 32, 32, 32).contiguous(memory_format=torch.channels_last).requires_grad_()
     w = torch.randn(32, channels, 4, 4, requires_grad=True)
@@ -20,7 +19,7 @@ def test_native_forward_output_layer_matches_conv_transpose_in_value_and_gradien
     grads = [t.grad.clone() for t in (x, w, b)]
     for t in (x, w, b):
         t.grad = None
-    got = _NativeForwardConvTranspose.apply(x, w, b)
+    got = _PhaseForwardConvTranspose.apply(x, w, b)
     got.backward(g)
     assert got.shape == expected.shape
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-4)
@@ -28,16 +27,28 @@ def test_native_forward_output_layer_matches_conv_transpose_in_value_and_gradien
         torch.testing.assert_close(a, e, rtol=1e-5, atol=1e-5)
 
 
-def test_decoder_uses_the_native_output_layer_only_when_asked():
+@pytest.mark.parametrize("cin, cout, size", [(32, 1, 32), (32, 3, 32), (64, 32, 8), (5, 2, 1)])
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_conv_transpose_by_phases_equals_conv_transpose2d(cin, cout, size, memory_format):
+    torch.manual_seed(1)
+    x = torch.randn(3, cin, size, size).contiguous(memory_format=memory_format)
+    w, b = torch.randn(cin, cout, 4, 4), torch.randn(cout)
+    torch.testing.assert_close(conv_transpose_by_phases(x, w, b), F.conv_transpose2d(x, w, b, stride=2, padding=1),
+                               rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(conv_transpose_by_phases(x, w, None), F.conv_transpose2d(x, w, None, 2, 1),
+                               rtol=1e-5, atol=1e-4)
+
+
+def test_decoder_uses_the_phase_output_layer_only_when_asked():
     torch.manual_seed(0)
     decoder = Decoder(1)
     z = torch.randn(3, 10)
     default = decoder(z)
-    decoder.native_output_forward = True
-    native = decoder(z)
-    assert native.grad_fn.name().startswith("_NativeForwardConvTranspose")
-    assert not default.grad_fn.name().startswith("_NativeForwardConvTranspose")
-    torch.testing.assert_close(native, default, rtol=1e-5, atol=1e-4)
+    decoder.phase_output_forward = True
+    phased = decoder(z)
+    assert phased.grad_fn.name().startswith("_PhaseForwardConvTranspose")
+    assert not default.grad_fn.name().startswith("_PhaseForwardConvTranspose")
+    torch.testing.assert_close(phased, default, rtol=1e-5, atol=1e-4)
 
 
 LAYERS = {"conv k4 s2": (lambda: torch.nn.Conv2d(32, 32, 4, 2, 1), (5, 32, 32, 32)),
@@ -74,4 +85,4 @@ def test_conv_relu_falls_back_to_the_unfused_pair_under_vmap_and_off_float32():
     batched = torch.func.vmap(encoder)(x)[0]
     for i in range(3):
         torch.testing.assert_close(batched[i], encoder(x[i])[0], rtol=1e-5, atol=1e-6)
-    assert not architecture._fusable(x.double()) and architecture._fusable(x)
+    assert not architecture._cpu_eager(x.double()) and architecture._cpu_eager(x)

@@ -388,7 +388,7 @@ class Trainer:
         if self.channels_last:
             self.vae.to(memory_format=torch.channels_last)
             self.vae.decoder.memory_format = torch.channels_last
-        self.vae.decoder.native_output_forward = device.type == "cpu"
+        self.vae.decoder.phase_output_forward = device.type == "cpu"
         self.latent_noise = torch.Generator().manual_seed(seeds["latent_noise"])
         self.permutation_noise = torch.Generator().manual_seed(seeds["permutation_noise"])
         adam_kwargs = {}

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 NUM_LATENT = 10
 IMAGE_SIZE = 64
@@ -63,10 +64,11 @@ class Encoder(nn.Module):
         return self.mean(h), self.logvar(h)
 
 
-def _fusable(x: torch.Tensor) -> bool:
-    """True where :func:`conv_relu` can use oneDNN's fused kernel: a plain float32 CPU tensor (not one wrapped by
-    torch.func's vmap / grad, which have no rule for it), eager mode (under torch.compile the plain pair is traced,
-    and Inductor fuses it itself) and a PyTorch built with oneDNN."""
+def _cpu_eager(x: torch.Tensor) -> bool:
+    """True where the CPU kernel choices apply (:func:`conv_relu`'s fused oneDNN kernel, the decoder's phase-wise
+    output layer): a plain float32 CPU tensor (not one wrapped by torch.func's vmap / grad, which have no rule for
+    the custom autograd functions), eager mode (under torch.compile the plain layers are traced, and Inductor fuses
+    them itself) and a PyTorch built with oneDNN."""
     if torch.compiler.is_compiling():
         return False
     return (x.device.type == "cpu" and x.dtype == torch.float32 and torch.backends.mkldnn.is_available()
@@ -109,25 +111,59 @@ class _ConvReLU(torch.autograd.Function):
 
 def conv_relu(layer: nn.Conv2d | nn.ConvTranspose2d, x: torch.Tensor) -> torch.Tensor:
     """``relu(layer(x))`` for a stride-s, symmetric-padding, ungrouped (transposed) convolution; fused on CPU."""
-    if not _fusable(x):
+    if not _cpu_eager(x):
         return torch.relu(layer(x))
     return _ConvReLU.apply(x, layer.weight, layer.bias, list(layer.stride), list(layer.padding),
                            isinstance(layer, nn.ConvTranspose2d))
 
 
-class _NativeForwardConvTranspose(torch.autograd.Function):
-    """The decoder's output layer (transposed conv k4 s2 p1) with ATen's native forward kernel on CPU.
+#: for the output phase (a, b) of a k4 s2 p1 transposed convolution and tap u of the 2x2 stride-1 window over the
+#: once-padded input, the kernel row (column) it uses: ``3 - a - 2u``
+_PHASE_TAPS = ((3, 1), (2, 0))
 
-    oneDNN computes this layer (32 -> C channels, 64x64 output) at a few percent of the GEMM rate; ATen's own
-    ``slow_conv_transpose2d`` (a matrix product and col2im) takes about half the time (9 vs 14-20 ms per batch of 64
-    on one core). Its backward pass is the default one (``aten.convolution_backward``, oneDNN), which is fast. The
-    result equals ``conv_transpose2d`` up to float rounding (~1e-5 on logits of size ~40).
+
+def conv_transpose_by_phases(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``conv_transpose2d(x, weight, bias, stride=2, padding=1)`` for 4x4 kernels, as one stride-1 convolution.
+
+    ``x`` (N, Cin, H, W), ``weight`` (Cin, Cout, 4, 4), ``bias`` (Cout,) or None -> (N, Cout, 2H, 2W), stored NHWC.
+
+    Output pixel (2i + a, 2j + b) of this transposed convolution only sees the input pixels i - 1 + a .. i + a (rows;
+    likewise columns) through kernel rows 3 - a and 1 - a. So all four output phases (a, b) are one ordinary 2x2
+    stride-1 convolution of ``x`` padded by one pixel, with 4 * Cout output channels (the phase kernels are
+    re-indexed slices of ``weight``), followed by interleaving the phases. It is the same sum of products, in another
+    order: equal to ``conv_transpose2d`` up to float rounding. Used for the decoder's output layer (32 -> C channels,
+    64x64) on the CPU, where oneDNN's transposed-convolution kernel runs at a few percent of the GEMM rate: a forward
+    pass over a batch of 64 takes ~4 ms this way, ~5 ms with ATen's native ``slow_conv_transpose2d`` and 10-12 ms
+    with oneDNN (2 cores).
+    """
+    n, cin, height, width = x.shape
+    cout = weight.shape[1]
+    taps = torch.tensor(_PHASE_TAPS, device=weight.device)
+    # (Cin, Cout, a, u, b, v) -> (a, b, Cout, Cin, u, v)
+    phase_weight = weight[:, :, taps[:, :, None, None], taps[None, None, :, :]].permute(2, 4, 1, 0, 3, 5)
+    phase_weight = phase_weight.reshape(4 * cout, cin, 2, 2)
+    if x.is_contiguous(memory_format=torch.channels_last):
+        phase_weight = phase_weight.contiguous(memory_format=torch.channels_last)
+    phases = F.conv2d(x, phase_weight, None, 1, 1).view(n, 2, 2, cout, height + 1, width + 1)
+    out = torch.empty((n, height, 2, width, 2, cout), dtype=x.dtype, device=x.device)
+    for a in (0, 1):
+        for b in (0, 1):
+            out[:, :, a, :, b, :] = phases[:, a, b, :, a:a + height, b:b + width].permute(0, 2, 3, 1)
+    if bias is not None:
+        out += bias
+    return out.view(n, 2 * height, 2 * width, cout).permute(0, 3, 1, 2)
+
+
+class _PhaseForwardConvTranspose(torch.autograd.Function):
+    """The decoder's output layer (transposed conv k4 s2 p1) with :func:`conv_transpose_by_phases` as forward pass.
+
+    The backward pass is the default one (``aten.convolution_backward``, oneDNN), which is fast for this layer.
     """
 
     @staticmethod
     def forward(ctx, x, weight, bias):
         ctx.save_for_backward(x, weight)
-        return torch.ops.aten.slow_conv_transpose2d(x, weight, [4, 4], bias, [2, 2], [1, 1], [0, 0], [1, 1])
+        return conv_transpose_by_phases(x, weight, bias)
 
     @staticmethod
     def backward(ctx, grad):
@@ -152,9 +188,9 @@ class Decoder(nn.Module):
         # memory format of the 64x4x4 feature map entering the transposed convolutions: channels_last keeps the
         # whole decoder in oneDNN's preferred NHWC layout on CPU (set by the trainer; a speed choice only)
         self.memory_format = torch.contiguous_format
-        # CPU only, and not under torch.func.vmap (no batching rule): the output layer's forward through ATen's
-        # native kernel (:class:`_NativeForwardConvTranspose`; set by the CPU trainers, a speed choice only)
-        self.native_output_forward = False
+        # CPU eager mode only (set by the CPU trainers; a speed choice only): the output layer's forward pass as
+        # one stride-1 convolution over its four output phases (:func:`conv_transpose_by_phases`)
+        self.phase_output_forward = False
         self.dense1 = nn.Linear(self.num_latent, 256)
         self.dense2 = nn.Linear(256, 1024)
         self.deconv1 = nn.ConvTranspose2d(64, 64, kernel_size=4, stride=2, padding=1)
@@ -172,8 +208,8 @@ class Decoder(nn.Module):
         h = conv_relu(self.deconv1, h)
         h = conv_relu(self.deconv2, h)
         h = conv_relu(self.deconv3, h)
-        if self.native_output_forward and h.device.type == "cpu":
-            return _NativeForwardConvTranspose.apply(h, self.deconv4.weight, self.deconv4.bias)
+        if self.phase_output_forward and _cpu_eager(h):
+            return _PhaseForwardConvTranspose.apply(h, self.deconv4.weight, self.deconv4.bias)
         return self.deconv4(h)
 
 
