@@ -100,8 +100,8 @@ def time_train_model(dataset, method, channels, steps, warmup, batch_size, devic
                      **options):
     """(ms per step after warmup, seconds until the first measured step, GEMM GFLOP/s measured between the steps).
 
-    With ``gemm_every`` = k > 0, one 2048^3 matmul runs after every k-th measured step (inside ``on_step``); its
-    time is excluded from the step times, and the mean of those GEMM rates is the machine's speed in the same
+    With ``gemm_every`` = k > 0, one 2048^3 matmul runs after every k-th measured step (inside ``on_step``, after a
+    50 ms pause in which the data thread finishes its next batch); its time is excluded from the step times, and the mean of those GEMM rates is the machine's speed in the same
     minutes as the steps (None when ``gemm_every`` is 0).
     """
     durations, gemm = [], []
@@ -117,6 +117,7 @@ def time_train_model(dataset, method, channels, steps, warmup, batch_size, devic
         if t >= warmup:
             durations.append(now - marks["last"])
             if gemm_every and (t - warmup) % gemm_every == gemm_every - 1:
+                time.sleep(0.05)  # the data thread first refills its queue: the GEMM gets both cores to itself
                 gemm.append(_gemm_once(*operands, device=device))
                 now = time.perf_counter()
         marks["last"] = now
