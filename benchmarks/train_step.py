@@ -83,16 +83,17 @@ def step_gflop(method: str, channels: int, batch_size: int) -> float:
                       channels_last=False)
     batch = torch.from_numpy(sample_batch_batched(SyntheticDataset(channels), batch_size, np.random.RandomState(0)))
     # count the plain computation: torch's counter has no formula for the CPU kernels that compute the same layers
-    # differently (oneDNN's fused convolution + ReLU, ATen's native transposed convolution), which it would skip
+    # differently (oneDNN's fused convolution + ReLU, which it would skip; the output layer's phase-wise forward
+    # pass, which also computes a one-pixel border of phase outputs that it then drops)
     from training.models import architecture
     trainer.vae.decoder.phase_output_forward = False
-    fusable, architecture._cpu_eager = architecture._cpu_eager, (lambda x: False)
+    cpu_eager, architecture._cpu_eager = architecture._cpu_eager, (lambda x: False)
     counter = FlopCounterMode(display=False)
     try:
         with counter:
             trainer.step(batch, 0)
     finally:
-        architecture._cpu_eager = fusable
+        architecture._cpu_eager = cpu_eager
     return counter.get_total_flops() / 1e9
 
 
@@ -101,8 +102,9 @@ def time_train_model(dataset, method, channels, steps, warmup, batch_size, devic
     """(ms per step after warmup, seconds until the first measured step, GEMM GFLOP/s measured between the steps).
 
     With ``gemm_every`` = k > 0, one 2048^3 matmul runs after every k-th measured step (inside ``on_step``, after a
-    50 ms pause in which the data thread finishes its next batch); its time is excluded from the step times, and the mean of those GEMM rates is the machine's speed in the same
-    minutes as the steps (None when ``gemm_every`` is 0).
+    50 ms pause in which the data thread finishes its next batch); its time is excluded from the step times, and
+    the mean of those GEMM rates is the machine's speed in the same minutes as the steps (None when ``gemm_every``
+    is 0).
     """
     durations, gemm = [], []
     marks = {}

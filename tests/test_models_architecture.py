@@ -1,10 +1,12 @@
-"""CPU kernel choices of the network: the decoder's output layer computed phase-wise equals nn.ConvTranspose2d; the fused convolution + ReLU equals the unfused pair bit for bit, gradients included."""
+"""CPU kernel choices of the network: the decoder's output layer computed phase-wise equals nn.ConvTranspose2d;
+the fused convolution + ReLU equals the unfused pair bit for bit, gradients included."""
 import pytest
 import torch
 import torch.nn.functional as F
 
 from training.models import architecture
-from training.models.architecture import Decoder, Encoder, _PhaseForwardConvTranspose, conv_relu, conv_transpose_by_phases
+from training.models.architecture import (Decoder, Encoder, _PhaseForwardConvTranspose, conv_relu,
+                                          conv_transpose_by_phases)
 
 
 @pytest.mark.parametrize("channels", [1, 3])

@@ -163,7 +163,8 @@ class PackedModels:
         if impl == "loop" and device.type == "cpu":
             # oneDNN's preferred layout, as the single-model trainer uses it (a speed choice only)
             self._vae.decoder.memory_format = torch.channels_last
-        # the native output-layer kernel has no vmap rule: only the loop runs the decoder outside vmap
+        # the phase-wise output layer (a custom autograd function) has no vmap rule: only the loop runs the
+        # decoder outside vmap
         self._vae.decoder.phase_output_forward = impl == "loop" and device.type == "cpu"
         self._vmapped_networks = vmap(self._networks_one, randomness="error")
         self._vmapped_objectives = vmap(self._objectives_one, in_dims=(0,) * 7 + (None, 0), randomness="error")

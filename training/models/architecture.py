@@ -262,7 +262,8 @@ def init_weights(module: nn.Module, generator: torch.Generator | None = None) ->
 
 
 def to_nchw(observations) -> torch.Tensor:
-    """NHWC images (numpy array or tensor, (N, 64, 64, C)) -> float32 NCHW tensor (N, C, 64, 64) (a view if possible)."""
+    """NHWC images (numpy array or tensor, (N, 64, 64, C)) -> float32 NCHW tensor (N, C, 64, 64), a view if
+    possible."""
     x = torch.as_tensor(observations)
     if x.dim() != 4:
         raise ValueError(f"expected images of shape (N, 64, 64, C), got shape {tuple(x.shape)}")
