@@ -34,8 +34,10 @@ Differences from a run trained alone, by design:
   images in GPU memory, index gathers, variant transforms with a per-run ``torch.Generator``). That data stream is
   seeded from the run's seed too, but it is another stream than the numpy one (``device_data=False`` keeps the numpy
   stream). The final train_results pass always uses the numpy stream.
-* ``precision="bf16"`` (CUDA) runs the networks under bf16 autocast; ``"tf32"`` allows TF32 matrix products. Both
-  change results beyond rounding; the default ``"fp32"`` does not.
+* ``precision="bf16"`` runs the networks under bf16 autocast (CUDA, or CPU autocast: there it is meant for
+  measuring the effect of bf16 without a GPU, e.g. ``benchmarks/precision.py``; it is slower than fp32 on CPUs without
+  bf16 instructions); ``"tf32"`` allows TF32 matrix products (CUDA only). Both change results beyond rounding; the
+  default ``"fp32"`` does not.
 
 A non-finite loss stops that run only: its slot in the returned list is a
 :class:`training.train.TrainingDivergedError` and the pack goes on without it (its rows are removed from the stacked
@@ -397,8 +399,8 @@ def train_packed(dataset, method: str, runs: Sequence[tuple[dict, int]], steps: 
     Parameters are those of :func:`training.train.train_model` (``dataset`` a name or a dataset object, ``steps``
     updates of ``batch_size`` fresh samples, ``device`` None = CUDA when available), plus:
 
-    precision: ``"fp32"`` (default), ``"tf32"`` (TF32 matrix products on CUDA) or ``"bf16"`` (bf16 autocast of the
-        networks; losses in fp32).
+    precision: ``"fp32"`` (default), ``"tf32"`` (TF32 matrix products, CUDA only) or ``"bf16"`` (bf16 autocast of
+        the networks, CUDA or CPU; losses in fp32).
     device_data: draw training batches on the device (:mod:`training.device_data`); default: on CUDA when the
         dataset supports it. Otherwise each run has the numpy stream of ``train_model``.
     data_order: how the numpy streams draw a batch, as in ``train_model`` (``"batched"`` or ``"reference"``).
@@ -455,8 +457,8 @@ def train_packed(dataset, method: str, runs: Sequence[tuple[dict, int]], steps: 
                        impl=impl, progress=progress)
         return _train_sub_packs(dataset_obj, method, list(runs), checked, members, workers, steps, batch_size,
                                 device, options, on_step)
-    if precision != "fp32" and device.type != "cuda":
-        raise ValueError(f"precision {precision!r} needs a CUDA device (got {device})")
+    if precision == "tf32" and device.type != "cuda":
+        raise ValueError(f"precision 'tf32' needs a CUDA device (got {device})")
     if nan_check_every is None:
         nan_check_every = 1 if device.type == "cpu" else 50
     nan_check_every = _check_int("nan_check_every", nan_check_every, 1)

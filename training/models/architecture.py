@@ -68,8 +68,8 @@ def _cpu_eager(x: torch.Tensor) -> bool:
     """True where the CPU kernel choices apply (:func:`conv_relu`'s fused oneDNN kernel, the decoder's phase-wise
     output layer): a plain float32 CPU tensor (not one wrapped by torch.func's vmap / grad, which have no rule for
     the custom autograd functions), eager mode (under torch.compile the plain layers are traced, and Inductor fuses
-    them itself) and a PyTorch built with oneDNN."""
-    if torch.compiler.is_compiling():
+    them itself), no CPU autocast (the plain layers then run in bf16) and a PyTorch built with oneDNN."""
+    if torch.compiler.is_compiling() or torch.is_autocast_enabled("cpu"):
         return False
     return (x.device.type == "cpu" and x.dtype == torch.float32 and torch.backends.mkldnn.is_available()
             and not torch._C._functorch.is_functorch_wrapped_tensor(x))
