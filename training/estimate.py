@@ -288,7 +288,7 @@ def register(subparsers) -> None:
                    help=f"protocol scale of the evaluation calibration (default {DEFAULT_EVAL_SCALE})")
     p.add_argument("--workers", type=int, default=1, help="identical workers the study would run on (default 1)")
     p.add_argument("--precision", default="fp32", choices=("fp32", "tf32", "bf16"),
-                   help="training precision (tf32/bf16: CUDA only)")
+                   help="training precision (tf32: CUDA only; bf16 on a CPU is slow without bf16 instructions)")
     p.add_argument("--no-eval", action="store_true", help="estimate training only")
     p.set_defaults(func=_handler)
 
