@@ -89,8 +89,8 @@ def main(argv=None) -> int:
         rows = [dict(seed=m.seed, **score(m, dataset, args.mig_points)) for m in models]
         results[precision] = {"train_seconds": seconds, "runs": rows}
         for r in rows:
-            print(f"{precision:<5} seed {r['seed']}: elbo {r['elbo']:9.3f}  reconstruction {r['reconstruction_loss']:9.3f}"
-                  f"  kl {r['kl_loss']:7.3f}  MIG {r['mig']:.4f}", flush=True)
+            print(f"{precision:<5} seed {r['seed']}: elbo {r['elbo']:9.3f}  reconstruction "
+                  f"{r['reconstruction_loss']:9.3f}  kl {r['kl_loss']:7.3f}  MIG {r['mig']:.4f}", flush=True)
         print(f"# {precision}: trained in {seconds:.0f} s", flush=True)
     summary = compare(results) if "fp32" in results else {}
     for precision, per_q in summary.items():
