@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from training import evaluate as ev
-from training.code_table import MIN_TABLE_CHUNK, CodeTable, IndexedDataset, encoder_images_fn
+from training.code_table import MIN_TABLE_CHUNK, CodeTable, IndexedDataset, encoder_images_fn, render_configurations
 from training.data import dsprites_render as render
 from training.data.dsprites import ColorDSprites, DSprites, DSpritesImages
 from training.representation import make_representation_fn
@@ -73,6 +73,18 @@ def test_the_table_does_not_depend_on_how_many_threads_build_it(dataset, model):
         assert np.array_equal(table.mean, tables[0].mean) and np.array_equal(table.logvar, tables[0].logvar)
     with pytest.raises(ValueError, match="workers"):
         CodeTable.build(dataset, encode, workers=0)
+
+
+def test_configurations_of_a_dataset_without_render_configurations_are_rendered_from_its_factors(dataset):
+    class OnlyTheBasics:  # what check_deterministic asks for, not the interface's render_configurations
+        def all_factors_of(self, index):
+            return dataset.all_factors_of(index)
+
+        def render_all_factors(self, factors):
+            return dataset.render_all_factors(factors)
+    expected = dataset.render_configurations(10, 75)
+    assert np.array_equal(render_configurations(OnlyTheBasics(), 10, 75), expected)
+    assert np.array_equal(render_configurations(dataset, 10, 75), expected)
 
 
 @pytest.mark.parametrize("kind", ["mean", "sampled"])

@@ -165,12 +165,7 @@ class CodeTable:
                 mean[first + offset:first + offset + n] = m
                 logvar[first + offset:first + offset + n] = lv
 
-        def images_of(r_start: int, r_stop: int) -> np.ndarray:
-            if hasattr(dataset, "render_configurations"):  # e.g. sliced from a cached array
-                return dataset.render_configurations(r_start, r_stop)
-            return dataset.render_all_factors(dataset.all_factors_of(np.arange(r_start, r_stop)))
-
-        first_images = images_of(0, min(total, build_batch_size))
+        first_images = render_configurations(dataset, 0, min(total, build_batch_size))
         encode_range(first_images, 0, 0, len(first_images), None)
         done = len(first_images)
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dstudy-code-table") if workers > 1 else None
@@ -179,7 +174,7 @@ class CodeTable:
             # threads made the dSprites table 4x slower on 2 cores (585 vs 142 s)
             for r_start in range(done, total, render_chunk):
                 r_stop = min(total, r_start + render_chunk)
-                images = images_of(r_start, r_stop)
+                images = render_configurations(dataset, r_start, r_stop)
                 if pool is None:
                     encode_range(images, r_start, 0, len(images), None)
                 else:
@@ -221,6 +216,15 @@ class CodeTable:
         representation.kind = kind  # type: ignore[attr-defined]
         representation.seed = int(seed)  # type: ignore[attr-defined]
         return representation
+
+
+def render_configurations(dataset, start: int, stop: int) -> np.ndarray:
+    """Images float32 (stop - start, 64, 64, C) of the configurations ``start..stop-1`` of a deterministic dataset:
+    its own ``render_configurations`` where it has one (the dataset interface's, possibly from a cached array), else
+    rendered from the factors (a dataset that only has what :func:`check_deterministic` asks for)."""
+    if hasattr(dataset, "render_configurations"):
+        return dataset.render_configurations(start, stop)
+    return dataset.render_all_factors(dataset.all_factors_of(np.arange(int(start), int(stop))))
 
 
 def encoder_images_fn(encoder, device=None) -> Callable[[np.ndarray], tuple[torch.Tensor, torch.Tensor]]:

@@ -167,14 +167,14 @@ def table_calibration(model, dataset, sample: int = 4096, random_state: int = 0)
     but not timed."""
     import numpy as np
 
-    from training.code_table import MIN_TABLE_CHUNK, CodeTable, encoder_images_fn
+    from training.code_table import MIN_TABLE_CHUNK, CodeTable, encoder_images_fn, render_configurations
     encode = encoder_images_fn(model.vae.encoder)
     total = int(dataset.num_configurations)
     sample = max(MIN_TABLE_CHUNK, min(int(sample), total) // MIN_TABLE_CHUNK * MIN_TABLE_CHUNK)
     first = int(np.random.RandomState(random_state).randint(0, total - sample + 1))
-    dataset.render_configurations(first, first + 1)  # a one-off per machine (e.g. the dSprites cache) is not timed
+    render_configurations(dataset, first, first + 1)  # a one-off per machine (e.g. the dSprites cache): not timed
     start = time.perf_counter()
-    images = dataset.render_configurations(first, first + sample)  # as the build renders: consecutive configurations
+    images = render_configurations(dataset, first, first + sample)  # as the build renders: consecutive configurations
     parts = [encode(images[i:i + MIN_TABLE_CHUNK]) for i in range(0, sample, MIN_TABLE_CHUNK)]
     mean = np.concatenate([m.float().cpu().numpy() for m, _ in parts])
     logvar = np.concatenate([lv.float().cpu().numpy() for _, lv in parts])

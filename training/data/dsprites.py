@@ -135,7 +135,6 @@ class DSprites(GroundTruthDataset):
     def _render(self, all_factors, random_state):
         return self.base_images(all_factors)[..., None].astype(np.float32)
 
-
     def render_configurations(self, start: int, stop: int) -> np.ndarray:
         """Images float32 (stop - start, 64, 64, 1) of C-order configurations ``start..stop-1``, sliced from the base
         array: the loaded file's, or for the procedural images the bit-packed disk cache of all 737,280 images
