@@ -58,7 +58,8 @@ def compare(results: dict, reference: str = "fp32") -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="dsprites_full")
+    parser.add_argument("--dataset", default="dsprites_full",
+                        help="a dataset name, or dsprites_subgrid (benchmarks/gpu_quick.py: rendered in seconds)")
     parser.add_argument("--method", default="beta_vae", choices=list(METHODS))
     parser.add_argument("--hparam", type=float, default=16.0, help="value of the method's hyperparameter")
     parser.add_argument("--seeds", type=int, default=4)
@@ -71,7 +72,12 @@ def main(argv=None) -> int:
     parser.add_argument("--num-eval-samples", type=int, default=10000)
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
-    dataset = get_dataset(args.dataset)
+    if args.dataset == "dsprites_subgrid":   # the GPU benchmarks' quickly rendered device-resident sub-grid
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from gpu_quick import DSpritesSubgrid
+        dataset = DSpritesSubgrid()
+    else:
+        dataset = get_dataset(args.dataset)
     hparams = {METHODS[args.method][0]: args.hparam}
     runs = [(dict(hparams), seed) for seed in range(args.seeds)]
     results = {}

@@ -59,6 +59,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from torch.nn import functional as F
 
 from training.models import objectives
+from training.models import packed_layers as layers
 from training.models.architecture import (LEAKY_SLOPE, NUM_LATENT, Discriminator, GaussianVAE, permute_dims,
                                           sample_latent)
 from training.train import (CPU_FUSED_ADAM, DATA_ORDERS, DEFAULT_NUM_EVAL_SAMPLES, DISCRIMINATOR_ADAM, LOSS_KEYS,
@@ -67,46 +68,12 @@ from training.train import (CPU_FUSED_ADAM, DATA_ORDERS, DEFAULT_NUM_EVAL_SAMPLE
 from training.vocabulary import METHODS
 
 PRECISIONS = ("fp32", "tf32", "bf16")
-IMPLS = ("vmap", "loop", "bmm")
+IMPLS = ("vmap", "loop", "bmm", "gemm", "grouped")
+STACKED_IMPLS = ("bmm", "gemm", "grouped")   # explicit packed layers (training.models.packed_layers)
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # the stacked computation
-
-
-def packed_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stride: int, padding: int) -> torch.Tensor:
-    """K convolutions at once as im2col + batched matrix product.
-
-    x (K, N, C, H, W), weight (K, O, C, kh, kw) (``nn.Conv2d`` layout per run), bias (K, O) -> (K, N, O, Ho, Wo).
-    """
-    k, n, c, h, w = x.shape
-    out_c, kh, kw = weight.shape[1], weight.shape[3], weight.shape[4]
-    cols = F.unfold(x.reshape(k * n, c, h, w), (kh, kw), stride=stride, padding=padding)   # (K*N, C*kh*kw, L)
-    ho, wo = (h + 2 * padding - kh) // stride + 1, (w + 2 * padding - kw) // stride + 1
-    cols = cols.view(k, n, c * kh * kw, ho * wo)
-    out = torch.matmul(weight.reshape(k, 1, out_c, c * kh * kw), cols) + bias.view(k, 1, out_c, 1)
-    return out.view(k, n, out_c, ho, wo)
-
-
-def packed_conv_transpose2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stride: int,
-                            padding: int) -> torch.Tensor:
-    """K transposed convolutions at once as a batched matrix product + col2im.
-
-    x (K, N, Cin, H, W), weight (K, Cin, Cout, kh, kw) (``nn.ConvTranspose2d`` layout per run), bias (K, Cout)
-    -> (K, N, Cout, Ho, Wo) with Ho = (H - 1) * stride - 2 * padding + kh.
-    """
-    k, n, c_in, h, w = x.shape
-    c_out, kh, kw = weight.shape[2], weight.shape[3], weight.shape[4]
-    w_t = weight.reshape(k, 1, c_in, c_out * kh * kw).transpose(2, 3)                      # (K, 1, Cout*kh*kw, Cin)
-    cols = torch.matmul(w_t, x.reshape(k, n, c_in, h * w))                                # (K, N, Cout*kh*kw, H*W)
-    ho, wo = (h - 1) * stride - 2 * padding + kh, (w - 1) * stride - 2 * padding + kw
-    out = F.fold(cols.reshape(k * n, c_out * kh * kw, h * w), (ho, wo), (kh, kw), stride=stride, padding=padding)
-    return out.view(k, n, c_out, ho, wo) + bias.view(k, 1, c_out, 1, 1)
-
-
-def packed_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """K dense layers: x (K, N, I), weight (K, O, I), bias (K, O) -> (K, N, O)."""
-    return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
 
 
 class PackedModels:
@@ -201,8 +168,8 @@ class PackedModels:
         convolutions through the backend's fastest single-model kernels, e.g. oneDNN on CPU)."""
         if self.impl == "vmap":
             return self._vmapped_networks(self.vae_params, self.disc_params, x, eps, perm)
-        if self.impl == "bmm":
-            return self._networks_bmm(x, eps, perm)
+        if self.impl in STACKED_IMPLS:
+            return self._networks_stacked(x, eps, perm)
         size = self.size
         vae_rows = {k: v.unbind(0) for k, v in self.vae_params.items()}
         disc_rows = {k: v.unbind(0) for k, v in self.disc_params.items()}
@@ -211,43 +178,85 @@ class PackedModels:
                                    x[r].contiguous(memory_format=fmt), eps[r], perm[r]) for r in range(size)]
         return tuple(torch.stack(parts) for parts in zip(*outs))
 
-    def _networks_bmm(self, x, eps, perm):
-        """All runs' forward passes with explicit packed layers (``impl="bmm"``): convolutions as im2col + batched
-        matrix products, transposed convolutions as batched matrix products + col2im, dense layers as ``baddbmm``.
-        The same functions as the single-model networks (same weight layouts and flatten order)."""
+    def _networks_stacked(self, x, eps, perm):
+        """All runs' forward passes with explicit packed layers (``impl`` "bmm", "gemm" or "grouped";
+        :mod:`training.models.packed_layers`): the convolutions of :meth:`_conv_encoder` / :meth:`_conv_decoder`,
+        the dense layers as ``baddbmm``. The same functions as the single-model networks (same weight layouts and
+        flatten order)."""
         p = self.vae_params
+        k, n = x.shape[:2]
         with self._autocast():
-            h = x
-            for name, pad in (("conv1", 1), ("conv2", 1), ("conv3", 0), ("conv4", 0)):
-                h = torch.relu(packed_conv2d(h, p[f"encoder.{name}.weight"], p[f"encoder.{name}.bias"], 2, pad))
-            k, n = h.shape[:2]
-            h = torch.relu(packed_linear(h.reshape(k, n, -1), p["encoder.dense.weight"], p["encoder.dense.bias"]))
-            mean = packed_linear(h, p["encoder.mean.weight"], p["encoder.mean.bias"])
-            logvar = packed_linear(h, p["encoder.logvar.weight"], p["encoder.logvar.bias"])
+            h = torch.relu(layers.packed_linear(self._conv_encoder(x), p["encoder.dense.weight"],
+                                                p["encoder.dense.bias"]))
+            mean = layers.packed_linear(h, p["encoder.mean.weight"], p["encoder.mean.bias"])
+            logvar = layers.packed_linear(h, p["encoder.logvar.weight"], p["encoder.logvar.bias"])
         mean, logvar = mean.float(), logvar.float()
         z = sample_latent(mean, logvar, eps)
         with self._autocast():
-            h = torch.relu(packed_linear(z, p["decoder.dense1.weight"], p["decoder.dense1.bias"]))
-            h = torch.relu(packed_linear(h, p["decoder.dense2.weight"], p["decoder.dense2.bias"]))
-            h = h.reshape(k, n, 64, 4, 4)
-            for name in ("deconv1", "deconv2", "deconv3", "deconv4"):
-                h = packed_conv_transpose2d(h, p[f"decoder.{name}.weight"], p[f"decoder.{name}.bias"], 2, 1)
-                if name != "deconv4":
-                    h = torch.relu(h)
-        logits = h.float()
+            h = torch.relu(layers.packed_linear(z, p["decoder.dense1.weight"], p["decoder.dense1.bias"]))
+            h = torch.relu(layers.packed_linear(h, p["decoder.dense2.weight"], p["decoder.dense2.bias"]))
+            logits = self._conv_decoder(h.reshape(k, n, 64, 4, 4))
+        logits = logits.float()
         if self._disc is None:
             return mean, logvar, z, logits, logits, logits
         disc_logits = self._discriminator_bmm(z)
         logits_perm = self._discriminator_bmm(vmap(permute_dims)(z.detach(), perm))
         return mean, logvar, z, logits, disc_logits, logits_perm
 
+    def _conv_encoder(self, x):
+        """The encoder's four ReLU convolutions: images x (K, N, C, 64, 64) -> features (K, N, 1024) flattened in
+        the single model's (channel, row, column) order."""
+        p = self.vae_params
+        w = {name: (p[f"encoder.{name}.weight"], p[f"encoder.{name}.bias"])
+             for name in ("conv1", "conv2", "conv3", "conv4")}
+        k, n = x.shape[:2]
+        if self.impl == "gemm":   # channels-last (K, N, H, W, C)
+            h = x.permute(0, 1, 3, 4, 2)
+            h = torch.relu(layers.conv4x4_s2(h, *w["conv1"]))
+            h = torch.relu(layers.conv4x4_s2(h, *w["conv2"]))
+            h = torch.relu(layers.conv2x2_s2(h, *w["conv3"]))
+            h = torch.relu(layers.conv2x2_s2(h, *w["conv4"]))
+            return h.permute(0, 1, 4, 2, 3).reshape(k, n, -1)
+        if self.impl == "grouped":   # (N, K*C, H, W), channels-last in memory
+            h = x.transpose(0, 1).reshape(n, -1, 64, 64).contiguous(memory_format=torch.channels_last)
+            for name, pad in (("conv1", 1), ("conv2", 1), ("conv3", 0), ("conv4", 0)):
+                h = torch.relu(layers.grouped_conv2d(h, *w[name], 2, pad))
+            return h.reshape(n, k, -1).transpose(0, 1)
+        h = x   # bmm: (K, N, C, H, W)
+        for name, pad in (("conv1", 1), ("conv2", 1), ("conv3", 0), ("conv4", 0)):
+            h = torch.relu(layers.packed_conv2d(h, *w[name], 2, pad))
+        return h.reshape(k, n, -1)
+
+    def _conv_decoder(self, h):
+        """The decoder's transposed convolutions: features h (K, N, 64, 4, 4) -> logits (K, N, C, 64, 64)."""
+        p = self.vae_params
+        names = ("deconv1", "deconv2", "deconv3", "deconv4")
+        w = {name: (p[f"decoder.{name}.weight"], p[f"decoder.{name}.bias"]) for name in names}
+        k, n = h.shape[:2]
+        if self.impl == "gemm":
+            h = h.permute(0, 1, 3, 4, 2)
+            for name in names:
+                h = layers.conv_transpose4x4_s2(h, *w[name])
+                h = h if name == "deconv4" else torch.relu(h)
+            return h.permute(0, 1, 4, 2, 3)
+        if self.impl == "grouped":
+            h = h.transpose(0, 1).reshape(n, k * 64, 4, 4).contiguous(memory_format=torch.channels_last)
+            for name in names:
+                h = layers.grouped_conv_transpose2d(h, *w[name], 2, 1)
+                h = h if name == "deconv4" else torch.relu(h)
+            return h.reshape(n, k, -1, 64, 64).transpose(0, 1)
+        for name in names:
+            h = layers.packed_conv_transpose2d(h, *w[name], 2, 1)
+            h = h if name == "deconv4" else torch.relu(h)
+        return h
+
     def _discriminator_bmm(self, z):
         d = self.disc_params
         h = z
-        layers = sorted({k.split(".")[1] for k in d if k.startswith("hidden.")}, key=int)
-        for i in layers:
-            h = F.leaky_relu(packed_linear(h, d[f"hidden.{i}.weight"], d[f"hidden.{i}.bias"]), LEAKY_SLOPE)
-        return packed_linear(h, d["logits.weight"], d["logits.bias"])
+        hidden = sorted({k.split(".")[1] for k in d if k.startswith("hidden.")}, key=int)
+        for i in hidden:
+            h = F.leaky_relu(layers.packed_linear(h, d[f"hidden.{i}.weight"], d[f"hidden.{i}.bias"]), LEAKY_SLOPE)
+        return layers.packed_linear(h, d["logits.weight"], d["logits.bias"])
 
     def _objectives_one(self, x, mean, logvar, z, logits, disc_logits, logits_perm, step, varying):
         """One run's losses from its forward pass (``objectives.vae_losses`` + the discriminator loss)."""
@@ -409,8 +418,10 @@ def train_packed(dataset, method: str, runs: Sequence[tuple[dict, int]], steps: 
     impl: how the K networks run: ``"vmap"`` (one vmapped computation: grouped convolutions, batched matrix
         products; default on CUDA) or ``"loop"`` (each run's forward pass through the single-model kernels, one
         autograd graph and stacked optimiser updates for the pack; default on CPU, where oneDNN's single-model
-        convolutions beat grouped ones) or ``"bmm"`` (explicit packed layers: im2col / col2im around batched matrix
-        products, for accelerators where grouped convolutions are slow). Same results up to rounding.
+        convolutions beat grouped ones), or explicit packed layers (:mod:`training.models.packed_layers`):
+        ``"gemm"`` (every convolution one batched matrix product per layer at the input's resolution plus a shifted
+        sum, channels-last, no im2col copy), ``"grouped"`` (grouped convolutions on channels-last activations,
+        without vmap) or ``"bmm"`` (im2col / col2im around batched matrix products). Same results up to rounding.
     workers: CPU only: the pack is dealt round-robin into this many sub-packs, trained at the same time in as many
         threads, each sub-pack one stacked computation on ONE intra-op thread. Default: torch's intra-op thread
         count (the cores this process uses), at most K. Two single-threaded sub-packs beat one two-threaded pack on

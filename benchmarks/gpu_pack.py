@@ -1,0 +1,234 @@
+"""Packed training on one GPU, time-boxed for a lent device: implementations x precisions x pack sizes, a profile.
+
+Phases (``--phases``, in this order; every result is appended to ``--json`` as soon as it exists):
+
+* ``speed``: model-steps/s of beta_vae at batch 64 for each (impl, precision, K) of ``--configs`` (one training
+  run per configuration through ``training.packed.train_packed``, ``--warmup`` untimed and ``--steps`` timed steps,
+  device-resident batches), with the peak GPU memory. Configurations are tried in the given order until
+  ``--budget`` seconds have passed;
+* ``profile``: the fastest configuration again, step by step outside ``train_packed``: the host time to issue a
+  step (data draw, noise, forward, backward, Adam) against the GPU time per step, i.e. whether the pack is bound by
+  the host or by the device; then the top CUDA kernels of 5 profiled steps (``torch.profiler``);
+* ``encode``: images/s of one encoder (the evaluation's work) at batch 4096, fp32 and bf16, for the projection of
+  the code table (all 737,280 dSprites images per model).
+
+The batches come from a dSprites *sub-grid* held on the device (``gpu_quick.DSpritesSubgrid``: 46,080 real frames,
+rendered in seconds) instead of the whole 737,280-image table, whose first rendering takes minutes: a step costs
+the same. Example (on the lent machine; ``OUT`` is its result folder)::
+
+    python benchmarks/gpu_pack.py --json $OUT/gpu_pack.json \\
+        --configs gemm:bf16:64,128,256 grouped:bf16:128 vmap:bf16:128 gemm:tf32:128
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import torch  # noqa: E402
+
+from gpu_quick import DSpritesSubgrid  # noqa: E402
+from train_many import packed_rate  # noqa: E402
+
+HPARAMS = {"beta": 4.0}
+
+
+def _cuda(device) -> bool:
+    return device.type == "cuda"
+
+
+def _sync(device) -> None:
+    if _cuda(device):
+        torch.cuda.synchronize(device)
+
+
+class Record:
+    """The results so far, rewritten to ``path`` after every addition."""
+
+    def __init__(self, path: str | None, **head):
+        self.path = path
+        self.data = dict(head)
+
+    def add(self, phase: str, row: dict) -> None:
+        self.data.setdefault(phase, []).append(row)
+        if self.path:
+            Path(self.path).write_text(json.dumps(self.data, indent=1))
+
+
+def parse_configs(specs: list[str]) -> list[tuple[str, str, int]]:
+    """``impl:precision:k1,k2,...`` -> [(impl, precision, k), ...] in the given order."""
+    out = []
+    for spec in specs:
+        impl, precision, ks = spec.split(":")
+        out += [(impl, precision, int(k)) for k in ks.split(",")]
+    return out
+
+
+def speed(dataset, device, configs, steps, warmup, budget, batch_size, record) -> None:
+    start = time.perf_counter()
+    for impl, precision, k in configs:
+        if time.perf_counter() - start > budget:
+            print(f"speed: budget of {budget:.0f} s reached", flush=True)
+            return
+        if _cuda(device):
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(device)
+        t0 = time.perf_counter()
+        try:
+            rate, seconds = packed_rate(dataset, "beta_vae", HPARAMS, k, steps, warmup, batch_size, device,
+                                        precision, True, impl=impl, workers=1)
+        except Exception as exc:  # noqa: BLE001 - e.g. out of memory: record it, go on
+            print(f"{impl:8s} {precision:5s} K={k:4d}: failed: {type(exc).__name__}: {str(exc)[:200]}", flush=True)
+            record.add("speed", {"impl": impl, "precision": precision, "k": k, "error": str(exc)[:300]})
+            continue
+        peak = torch.cuda.max_memory_allocated(device) / 2 ** 30 if _cuda(device) else float("nan")
+        print(f"{impl:8s} {precision:5s} K={k:4d}: {rate:9.0f} model-steps/s, {1e3 * seconds / steps:7.2f} ms/step, "
+              f"peak {peak:5.1f} GiB ({time.perf_counter() - t0:.0f} s with set-up)", flush=True)
+        record.add("speed", {"impl": impl, "precision": precision, "k": k, "model_steps_per_s": rate,
+                             "ms_per_step": 1e3 * seconds / steps, "peak_gib": peak})
+
+
+def profile(dataset, device, impl, precision, k, batch_size, record, steps: int = 20) -> None:
+    from torch.profiler import ProfilerActivity, profile as torch_profile
+
+    from training.device_data import DeviceBatches, device_sampler
+    from training.packed import PackedModels, _noise
+    from training.train import Trainer
+
+    if _cuda(device):
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = precision != "fp32"
+    trainers = [Trainer("beta_vae", dict(HPARAMS), s, 1, device, channels_last=False, fused_adam=False)
+                for s in range(k)]
+    packed = PackedModels(trainers, device, 1e-4, 1e-4, precision=precision, impl=impl)
+    rows = list(range(k))
+    source = DeviceBatches(device_sampler(dataset, device), batch_size, {i: i for i in rows})
+    parts = {"data": 0.0, "noise": 0.0, "step": 0.0}
+
+    def one(t, timed):
+        t0 = time.perf_counter()
+        x = source.next(rows).permute(0, 1, 4, 2, 3)
+        t1 = time.perf_counter()
+        eps, perm = _noise({i: trainers[i] for i in rows}, rows, batch_size, device)
+        t2 = time.perf_counter()
+        packed.step(x, eps, perm, t)
+        t3 = time.perf_counter()
+        if timed:
+            parts["data"] += t1 - t0
+            parts["noise"] += t2 - t1
+            parts["step"] += t3 - t2
+
+    for t in range(5):
+        one(t, False)
+    _sync(device)
+    if _cuda(device):
+        begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        begin.record()
+    wall = time.perf_counter()
+    for t in range(steps):
+        one(5 + t, True)
+    issued = time.perf_counter() - wall
+    if _cuda(device):
+        end.record()
+    _sync(device)
+    wall = time.perf_counter() - wall
+    gpu = begin.elapsed_time(end) / steps if _cuda(device) else float("nan")
+    row = {"impl": impl, "precision": precision, "k": k, "steps": steps,
+           "wall_ms_per_step": 1e3 * wall / steps, "gpu_ms_per_step": gpu,
+           "host_issue_ms_per_step": 1e3 * issued / steps,
+           **{f"host_{name}_ms_per_step": 1e3 * v / steps for name, v in parts.items()}}
+    print("profile: " + ", ".join(f"{key} {value:.2f}" if isinstance(value, float) else f"{key} {value}"
+                                  for key, value in row.items()), flush=True)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if _cuda(device) else [])
+    with torch_profile(activities=activities) as prof:
+        for t in range(5):
+            one(100 + t, False)
+        _sync(device)
+    table = prof.key_averages().table(sort_by="cuda_time_total" if _cuda(device) else "cpu_time_total",
+                                      row_limit=25, max_name_column_width=60)
+    print(table, flush=True)
+    row["top_kernels"] = table
+    record.add("profile", row)
+
+
+def encode(device, batch_size, record) -> None:
+    from training.models.architecture import Encoder
+
+    encoder = Encoder(1).to(device).eval()
+    x = torch.rand(batch_size, 1, 64, 64, device=device).round()
+    for precision in ("fp32", "bf16"):
+        ctx = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else torch.no_grad()
+        with torch.no_grad(), ctx:
+            for _ in range(3):
+                encoder(x)
+            _sync(device)
+            t0 = time.perf_counter()
+            for _ in range(20):
+                encoder(x)
+            _sync(device)
+        rate = 20 * batch_size / (time.perf_counter() - t0)
+        print(f"encode {precision}: {rate:,.0f} images/s; a 737,280-image code table in {737280 / rate:.1f} s",
+              flush=True)
+        record.add("encode", {"precision": precision, "images_per_s": rate, "table_seconds": 737280 / rate})
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--phases", default="speed,profile,encode")
+    parser.add_argument("--configs", nargs="+", default=["gemm:bf16:64,128,256", "grouped:bf16:128",
+                                                         "vmap:bf16:128"])
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--budget", type=float, default=200.0, help="seconds for the speed phase")
+    parser.add_argument("--profile", default=None,
+                        help="impl:precision:K to profile, or the JSON of an earlier speed phase to profile its "
+                             "fastest configuration (default: the fastest of this call's speed phase)")
+    parser.add_argument("--json", default=None)
+    parser.add_argument("--tiny", action="store_true", help="a CPU dry run of the script (batch 4, tiny steps)")
+    args = parser.parse_args(argv)
+    batch_size, encode_batch = (4, 16) if args.tiny else (64, 4096)
+    if args.tiny:
+        device = torch.device("cpu")
+    elif not torch.cuda.is_available():
+        print("no CUDA device (--tiny runs the script on the CPU)", flush=True)
+        return 2
+    else:
+        device = torch.device("cuda")
+    torch.backends.cudnn.benchmark = True
+    name = torch.cuda.get_device_name(0) if _cuda(device) else "cpu"
+    record = Record(args.json, device=name, torch=torch.__version__,
+                    cuda=torch.version.cuda, method="beta_vae", batch_size=64, hparams=HPARAMS)
+    print(f"{record.data['device']}, torch {torch.__version__}, CUDA {torch.version.cuda}", flush=True)
+    t0 = time.perf_counter()
+    dataset = DSpritesSubgrid()
+    phases = args.phases.split(",")
+    if "speed" in phases:
+        speed(dataset, device, parse_configs(args.configs), args.steps, args.warmup, args.budget, batch_size,
+              record)
+    if "profile" in phases:
+        if args.profile and not args.profile.endswith(".json"):
+            impl, precision, k = args.profile.split(":")
+        else:
+            rows = record.data.get("speed", [])
+            if args.profile:   # the speed results of an earlier call of this script
+                rows = json.loads(Path(args.profile).read_text()).get("speed", []) if Path(args.profile).exists() else []
+            ok = [r for r in rows if "model_steps_per_s" in r]
+            best = max(ok, key=lambda r: r["model_steps_per_s"]) if ok else {"impl": "gemm", "precision": "bf16",
+                                                                              "k": 128}
+            impl, precision, k = best["impl"], best["precision"], best["k"]
+        try:
+            profile(dataset, device, impl, precision, int(k), batch_size, record, steps=3 if args.tiny else 20)
+        except Exception as exc:  # noqa: BLE001
+            print(f"profile failed: {type(exc).__name__}: {exc}", flush=True)
+    if "encode" in phases:
+        encode(device, encode_batch, record)
+    print(f"gpu_pack done in {time.perf_counter() - t0:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
