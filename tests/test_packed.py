@@ -47,7 +47,7 @@ def test_invalid_runs_fail_alone_and_bad_arguments_raise():
     with pytest.raises(ValueError, match="CUDA"):
         train_packed(dataset, "beta_vae", [({"beta": 1.0}, 0)], steps=1, device="cpu", precision="tf32")
     with pytest.raises(ValueError, match="impl"):
-        train_packed(dataset, "beta_vae", [({"beta": 1.0}, 0)], steps=1, device="cpu", impl="grouped")
+        train_packed(dataset, "beta_vae", [({"beta": 1.0}, 0)], steps=1, device="cpu", impl="im2col")
 
 
 class TableBlobs(BlobDataset):
