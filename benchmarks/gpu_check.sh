@@ -7,7 +7,7 @@
 #   0 environment (nvidia-smi, torch, CUDA)                                       ~10 s
 #   1 install the repo without dependencies (no registry there); PYTHONPATH fallback  <= 60 s
 #   2 render + cache the dSprites base array for device-resident data             <= 100 s
-#   3 model-steps/s of beta_vae on dsprites_full, batch 64, K = 1, 4, 16, 64, 128, impls vmap and bmm,
+#   3 model-steps/s of beta_vae on dsprites_full, batch 64, K = 1, 4, 16, 64, 128, impls gemm and vmap,
 #     tf32 / bf16 / fp32 (<= 80 s each); train_model baseline (3 runs one after another, <= 30 s)
 #   4 bf16 vs fp32 on final losses and MIG of 8 models trained 1000 steps (same seeds)  <= 70 s
 # Worst case (every phase at its limit) ~8.5 min; typically less.
@@ -52,10 +52,10 @@ print('dSprites base array', bits.shape, 'in %.1f s' % (time.time() - t))
 fi
 
 phase 3
-# two packed implementations: vmap (grouped cuDNN convolutions) and bmm (im2col/col2im around batched GEMMs)
+# two packed implementations: gemm (the CUDA default: one batched GEMM per layer) and vmap (grouped cuDNN convolutions)
 for P in $PRECS; do
   timeout "$T_BENCH" $PY benchmarks/train_many.py --device "$DEVICE" --ks "$KS" --steps "$STEPS" --warmup "$WARM" \
-    --batch-size "$BATCH" --precisions "$P" --impls vmap,bmm --device-data "$DD" --baseline-k 0 --budget 8 \
+    --batch-size "$BATCH" --precisions "$P" --impls gemm,vmap --device-data "$DD" --baseline-k 0 --budget 8 \
     --json "$OUT/train_many_$P.json" || echo "train_many $P stopped (exit $?)"
 done
 # the single-model engine as it is (train_model, host data) for comparison

@@ -60,18 +60,22 @@ class Record:
             Path(self.path).write_text(json.dumps(self.data, indent=1))
 
 
-def parse_configs(specs: list[str]) -> list[tuple[str, str, int]]:
-    """``impl:precision:k1,k2,...`` -> [(impl, precision, k), ...] in the given order."""
+def parse_configs(specs: list[str]) -> list[tuple[str, str, int, bool]]:
+    """``impl:precision:k1,k2,...[:compile]`` -> [(impl, precision, k, compile), ...] in the given order."""
     out = []
     for spec in specs:
-        impl, precision, ks = spec.split(":")
-        out += [(impl, precision, int(k)) for k in ks.split(",")]
+        impl, precision, ks, *flag = spec.split(":")
+        out += [(impl, precision, int(k), flag == ["compile"]) for k in ks.split(",")]
     return out
+
+
+def label(impl: str, compiled: bool) -> str:
+    return f"{impl + ('+compile' if compiled else ''):14s}"
 
 
 def speed(dataset, device, configs, steps, warmup, budget, batch_size, record) -> None:
     start = time.perf_counter()
-    for impl, precision, k in configs:
+    for impl, precision, k, compiled in configs:
         if time.perf_counter() - start > budget:
             print(f"speed: budget of {budget:.0f} s reached", flush=True)
             return
@@ -81,19 +85,24 @@ def speed(dataset, device, configs, steps, warmup, budget, batch_size, record) -
         t0 = time.perf_counter()
         try:
             rate, seconds = packed_rate(dataset, "beta_vae", HPARAMS, k, steps, warmup, batch_size, device,
-                                        precision, True, impl=impl, workers=1)
+                                        precision, True, impl=impl, workers=1, compile=compiled)
         except Exception as exc:  # noqa: BLE001 - e.g. out of memory: record it, go on
-            print(f"{impl:8s} {precision:5s} K={k:4d}: failed: {type(exc).__name__}: {str(exc)[:200]}", flush=True)
-            record.add("speed", {"impl": impl, "precision": precision, "k": k, "error": str(exc)[:300]})
+            print(f"{label(impl, compiled)} {precision:5s} K={k:4d}: failed: {type(exc).__name__}: {str(exc)[:300]}",
+                  flush=True)
+            record.add("speed", {"impl": impl, "compile": compiled, "precision": precision, "k": k,
+                                 "error": str(exc)[:500]})
             continue
         peak = torch.cuda.max_memory_allocated(device) / 2 ** 30 if _cuda(device) else float("nan")
-        print(f"{impl:8s} {precision:5s} K={k:4d}: {rate:9.0f} model-steps/s, {1e3 * seconds / steps:7.2f} ms/step, "
+        print(f"{label(impl, compiled)} {precision:5s} K={k:4d}: {rate:9.0f} model-steps/s, "
+              f"{1e3 * seconds / steps:7.2f} ms/step, "
               f"peak {peak:5.1f} GiB ({time.perf_counter() - t0:.0f} s with set-up)", flush=True)
-        record.add("speed", {"impl": impl, "precision": precision, "k": k, "model_steps_per_s": rate,
+        record.add("speed", {"impl": impl, "compile": compiled, "precision": precision, "k": k,
+                             "model_steps_per_s": rate, "seconds_with_set_up": time.perf_counter() - t0,
                              "ms_per_step": 1e3 * seconds / steps, "peak_gib": peak})
 
 
-def profile(dataset, device, impl, precision, k, batch_size, record, steps: int = 20) -> None:
+def profile(dataset, device, impl, precision, k, batch_size, record, steps: int = 20,
+            compiled: bool = False) -> None:
     from torch.profiler import ProfilerActivity, profile as torch_profile
 
     from training.device_data import DeviceBatches, device_sampler
@@ -104,7 +113,7 @@ def profile(dataset, device, impl, precision, k, batch_size, record, steps: int 
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = precision != "fp32"
     trainers = [Trainer("beta_vae", dict(HPARAMS), s, 1, device, channels_last=False, fused_adam=False)
                 for s in range(k)]
-    packed = PackedModels(trainers, device, 1e-4, 1e-4, precision=precision, impl=impl)
+    packed = PackedModels(trainers, device, 1e-4, 1e-4, precision=precision, impl=impl, compile=compiled)
     rows = list(range(k))
     source = DeviceBatches(device_sampler(dataset, device), batch_size, {i: i for i in rows})
     parts = {"data": 0.0, "noise": 0.0, "step": 0.0}
@@ -122,9 +131,20 @@ def profile(dataset, device, impl, precision, k, batch_size, record, steps: int 
             parts["noise"] += t2 - t1
             parts["step"] += t3 - t2
 
+    t_first = time.perf_counter()
     for t in range(5):
         one(t, False)
     _sync(device)
+    first = time.perf_counter() - t_first
+    if compiled:   # the compiled losses against the eager ones, same parameters and batch
+        x = source.next(rows).permute(0, 1, 4, 2, 3)
+        eps, perm = _noise({i: trainers[i] for i in rows}, rows, batch_size, device)
+        got = packed.losses(x, eps, perm, 5.0)
+        want = packed._losses(x, eps, perm, 5.0, packed.varying_hparams)
+        diffs = {key: (float((got[key] - want[key]).detach().abs().max()), float(want[key].detach().abs().max()))
+                 for key in sorted(want)}
+        print("compiled - eager losses, max |diff|: "
+              + ", ".join(f"{key} {d:.3g} (of {w:.4g})" for key, (d, w) in diffs.items()), flush=True)
     if _cuda(device):
         begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         begin.record()
@@ -137,7 +157,8 @@ def profile(dataset, device, impl, precision, k, batch_size, record, steps: int 
     _sync(device)
     wall = time.perf_counter() - wall
     gpu = begin.elapsed_time(end) / steps if _cuda(device) else float("nan")
-    row = {"impl": impl, "precision": precision, "k": k, "steps": steps,
+    row = {"impl": impl, "compile": compiled, "precision": precision, "k": k, "steps": steps,
+           "first_5_steps_s": first,
            "wall_ms_per_step": 1e3 * wall / steps, "gpu_ms_per_step": gpu,
            "host_issue_ms_per_step": 1e3 * issued / steps,
            **{f"host_{name}_ms_per_step": 1e3 * v / steps for name, v in parts.items()}}
@@ -211,17 +232,21 @@ def main(argv=None) -> int:
               record)
     if "profile" in phases:
         if args.profile and not args.profile.endswith(".json"):
-            impl, precision, k = args.profile.split(":")
+            impl, precision, k, *flag = args.profile.split(":")
+            compiled = flag == ["compile"]
         else:
             rows = record.data.get("speed", [])
             if args.profile:   # the speed results of an earlier call of this script
-                rows = json.loads(Path(args.profile).read_text()).get("speed", []) if Path(args.profile).exists() else []
+                earlier = Path(args.profile)
+                rows = json.loads(earlier.read_text()).get("speed", []) if earlier.exists() else []
             ok = [r for r in rows if "model_steps_per_s" in r]
             best = max(ok, key=lambda r: r["model_steps_per_s"]) if ok else {"impl": "gemm", "precision": "bf16",
                                                                               "k": 128}
             impl, precision, k = best["impl"], best["precision"], best["k"]
+            compiled = bool(best.get("compile"))
         try:
-            profile(dataset, device, impl, precision, int(k), batch_size, record, steps=3 if args.tiny else 20)
+            profile(dataset, device, impl, precision, int(k), batch_size, record, steps=3 if args.tiny else 20,
+                    compiled=compiled)
         except Exception as exc:  # noqa: BLE001
             print(f"profile failed: {type(exc).__name__}: {exc}", flush=True)
     if "encode" in phases:

@@ -65,7 +65,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ks", default="1,16,64,128")
     parser.add_argument("--precisions", default="tf32,bf16")
-    parser.add_argument("--impl", default="vmap")
+    parser.add_argument("--impl", default="gemm")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--budget", type=float, default=150.0, help="stop starting new configurations after this")

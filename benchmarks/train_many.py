@@ -44,13 +44,14 @@ def _timer(device, warmup: int, steps: int):
 
 
 def packed_rate(dataset, method, hparams, k, steps, warmup, batch_size, device, precision, device_data, impl=None,
-                workers=None):
+                workers=None, **options):
     """(model-steps/s, seconds of the timed part) of a pack of k runs. With CPU sub-packs (``workers`` > 1) each
-    sub-pack reports its steps; a mark is the time the last sub-pack finished that step."""
+    sub-pack reports its steps; a mark is the time the last sub-pack finished that step. ``options`` go to
+    ``train_packed`` (e.g. ``compile=True``)."""
     marks, on_step = _timer(device, warmup, steps)
     out = train_packed(dataset, method, [(dict(hparams), s) for s in range(k)], warmup + steps,
                        batch_size=batch_size, device=device, num_eval_samples=0, progress=False, on_step=on_step,
-                       precision=precision, device_data=device_data, impl=impl, workers=workers)
+                       precision=precision, device_data=device_data, impl=impl, workers=workers, **options)
     failed = [r for r in out if isinstance(r, Exception)]
     if failed:
         raise failed[0]

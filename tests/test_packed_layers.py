@@ -26,21 +26,38 @@ def _tensors(*shapes):
     return [torch.randn(s, generator=g, dtype=torch.float64).requires_grad_(True) for s in shapes]
 
 
-@pytest.mark.parametrize("form", ["auto", "unfold", "shift"])
+@pytest.mark.parametrize("form4, formt", [("im2col", "unfold"), ("shift", "shift")])
 @pytest.mark.parametrize("size, c, o", [(8, 1, 5), (6, 3, 4), (4, 5, 2)])
-def test_shifted_gemm_layers_equal_the_convolutions(size, c, o, form):
+def test_shifted_gemm_layers_equal_the_convolutions(size, c, o, form4, formt):
     x, w4, w2, wt, b = _tensors((K, N, size, size, c), (K, o, c, 4, 4), (K, o, c, 2, 2), (K, c, o, 4, 4), (K, o))
-    _check(L.conv4x4_s2(x, w4, b, form), _per_run(lambda v, w_, b_: F.conv2d(v, w_, b_, 2, 1), x, w4, b),
+    # the layers take the weights as gemm matrices; gradients flow back to the weights through gemm_matrix
+    m4, m2, mt = (L.gemm_matrix("conv4x4_s2", w4, form4), L.gemm_matrix("conv2x2_s2", w2, "s2d"),
+                  L.gemm_matrix("conv_transpose4x4_s2", wt, formt))
+    _check(L.conv4x4_s2(x, m4, b, form4), _per_run(lambda v, w_, b_: F.conv2d(v, w_, b_, 2, 1), x, w4, b),
            (x, w4, b))
-    _check(L.conv2x2_s2(x, w2, b), _per_run(lambda v, w_, b_: F.conv2d(v, w_, b_, 2, 0), x, w2, b), (x, w2, b))
-    _check(L.conv_transpose4x4_s2(x, wt, b, form),
+    _check(L.conv2x2_s2(x, m2, b), _per_run(lambda v, w_, b_: F.conv2d(v, w_, b_, 2, 0), x, w2, b), (x, w2, b))
+    _check(L.conv_transpose4x4_s2(x, mt, b, formt),
            _per_run(lambda v, w_, b_: F.conv_transpose2d(v, w_, b_, 2, 1), x, wt, b), (x, wt, b))
 
 
-def test_conv2x2_valid_rejects_an_unknown_form():
-    x, taps = _tensors((1, 1, 3, 3, 2), (1, 2, 2, 2, 1))
+@pytest.mark.parametrize("kind, shape, forms", [("conv4x4_s2", (2, 5, 3, 4, 4), ("im2col", "shift")),
+                                                ("conv2x2_s2", (2, 5, 3, 2, 2), ("s2d",)),
+                                                ("conv_transpose4x4_s2", (2, 3, 5, 4, 4), ("unfold", "shift"))])
+def test_gemm_matrix_round_trip(kind, shape, forms):
+    weight = torch.randn(shape)
+    for form in forms:
+        assert torch.equal(L.gemm_weight(kind, L.gemm_matrix(kind, weight, form), shape, form), weight)
+
+
+def test_gemm_forms_follow_the_channel_counts_and_bad_names_raise():
+    assert L.gemm_form("conv4x4_s2", 1, 32) == "im2col" and L.gemm_form("conv4x4_s2", 32, 32) == "shift"
+    assert L.gemm_form("conv_transpose4x4_s2", 64, 64) == "unfold"
+    assert L.gemm_form("conv_transpose4x4_s2", 32, 1) == "shift"
+    with pytest.raises(ValueError, match="kind"):
+        L.gemm_form("conv3x3", 1, 1)
+    x, m = _tensors((1, 1, 4, 4, 2), (1, 32, 4))
     with pytest.raises(ValueError, match="form"):
-        L.conv2x2_valid(x, taps, "im2col")
+        L.conv4x4_s2(x, m, torch.zeros(1, 4), "unfold")
 
 
 def test_grouped_layers_equal_the_convolutions():
@@ -72,3 +89,13 @@ def test_shift_sum_and_interleave_on_known_values():
             for pa in range(2):
                 for pb in range(2):
                     assert out[0, 2 * i + pa, 2 * j + pb] == c[0, i + pa, j + pb, pa, pb]
+
+
+def test_padded_variants_equal_the_operations_on_a_padded_copy():
+    x, p = _tensors((2, 4, 6, 3), (2, 4, 6, 2, 2, 3))
+    padded = F.pad(x, (0, 0, 1, 1, 1, 1))
+    _check(L.unfold_2x2(x, pad=True), L.unfold_2x2(padded), (x,))
+    # shift_sum with pad: out[y + 1 - a, x + 1 - b] += p[y, x, a, b], i.e. the sum over p padded by one pixel
+    _check(L.shift_sum_2x2(p, pad=True), L.shift_sum_2x2(F.pad(p, (0, 0, 0, 0, 0, 0, 1, 1, 1, 1))), (p,))
+    blocks = padded.reshape(2, 3, 2, 4, 2, 3).transpose(2, 3).reshape(2, 3, 4, 12)
+    _check(L.pad_space_to_depth(x), blocks, (x,))

@@ -1,14 +1,23 @@
 """Packed multi-model training: K runs of one method on one dataset trained as ONE stacked computation.
 
 :func:`train_packed` trains K runs (each a ``(hparams, seed)`` pair; hyperparameter values may differ within a pack)
-in lock-step. The K models' parameters are stacked along a leading run axis (``torch.func.stack_module_state``) and
-one step evaluates all K models with ``torch.func.vmap`` over a ``functional_call`` of the shared architecture
-(convolutions become grouped convolutions, dense layers batched matrix products), so a small VAE at batch 64 becomes
-a computation big enough to keep a GPU busy. On the CPU (``impl="loop"``) the K forward passes run one after another
-through the single-model kernels inside one autograd graph; the objectives (vmapped) and the Adam updates (one
-foreach update of the stacked parameters) are shared. On a CPU with several cores the pack is, by default, dealt into
-one sub-pack per core (``workers``), each trained by its own thread on one intra-op thread: this network's layers
-are too small to keep two oneDNN threads busy without losing much of the second one to synchronisation.
+in lock-step. The K models' parameters are stacked along a leading run axis (``torch.func.stack_module_state``), so
+that a small VAE at batch 64 becomes a computation big enough to keep a GPU busy. How one step runs the K networks
+(``impl``):
+
+* ``"gemm"`` (the CUDA default): explicit packed layers (:mod:`training.models.packed_layers`) on channels-last
+  activations, each convolution ONE batched matrix product per layer (the pack as its batch axis) plus a shifted sum
+  or a window gather, no im2col blow-up; the convolution weights are kept as the matrices the products consume.
+  Measured on one H200 (``benchmarks/gpu_pack.py``, beta_vae, batch 64, bf16): ~5,200 model-steps/s at K = 512,
+  against ~2,300 for ``"vmap"`` and ~3,300 for ``"grouped"``;
+* ``"vmap"``: ``torch.func.vmap`` over a ``functional_call`` of the shared architecture (convolutions become grouped
+  convolutions, dense layers batched matrix products); ``"grouped"``: grouped convolutions on channels-last
+  activations without vmap; ``"bmm"``: im2col / col2im around batched matrix products;
+* ``"loop"`` (the CPU default): the K forward passes one after another through the single-model kernels inside one
+  autograd graph; the objectives (vmapped) and the Adam updates (one foreach update of the stacked parameters) are
+  shared. On a CPU with several cores the pack is, by default, dealt into one sub-pack per core (``workers``), each
+  trained by its own thread on one intra-op thread: this network's layers are too small to keep two oneDNN threads
+  busy without losing much of the second one to synchronisation.
 
 Every run is exactly the run :func:`training.train.train_model` would train alone (same seed conventions; each run is
 set up by the single-model engine's own :class:`training.train.Trainer`):
@@ -86,14 +95,24 @@ class PackedModels:
 
     def __init__(self, trainers: Sequence[Trainer], device: torch.device, learning_rate: float,
                  discriminator_learning_rate: float, fused_adam: bool | None = None, precision: str = "fp32",
-                 impl: str | None = None):
+                 impl: str | None = None, compile: bool = False):
         if not trainers:
             raise ValueError("a pack needs at least one run")
         self.method = trainers[0].method
         self.device = device
         self.precision = precision
         self.num_channels = trainers[0].vae.num_channels
+        if impl is None:
+            impl = "gemm" if device.type == "cuda" else "loop"
+        if impl not in IMPLS:
+            raise ValueError(f"impl must be one of {', '.join(IMPLS)}, got {impl!r}")
+        self.impl = impl
         vae_params, _ = stack_module_state([t.vae for t in trainers])
+        # impl "gemm" keeps the convolution weights as the matrices its products consume (the stacked parameters
+        # and Adam's states live in that layout; write_back converts a run's rows back)
+        self.gemm_layers = _gemm_layers(trainers[0].vae) if impl == "gemm" else {}
+        for name, (kind, form, shape) in self.gemm_layers.items():
+            vae_params[name] = layers.gemm_matrix(kind, vae_params[name], form)
         self.vae_params = {k: v.detach().clone().to(device).requires_grad_(True) for k, v in vae_params.items()}
         self.disc_params: dict[str, torch.Tensor] = {}
         if trainers[0].discriminator is not None:
@@ -124,11 +143,6 @@ class PackedModels:
             self.discriminator_optimizer = torch.optim.Adam(
                 list(self.disc_params.values()), lr=self.discriminator_learning_rate,
                 betas=DISCRIMINATOR_ADAM["betas"], eps=DISCRIMINATOR_ADAM["eps"], **self._adam_kwargs)
-        if impl is None:
-            impl = "vmap" if device.type == "cuda" else "loop"
-        if impl not in IMPLS:
-            raise ValueError(f"impl must be one of {', '.join(IMPLS)}, got {impl!r}")
-        self.impl = impl
         if impl == "loop" and device.type == "cpu":
             # oneDNN's preferred layout, as the single-model trainer uses it (a speed choice only)
             self._vae.decoder.memory_format = torch.channels_last
@@ -136,6 +150,10 @@ class PackedModels:
         # decoder outside vmap
         self._vae.decoder.phase_output_forward = impl == "loop" and device.type == "cpu"
         self._vmapped_networks = vmap(self._networks_one, randomness="error")
+        # torch.compile of the forward pass and objectives (its backward is compiled with it): Inductor fuses the
+        # copies, shifted sums, biases and activations around the matrix products
+        self._compiled_losses = torch.compile(self._losses, dynamic=False) if compile else None
+        self._step_tensor = torch.zeros((), device=device)
         self._vmapped_objectives = vmap(self._objectives_one, in_dims=(0,) * 7 + (None, 0), randomness="error")
 
     @property
@@ -210,10 +228,13 @@ class PackedModels:
         w = {name: (p[f"encoder.{name}.weight"], p[f"encoder.{name}.bias"])
              for name in ("conv1", "conv2", "conv3", "conv4")}
         k, n = x.shape[:2]
-        if self.impl == "gemm":   # channels-last (K, N, H, W, C)
+        if self.impl == "gemm":   # channels-last (K, N, H, W, C), weights as gemm matrices
+            forms = {name: self.gemm_layers[f"encoder.{name}.weight"][1] for name in w}
             h = x.permute(0, 1, 3, 4, 2)
-            h = torch.relu(layers.conv4x4_s2(h, *w["conv1"]))
-            h = torch.relu(layers.conv4x4_s2(h, *w["conv2"]))
+            if torch.is_autocast_enabled(x.device.type):   # the products would cast it anyway: cast before copying
+                h = h.to(torch.get_autocast_dtype(x.device.type))
+            h = torch.relu(layers.conv4x4_s2(h, *w["conv1"], forms["conv1"]))
+            h = torch.relu(layers.conv4x4_s2(h, *w["conv2"], forms["conv2"]))
             h = torch.relu(layers.conv2x2_s2(h, *w["conv3"]))
             h = torch.relu(layers.conv2x2_s2(h, *w["conv4"]))
             return h.permute(0, 1, 4, 2, 3).reshape(k, n, -1)
@@ -236,7 +257,7 @@ class PackedModels:
         if self.impl == "gemm":
             h = h.permute(0, 1, 3, 4, 2)
             for name in names:
-                h = layers.conv_transpose4x4_s2(h, *w[name])
+                h = layers.conv_transpose4x4_s2(h, *w[name], self.gemm_layers[f"decoder.{name}.weight"][1])
                 h = h if name == "deconv4" else torch.relu(h)
             return h.permute(0, 1, 4, 2, 3)
         if self.impl == "grouped":
@@ -278,8 +299,15 @@ class PackedModels:
         """Per-run losses, each (K,), of batches ``x`` (K, N, C, 64, 64) with noise ``eps``/``perm`` (K, N, L)."""
         if perm is None:
             perm = eps  # unused without a discriminator; vmap needs a tensor in its place
+        if self._compiled_losses is not None and torch.is_grad_enabled():   # training steps (not the evaluation)
+            # the step as a device tensor, so that a new step is no new graph
+            self._step_tensor.fill_(float(step))
+            return self._compiled_losses(x, eps, perm, self._step_tensor, self.varying_hparams)
+        return self._losses(x, eps, perm, step, self.varying_hparams)
+
+    def _losses(self, x, eps, perm, step, varying):
         outs = self._networks(x, eps, perm)
-        return self._vmapped_objectives(x, *outs, step, self.varying_hparams)
+        return self._vmapped_objectives(x, *outs, step, varying)
 
     def step(self, x: torch.Tensor, eps: torch.Tensor, perm: torch.Tensor | None, step: int) -> dict[str, torch.Tensor]:
         """One update of every run (VAE and, for factor_vae, discriminator); returns the detached (K,) losses."""
@@ -329,10 +357,28 @@ class PackedModels:
         """Copy run ``row``'s parameters into ``trainer``'s networks."""
         with torch.no_grad():
             for name, p in trainer.vae.named_parameters():
-                p.copy_(self.vae_params[name][row])
+                value = self.vae_params[name][row:row + 1]
+                if name in self.gemm_layers:
+                    kind, form, shape = self.gemm_layers[name]
+                    value = layers.gemm_weight(kind, value, (1,) + shape, form)
+                p.copy_(value[0])
             if trainer.discriminator is not None:
                 for name, p in trainer.discriminator.named_parameters():
                     p.copy_(self.disc_params[name][row])
+
+
+def _gemm_layers(vae: GaussianVAE) -> dict[str, tuple[str, str, tuple]]:
+    """The convolution weights of ``vae`` that impl "gemm" keeps as gemm matrices: name -> (kind, form, single-run
+    weight shape)."""
+    out = {}
+    for prefix, module, kind in [("encoder.conv1", vae.encoder.conv1, "conv4x4_s2"),
+                                 ("encoder.conv2", vae.encoder.conv2, "conv4x4_s2"),
+                                 ("encoder.conv3", vae.encoder.conv3, "conv2x2_s2"),
+                                 ("encoder.conv4", vae.encoder.conv4, "conv2x2_s2")] + [
+            (f"decoder.deconv{i}", getattr(vae.decoder, f"deconv{i}"), "conv_transpose4x4_s2") for i in (1, 2, 3, 4)]:
+        c_in, c_out = (module.in_channels, module.out_channels)
+        out[f"{prefix}.weight"] = (kind, layers.gemm_form(kind, c_in, c_out), tuple(module.weight.shape))
+    return out
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -399,7 +445,7 @@ def train_packed(dataset, method: str, runs: Sequence[tuple[dict, int]], steps: 
                  discriminator_learning_rate: float = DISCRIMINATOR_ADAM["lr"],
                  num_eval_samples: int = DEFAULT_NUM_EVAL_SAMPLES, nan_check_every: int | None = None,
                  precision: str = "fp32", device_data: bool | None = None, data_order: str = "batched",
-                 prefetch: int = 2,
+                 prefetch: int = 2, compile: bool = False,
                  fused_adam: bool | None = None, impl: str | None = None, workers: int | None = None,
                  progress: bool | None = None,
                  on_step: Callable[[int, dict], None] | None = None) -> list[TrainedModel | Exception]:
@@ -415,13 +461,14 @@ def train_packed(dataset, method: str, runs: Sequence[tuple[dict, int]], steps: 
     data_order: how the numpy streams draw a batch, as in ``train_model`` (``"batched"`` or ``"reference"``).
         The returned models' ``data_order`` is this, or ``"device"`` for device-drawn batches.
     prefetch: host batches prepared ahead by a background thread (0: in the loop).
-    impl: how the K networks run: ``"vmap"`` (one vmapped computation: grouped convolutions, batched matrix
-        products; default on CUDA) or ``"loop"`` (each run's forward pass through the single-model kernels, one
-        autograd graph and stacked optimiser updates for the pack; default on CPU, where oneDNN's single-model
-        convolutions beat grouped ones), or explicit packed layers (:mod:`training.models.packed_layers`):
-        ``"gemm"`` (every convolution one batched matrix product per layer at the input's resolution plus a shifted
-        sum, channels-last, no im2col copy), ``"grouped"`` (grouped convolutions on channels-last activations,
-        without vmap) or ``"bmm"`` (im2col / col2im around batched matrix products). Same results up to rounding.
+    impl: how the K networks run (see the module docstring): ``"gemm"`` (explicit packed layers, every convolution
+        one batched matrix product; default on CUDA, the fastest measured there), ``"loop"`` (each run's forward pass
+        through the single-model kernels, one autograd graph and stacked optimiser updates for the pack; default on
+        CPU, where oneDNN's single-model convolutions beat the packed layers), ``"vmap"``, ``"grouped"`` or
+        ``"bmm"``. Same results up to rounding.
+    compile: ``torch.compile`` the pack's forward pass and objectives (and so their backward pass). Meant for
+        CUDA with ``impl="gemm"``, where Inductor fuses the memory-bound glue around the matrix products into few
+        kernels; the first step then takes a minute or more to compile. Same results up to rounding.
     workers: CPU only: the pack is dealt round-robin into this many sub-packs, trained at the same time in as many
         threads, each sub-pack one stacked computation on ONE intra-op thread. Default: torch's intra-op thread
         count (the cores this process uses), at most K. Two single-threaded sub-packs beat one two-threaded pack on
@@ -465,7 +512,7 @@ def train_packed(dataset, method: str, runs: Sequence[tuple[dict, int]], steps: 
         options = dict(learning_rate=learning_rate, discriminator_learning_rate=discriminator_learning_rate,
                        num_eval_samples=num_eval_samples, nan_check_every=nan_check_every, precision=precision,
                        device_data=device_data, data_order=data_order, prefetch=prefetch, fused_adam=fused_adam,
-                       impl=impl, progress=progress)
+                       impl=impl, progress=progress, compile=compile)
         return _train_sub_packs(dataset_obj, method, list(runs), checked, members, workers, steps, batch_size,
                                 device, options, on_step)
     if precision == "tf32" and device.type != "cuda":
@@ -492,7 +539,7 @@ def train_packed(dataset, method: str, runs: Sequence[tuple[dict, int]], steps: 
         torch.backends.cudnn.allow_tf32 = precision != "fp32"
     try:
         packed = PackedModels([trainers[i] for i in members], device, learning_rate, discriminator_learning_rate,
-                              fused_adam=fused_adam, precision=precision, impl=impl)
+                              fused_adam=fused_adam, precision=precision, impl=impl, compile=compile)
         alive = list(members)   # run index of each row of the stacked parameters
         train_seconds, used_order = _train_loop(packed, alive, trainers, dataset_obj, method, run_hparams,
                                                 run_seeds, steps, batch_size, device, nan_check_every, device_data,

@@ -71,13 +71,29 @@ def packed_conv_transpose2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.T
 # shifted GEMMs (activations channels-last (K, N, H, W, C))
 
 
-class _ShiftSum2x2(torch.autograd.Function):
-    """out[:, y, x] = sum_ab p[:, y + a, x + b, a, b]; backward: each tap's slice of the gradient written once."""
+def _tap_slices(h: int, w: int, a: int, b: int, pad: bool) -> tuple[slice, slice]:
+    """Where tap (a, b)'s pixels lie in the larger of the two tensors of a 2x2 stride-1 convolution of an h x w
+    image: without padding, image pixels (y + a, x + b) of output (y, x); with one pixel of zero padding, output
+    pixels (y + 1 - a, x + 1 - b) of image pixel (y, x)."""
+    if pad:
+        return slice(1 - a, 1 - a + h), slice(1 - b, 1 - b + w)
+    return slice(a, a + h), slice(b, b + w)
 
+
+class _ShiftSum2x2(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, p):
-        ctx.shape = p.shape
-        h, w = p.shape[1] - 1, p.shape[2] - 1
+    def forward(ctx, p, pad):
+        ctx.shape, ctx.pad = p.shape, pad
+        m, h, w = p.shape[:3]
+        rest = tuple(p.shape[5:])
+        if pad:   # out (M, H + 1, W + 1): out[y + 1 - a, x + 1 - b] += p[y, x, a, b]
+            out = p.new_zeros((m, h + 1, w + 1) + rest)
+            for a in (0, 1):
+                for b in (0, 1):
+                    rows, cols = _tap_slices(h, w, a, b, True)
+                    out[:, rows, cols] += p[:, :, :, a, b]
+            return out
+        h, w = h - 1, w - 1   # out (M, H - 1, W - 1): out[y, x] = sum_ab p[y + a, x + b, a, b]
         out = p[:, :h, :w, 0, 0] + p[:, :h, 1:, 0, 1]
         out += p[:, 1:, :w, 1, 0]
         out += p[:, 1:, 1:, 1, 1]
@@ -85,47 +101,100 @@ class _ShiftSum2x2(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        h, w = grad.shape[1], grad.shape[2]
+        m, h, w = ctx.shape[:3]
+        if ctx.pad:   # every element of the gradient of p is one element of grad
+            gp = grad.new_empty(ctx.shape)
+            for a in (0, 1):
+                for b in (0, 1):
+                    rows, cols = _tap_slices(h, w, a, b, True)
+                    gp[:, :, :, a, b] = grad[:, rows, cols]
+            return gp, None
         gp = grad.new_zeros(ctx.shape)
         for a in (0, 1):
             for b in (0, 1):
-                gp[:, a:a + h, b:b + w, a, b] = grad
-        return gp
+                rows, cols = _tap_slices(h - 1, w - 1, a, b, False)
+                gp[:, rows, cols, a, b] = grad
+        return gp, None
 
 
 class _Unfold2x2(torch.autograd.Function):
-    """out[:, y, x, a, b] = x[:, y + a, x + b]; backward: the four slices of the gradient added back in place."""
-
     @staticmethod
-    def forward(ctx, x):
-        ctx.shape = x.shape
-        h, w = x.shape[1] - 1, x.shape[2] - 1
-        out = x.new_empty((x.shape[0], h, w, 2, 2) + tuple(x.shape[3:]))
+    def forward(ctx, x, pad):
+        ctx.shape, ctx.pad = x.shape, pad
+        m, h, w = x.shape[:3]
+        rest = tuple(x.shape[3:])
+        if pad:   # out (M, H + 1, W + 1, 2, 2): out[y + 1 - a, x + 1 - b, a, b] = x[y, x], zero elsewhere
+            out = x.new_zeros((m, h + 1, w + 1, 2, 2) + rest)
+            for a in (0, 1):
+                for b in (0, 1):
+                    rows, cols = _tap_slices(h, w, a, b, True)
+                    out[:, rows, cols, a, b] = x
+            return out
+        out = x.new_empty((m, h - 1, w - 1, 2, 2) + rest)
         for a in (0, 1):
             for b in (0, 1):
-                out[:, :, :, a, b] = x[:, a:a + h, b:b + w]
+                rows, cols = _tap_slices(h - 1, w - 1, a, b, False)
+                out[:, :, :, a, b] = x[:, rows, cols]
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        h, w = grad.shape[1], grad.shape[2]
+        m, h, w = ctx.shape[:3]
+        if ctx.pad:
+            parts = [grad[(slice(None),) + _tap_slices(h, w, a, b, True) + (a, b)] for a in (0, 1) for b in (0, 1)]
+            gx = parts[0].clone()
+            for part in parts[1:]:
+                gx += part
+            return gx, None
         gx = grad.new_zeros(ctx.shape)
         for a in (0, 1):
             for b in (0, 1):
-                gx[:, a:a + h, b:b + w] += grad[:, :, :, a, b]
+                rows, cols = _tap_slices(h - 1, w - 1, a, b, False)
+                gx[:, rows, cols] += grad[:, :, :, a, b]
+        return gx, None
+
+
+def shift_sum_2x2(p: torch.Tensor, pad: bool = False) -> torch.Tensor:
+    """The second half of a 2x2 stride-1 convolution: p (M, H, W, 2, 2, ...) holds each pixel's product with the
+    four taps (a, b). Returns ``out[:, y, x] = sum_ab p[:, y + a, x + b, a, b]``, (M, H - 1, W - 1, ...); with
+    ``pad``, the convolution of the image padded by one zero pixel, (M, H + 1, W + 1, ...), without a padded copy.
+    Its own backward pass (each tap's slice of the gradient written once)."""
+    return _ShiftSum2x2.apply(p, pad)
+
+
+def unfold_2x2(x: torch.Tensor, pad: bool = False) -> torch.Tensor:
+    """The 2x2 windows of x (M, H, W, ...) (im2col for a 2x2 stride-1 kernel): ``out[:, y, x, a, b] = x[:, y + a,
+    x + b]``, (M, H - 1, W - 1, 2, 2, ...); with ``pad``, the windows of x padded by one zero pixel,
+    (M, H + 1, W + 1, 2, 2, ...), without a padded copy."""
+    return _Unfold2x2.apply(x, pad)
+
+
+class _PadSpaceToDepth(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.shape = x.shape
+        m, h, w, c = x.shape
+        out = x.new_zeros((m, h // 2 + 1, w // 2 + 1, 2, 2, c))
+        for dy in (0, 1):
+            for dx in (0, 1):
+                out[:, 1 - dy:1 - dy + h // 2, 1 - dx:1 - dx + w // 2, dy, dx] = x[:, 1 - dy::2, 1 - dx::2]
+        return out.view(m, h // 2 + 1, w // 2 + 1, 4 * c)
+
+    @staticmethod
+    def backward(ctx, grad):
+        m, h, w, c = ctx.shape
+        g = grad.view(m, h // 2 + 1, w // 2 + 1, 2, 2, c)
+        gx = grad.new_empty(ctx.shape)   # every pixel lies in exactly one (dy, dx) block
+        for dy in (0, 1):
+            for dx in (0, 1):
+                gx[:, 1 - dy::2, 1 - dx::2] = g[:, 1 - dy:1 - dy + h // 2, 1 - dx:1 - dx + w // 2, dy, dx]
         return gx
 
 
-def shift_sum_2x2(p: torch.Tensor) -> torch.Tensor:
-    """p (M, H, W, 2, 2, ...) holds each pixel's product with the four taps (a, b) of a 2x2 kernel; returns the
-    'valid' stride-1 convolution (M, H - 1, W - 1, ...): ``out[:, y, x] = sum_ab p[:, y + a, x + b, a, b]``."""
-    return _ShiftSum2x2.apply(p)
-
-
-def unfold_2x2(x: torch.Tensor) -> torch.Tensor:
-    """The 2x2 windows of x (M, H, W, ...): (M, H - 1, W - 1, 2, 2, ...) with ``out[:, y, x, a, b] = x[:, y + a,
-    x + b]`` (im2col for a 2x2 stride-1 kernel)."""
-    return _Unfold2x2.apply(x)
+def pad_space_to_depth(x: torch.Tensor) -> torch.Tensor:
+    """x (M, H, W, C), H and W even, padded by one zero pixel and cut into 2x2 blocks, in one copy:
+    (M, H/2 + 1, W/2 + 1, 4C), ``out[:, i, j, (dy, dx, c)] = x_padded[:, 2i + dy, 2j + dx, c]``."""
+    return _PadSpaceToDepth.apply(x)
 
 
 class _InterleavePhases(torch.autograd.Function):
@@ -156,27 +225,30 @@ def interleave_phases(c: torch.Tensor) -> torch.Tensor:
     return _InterleavePhases.apply(c)
 
 
-def conv2x2_valid(x: torch.Tensor, taps: torch.Tensor, form: str = "auto") -> torch.Tensor:
-    """K 2x2 stride-1 'valid' convolutions (no bias): x (K, N, H, W, C), taps (K, 2, 2, C, O) with
-    ``out[r, n, y, x] = sum_ab x[r, n, y + a, x + b] @ taps[r, a, b]`` -> (K, N, H - 1, W - 1, O).
+def conv2x2_valid(x: torch.Tensor, matrix: torch.Tensor, form: str, pad: bool = False,
+                  bias: torch.Tensor | None = None) -> torch.Tensor:
+    """K 2x2 stride-1 convolutions as one batched matrix product: x (K, N, H, W, C) -> (K, N, H - 1, W - 1, O),
+    ``out[r, n, y, x] = sum_ab x[r, n, y + a, x + b] @ W_ab[r]``; with ``pad``, of x padded by one zero pixel
+    (K, N, H + 1, W + 1, O), without a padded copy.
 
-    Two forms, one batched matrix product each, chosen by the smaller intermediate tensor (``form="auto"``):
-    ``"unfold"`` gathers the 2x2 windows (4C values per output pixel) and multiplies by taps (4C, O); ``"shift"``
-    multiplies every input pixel by all four taps at once, (C, 4O), and adds the four shifted products
-    (:func:`shift_sum_2x2`). Few input channels favour the first (the 1-channel image layer), few output channels the
-    second.
+    ``form="unfold"``: gather the 2x2 windows (4C values per output pixel, :func:`unfold_2x2`) and multiply by
+    ``matrix`` (K, 4C, O), rows (a, b, c). ``form="shift"``: multiply every input pixel by all four taps at once,
+    ``matrix`` (K, C, 4O), columns (a, b, o), and add the four shifted products (:func:`shift_sum_2x2`). Few input
+    channels favour the first, few output channels the second (the smaller intermediate tensor). ``bias`` (K, O),
+    optional, is added inside the product (form "unfold" only).
     """
     k, n, h, w, c = x.shape
-    o = taps.shape[-1]
-    if form == "auto":
-        form = "unfold" if c <= o else "shift"
+    ho, wo = (h + 1, w + 1) if pad else (h - 1, w - 1)
     if form == "unfold":
-        cols = unfold_2x2(x.reshape(k * n, h, w, c)).reshape(k, n * (h - 1) * (w - 1), 4 * c)
-        return torch.bmm(cols, taps.reshape(k, 4 * c, o)).view(k, n, h - 1, w - 1, o)
-    if form != "shift":
-        raise ValueError(f"form must be 'auto', 'unfold' or 'shift', got {form!r}")
-    p = torch.bmm(x.reshape(k, n * h * w, c), taps.permute(0, 3, 1, 2, 4).reshape(k, c, 4 * o))
-    return shift_sum_2x2(p.view(k * n, h, w, 2, 2, o)).view(k, n, h - 1, w - 1, o)
+        o = matrix.shape[2]
+        cols = unfold_2x2(x.reshape(k * n, h, w, c), pad).reshape(k, n * ho * wo, 4 * c)
+        out = torch.bmm(cols, matrix) if bias is None else torch.baddbmm(bias.unsqueeze(1), cols, matrix)
+        return out.view(k, n, ho, wo, o)
+    if form != "shift" or bias is not None:
+        raise ValueError(f"form must be 'unfold' or 'shift' (without bias), got {form!r}")
+    o = matrix.shape[2] // 4
+    p = torch.bmm(x.reshape(k, n * h * w, c), matrix)
+    return shift_sum_2x2(p.view(k * n, h, w, 2, 2, o), pad).view(k, n, ho, wo, o)
 
 
 def _space_to_depth(x: torch.Tensor) -> torch.Tensor:
@@ -190,51 +262,115 @@ def _pad1(x: torch.Tensor) -> torch.Tensor:
     return F.pad(x, (0, 0, 1, 1, 1, 1))
 
 
-def conv4x4_s2(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, form: str = "auto") -> torch.Tensor:
-    """K convolutions with 4x4 kernels, stride 2, padding 1: x (K, N, H, W, C) with even H, W; weight
-    (K, O, C, 4, 4) (``nn.Conv2d`` layout per run); bias (K, O) -> (K, N, H/2, W/2, O).
+# ---- the weights as the matrices the products consume ------------------------------------------------------------
+# Packed training keeps its stacked parameters in these layouts (``gemm_matrix`` once at the start,
+# ``gemm_weight`` when writing a run back), so that a step never re-arranges weights. Adam is elementwise, so the
+# updates are the same numbers in any layout.
 
-    A 2x2 stride-1 convolution (:func:`conv2x2_valid`) of the padded input's space-to-depth form: kernel tap
-    (ky, kx) = (2a + dy, 2b + dx) is tap block (a, b), input channel (dy, dx, c).
+GEMM_KINDS = ("conv4x4_s2", "conv2x2_s2", "conv_transpose4x4_s2")
+
+
+def gemm_form(kind: str, c_in: int, c_out: int) -> str:
+    """The form of a layer's product: ``conv4x4_s2``: "im2col" (4x4 windows, 16 C values per output pixel) when
+    4 C <= O, else "shift" (space-to-depth, then :func:`conv2x2_valid`'s shift form); ``conv_transpose4x4_s2``:
+    "unfold" when Cin <= 4 O, else "shift"; ``conv2x2_s2``: "s2d"."""
+    if kind == "conv4x4_s2":
+        return "im2col" if 4 * c_in <= c_out else "shift"
+    if kind == "conv_transpose4x4_s2":
+        return "unfold" if c_in <= 4 * c_out else "shift"
+    if kind == "conv2x2_s2":
+        return "s2d"
+    raise ValueError(f"kind must be one of {', '.join(GEMM_KINDS)}, got {kind!r}")
+
+
+def gemm_matrix(kind: str, weight: torch.Tensor, form: str) -> torch.Tensor:
+    """Stacked weights in the ``nn.Conv2d`` (K, O, C, kh, kw) or ``nn.ConvTranspose2d`` (K, Cin, O, 4, 4) layout
+    -> the (K, rows, columns) matrix of ``kind`` in ``form`` (see :func:`gemm_form`)."""
+    k = weight.shape[0]
+    if kind == "conv2x2_s2":                                    # rows (dy, dx, c)
+        o, c = weight.shape[1:3]
+        return weight.permute(0, 3, 4, 2, 1).reshape(k, 4 * c, o)
+    if kind == "conv4x4_s2":
+        o, c = weight.shape[1:3]
+        if form == "im2col":                                    # rows (ky, kx, c)
+            return weight.permute(0, 3, 4, 2, 1).reshape(k, 16 * c, o)
+        # ky = 2a + dy, kx = 2b + dx: (K, O, C, a, dy, b, dx) -> rows (dy, dx, c), columns (a, b, o)
+        return weight.reshape(k, o, c, 2, 2, 2, 2).permute(0, 4, 6, 2, 3, 5, 1).reshape(k, 4 * c, 4 * o)
+    c, o = weight.shape[1:3]
+    # tap PHASE_TAPS[a][u] = 3 - (2u + a): flipped, kernel index 2u + a -> (K, Cin, O, u, a, v, b)
+    taps = weight.flip(3, 4).reshape(k, c, o, 2, 2, 2, 2)
+    if form == "unfold":                                        # rows (u, v, cin), columns (a, b, o)
+        return taps.permute(0, 3, 5, 1, 4, 6, 2).reshape(k, 4 * c, 4 * o)
+    return taps.permute(0, 1, 3, 5, 4, 6, 2).reshape(k, c, 16 * o)   # rows cin, columns (u, v, a, b, o)
+
+
+def gemm_weight(kind: str, matrix: torch.Tensor, shape: tuple, form: str) -> torch.Tensor:
+    """The inverse of :func:`gemm_matrix`: the (K, rows, columns) matrix -> weights of ``shape`` (K, ...)."""
+    k = shape[0]
+    if kind == "conv2x2_s2":
+        o, c = shape[1:3]
+        return matrix.reshape(k, 2, 2, c, o).permute(0, 4, 3, 1, 2).reshape(shape)
+    if kind == "conv4x4_s2":
+        o, c = shape[1:3]
+        if form == "im2col":
+            return matrix.reshape(k, 4, 4, c, o).permute(0, 4, 3, 1, 2).reshape(shape)
+        return matrix.reshape(k, 2, 2, c, 2, 2, o).permute(0, 6, 3, 4, 1, 5, 2).reshape(shape)
+    c, o = shape[1:3]
+    if form == "unfold":
+        taps = matrix.reshape(k, 2, 2, c, 2, 2, o).permute(0, 3, 6, 1, 4, 2, 5)
+    else:
+        taps = matrix.reshape(k, c, 2, 2, 2, 2, o).permute(0, 1, 6, 2, 4, 3, 5)
+    return taps.reshape(shape).flip(3, 4)
+
+
+# ---- the layers (activations channels-last (K, N, H, W, C); weights as gemm matrices) ----------------------------
+
+
+def conv4x4_s2(x: torch.Tensor, matrix: torch.Tensor, bias: torch.Tensor, form: str) -> torch.Tensor:
+    """K convolutions with 4x4 kernels, stride 2, padding 1: x (K, N, H, W, C) with even H, W; ``matrix`` =
+    ``gemm_matrix("conv4x4_s2", weight, form)``; bias (K, O) -> (K, N, H/2, W/2, O).
+
+    ``form="im2col"``: the 4x4 windows of the padded input gathered in one copy (a strided view), one product.
+    ``form="shift"``: a 2x2 stride-1 convolution (:func:`conv2x2_valid`) of the padded input's space-to-depth form:
+    kernel tap (ky, kx) = (2a + dy, 2b + dx) is tap block (a, b), input channel (dy, dx, c).
     """
-    k, o, c = weight.shape[:3]
-    # (K, O, C, a, dy, b, dx) -> (K, a, b, dy, dx, C, O)
-    taps = weight.reshape(k, o, c, 2, 2, 2, 2).permute(0, 3, 5, 4, 6, 2, 1).reshape(k, 2, 2, 4 * c, o)
-    out = conv2x2_valid(_space_to_depth(_pad1(x)), taps, form)
+    k, n, h, w, c = x.shape
+    o = bias.shape[1]
+    if form == "im2col":
+        # (K*N, H/2, W/2, C, ky, kx) windows of the padded input -> rows (ky, kx, c), one copy
+        windows = _pad1(x).reshape(k * n, h + 2, w + 2, c).unfold(1, 4, 2).unfold(2, 4, 2)
+        cols = windows.permute(0, 1, 2, 4, 5, 3).reshape(k, n * (h // 2) * (w // 2), 16 * c)
+        return torch.baddbmm(bias.unsqueeze(1), cols, matrix).view(k, n, h // 2, w // 2, o)
+    if form != "shift":
+        raise ValueError(f"form must be 'im2col' or 'shift', got {form!r}")
+    s2d = pad_space_to_depth(x.reshape(k * n, h, w, c)).view(k, n, h // 2 + 1, w // 2 + 1, 4 * c)
+    out = conv2x2_valid(s2d, matrix, "shift")
     return out + bias.view(k, 1, 1, 1, o).to(out.dtype)
 
 
-def conv2x2_s2(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+def conv2x2_s2(x: torch.Tensor, matrix: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """K convolutions with 2x2 kernels, stride 2, no padding: the blocks do not overlap, so this is space-to-depth
-    and one batched matrix product. x (K, N, H, W, C), weight (K, O, C, 2, 2), bias (K, O) -> (K, N, H/2, W/2, O)."""
+    and one batched matrix product. x (K, N, H, W, C), ``matrix`` = ``gemm_matrix("conv2x2_s2", weight, "s2d")``
+    (K, 4C, O), bias (K, O) -> (K, N, H/2, W/2, O)."""
     k, n, h, w, c = x.shape
-    o = weight.shape[1]
     s2d = _space_to_depth(x).reshape(k, n * (h // 2) * (w // 2), 4 * c)
-    taps = weight.permute(0, 3, 4, 2, 1).reshape(k, 4 * c, o)               # (K, dy, dx, C, O)
-    return torch.baddbmm(bias.unsqueeze(1), s2d, taps).view(k, n, h // 2, w // 2, o)
+    return torch.baddbmm(bias.unsqueeze(1), s2d, matrix).view(k, n, h // 2, w // 2, bias.shape[1])
 
 
-_TAP_INDEX: dict[str, torch.Tensor] = {}
-
-
-def conv_transpose4x4_s2(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
-                         form: str = "auto") -> torch.Tensor:
-    """K transposed convolutions with 4x4 kernels, stride 2, padding 1: x (K, N, H, W, Cin); weight
-    (K, Cin, O, 4, 4) (``nn.ConvTranspose2d`` layout per run); bias (K, O) -> (K, N, 2H, 2W, O).
+def conv_transpose4x4_s2(x: torch.Tensor, matrix: torch.Tensor, bias: torch.Tensor, form: str) -> torch.Tensor:
+    """K transposed convolutions with 4x4 kernels, stride 2, padding 1: x (K, N, H, W, Cin); ``matrix`` =
+    ``gemm_matrix("conv_transpose4x4_s2", weight, form)``; bias (K, O) -> (K, N, 2H, 2W, O).
 
     Output pixel (2i + a, 2j + b) sums padded-input pixels (i + a + u, j + b + v), u, v in {0, 1}, through kernel
     taps (PHASE_TAPS[a][u], PHASE_TAPS[b][v]): a 2x2 stride-1 convolution (:func:`conv2x2_valid`) of the padded
     input with output channels (a, b, o), whose phases are then interleaved (:func:`interleave_phases`).
     """
     k, n, h, w, c = x.shape
-    o = weight.shape[2]
-    key = str(weight.device)
-    if key not in _TAP_INDEX:
-        _TAP_INDEX[key] = torch.tensor(PHASE_TAPS, device=weight.device).T      # [u, a]
-    t = _TAP_INDEX[key]
-    # weight[..., t[u, a], t[v, b]] -> (K, Cin, O, u, a, v, b) -> (K, u, v, Cin, a, b, O)
-    taps = weight[:, :, :, t[:, :, None, None], t[None, None, :, :]].permute(0, 3, 5, 1, 4, 6, 2)
-    phases = conv2x2_valid(_pad1(x), taps.reshape(k, 2, 2, c, 4 * o), form)   # (K, N, H + 1, W + 1, 4O)
+    o = bias.shape[1]
+    if form == "unfold":   # the bias inside the product, once per phase column (a, b, o)
+        phases = conv2x2_valid(x, matrix, form, pad=True, bias=bias.repeat(1, 4))
+        return interleave_phases(phases.view(k * n, h + 1, w + 1, 2, 2, o)).view(k, n, 2 * h, 2 * w, o)
+    phases = conv2x2_valid(x, matrix, form, pad=True)                          # (K, N, H + 1, W + 1, 4O)
     out = interleave_phases(phases.view(k * n, h + 1, w + 1, 2, 2, o)).view(k, n, 2 * h, 2 * w, o)
     return out + bias.view(k, 1, 1, 1, o).to(out.dtype)
 
