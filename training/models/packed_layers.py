@@ -71,86 +71,63 @@ def packed_conv_transpose2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.T
 # shifted GEMMs (activations channels-last (K, N, H, W, C))
 
 
-def _tap_slices(h: int, w: int, a: int, b: int, pad: bool) -> tuple[slice, slice]:
-    """Where tap (a, b)'s pixels lie in the larger of the two tensors of a 2x2 stride-1 convolution of an h x w
-    image: without padding, image pixels (y + a, x + b) of output (y, x); with one pixel of zero padding, output
-    pixels (y + 1 - a, x + 1 - b) of image pixel (y, x)."""
-    if pad:
-        return slice(1 - a, 1 - a + h), slice(1 - b, 1 - b + w)
-    return slice(a, a + h), slice(b, b + w)
+def _taps(h: int, w: int, pad: bool):
+    """Each tap (a, b) of a 2x2 stride-1 convolution of an h x w input, with the input region and the output region
+    it connects, as index tuples for (M, H, W, ...) tensors: without padding (output (h - 1) x (w - 1)) input pixel
+    (y + a, x + b) feeds output (y, x); with one pixel of zero padding (output (h + 1) x (w + 1)) input pixel (y, x)
+    feeds output (y + 1 - a, x + 1 - b)."""
+    every = slice(None)
+    for a in (0, 1):
+        for b in (0, 1):
+            if pad:
+                yield a, b, (every,) * 3, (every, slice(1 - a, 1 - a + h), slice(1 - b, 1 - b + w))
+            else:
+                yield a, b, (every, slice(a, a + h - 1), slice(b, b + w - 1)), (every,) * 3
+
+
+def _out_shape(shape, pad: bool) -> tuple:
+    """The output-side (M, Ho, Wo, ...) of a 2x2 stride-1 convolution of an input of ``shape`` (M, H, W, ...)."""
+    d = 1 if pad else -1
+    return (shape[0], shape[1] + d, shape[2] + d) + tuple(shape[3:])
 
 
 class _ShiftSum2x2(torch.autograd.Function):
+    """out[output region of tap (a, b)] += p[input region, a, b]: p (M, H, W, 2, 2, ...) -> (M, Ho, Wo, ...)."""
+
     @staticmethod
     def forward(ctx, p, pad):
         ctx.shape, ctx.pad = p.shape, pad
-        m, h, w = p.shape[:3]
-        rest = tuple(p.shape[5:])
-        if pad:   # out (M, H + 1, W + 1): out[y + 1 - a, x + 1 - b] += p[y, x, a, b]
-            out = p.new_zeros((m, h + 1, w + 1) + rest)
-            for a in (0, 1):
-                for b in (0, 1):
-                    rows, cols = _tap_slices(h, w, a, b, True)
-                    out[:, rows, cols] += p[:, :, :, a, b]
-            return out
-        h, w = h - 1, w - 1   # out (M, H - 1, W - 1): out[y, x] = sum_ab p[y + a, x + b, a, b]
-        out = p[:, :h, :w, 0, 0] + p[:, :h, 1:, 0, 1]
-        out += p[:, 1:, :w, 1, 0]
-        out += p[:, 1:, 1:, 1, 1]
+        out = p.new_zeros(_out_shape(p.shape[:3] + p.shape[5:], pad))
+        for a, b, i, o in _taps(p.shape[1], p.shape[2], pad):
+            out[o] += p[i + (a, b)]
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        m, h, w = ctx.shape[:3]
-        if ctx.pad:   # every element of the gradient of p is one element of grad
-            gp = grad.new_empty(ctx.shape)
-            for a in (0, 1):
-                for b in (0, 1):
-                    rows, cols = _tap_slices(h, w, a, b, True)
-                    gp[:, :, :, a, b] = grad[:, rows, cols]
-            return gp, None
-        gp = grad.new_zeros(ctx.shape)
-        for a in (0, 1):
-            for b in (0, 1):
-                rows, cols = _tap_slices(h - 1, w - 1, a, b, False)
-                gp[:, rows, cols, a, b] = grad
+        # with padding every element of p feeds one output element: no zeros needed
+        gp = grad.new_empty(ctx.shape) if ctx.pad else grad.new_zeros(ctx.shape)
+        for a, b, i, o in _taps(ctx.shape[1], ctx.shape[2], ctx.pad):
+            gp[i + (a, b)] = grad[o]
         return gp, None
 
 
 class _Unfold2x2(torch.autograd.Function):
+    """out[output region of tap (a, b), a, b] = x[input region]: x (M, H, W, ...) -> (M, Ho, Wo, 2, 2, ...)."""
+
     @staticmethod
     def forward(ctx, x, pad):
         ctx.shape, ctx.pad = x.shape, pad
-        m, h, w = x.shape[:3]
-        rest = tuple(x.shape[3:])
-        if pad:   # out (M, H + 1, W + 1, 2, 2): out[y + 1 - a, x + 1 - b, a, b] = x[y, x], zero elsewhere
-            out = x.new_zeros((m, h + 1, w + 1, 2, 2) + rest)
-            for a in (0, 1):
-                for b in (0, 1):
-                    rows, cols = _tap_slices(h, w, a, b, True)
-                    out[:, rows, cols, a, b] = x
-            return out
-        out = x.new_empty((m, h - 1, w - 1, 2, 2) + rest)
-        for a in (0, 1):
-            for b in (0, 1):
-                rows, cols = _tap_slices(h - 1, w - 1, a, b, False)
-                out[:, :, :, a, b] = x[:, rows, cols]
+        shape = _out_shape(x.shape[:3], pad) + (2, 2) + tuple(x.shape[3:])
+        out = x.new_zeros(shape) if pad else x.new_empty(shape)   # padded windows hold zeros at the border
+        for a, b, i, o in _taps(x.shape[1], x.shape[2], pad):
+            out[o + (a, b)] = x[i]
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        m, h, w = ctx.shape[:3]
-        if ctx.pad:
-            parts = [grad[(slice(None),) + _tap_slices(h, w, a, b, True) + (a, b)] for a in (0, 1) for b in (0, 1)]
-            gx = parts[0].clone()
-            for part in parts[1:]:
-                gx += part
-            return gx, None
         gx = grad.new_zeros(ctx.shape)
-        for a in (0, 1):
-            for b in (0, 1):
-                rows, cols = _tap_slices(h - 1, w - 1, a, b, False)
-                gx[:, rows, cols] += grad[:, :, :, a, b]
+        for a, b, i, o in _taps(ctx.shape[1], ctx.shape[2], ctx.pad):
+            gx[i] += grad[o + (a, b)]
         return gx, None
 
 
