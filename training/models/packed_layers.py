@@ -7,13 +7,15 @@ floating-point sums. Three families, chosen by ``training.packed`` (``impl``):
 * ``im2col`` / ``col2im`` around batched matrix products (:func:`packed_conv2d`, :func:`packed_conv_transpose2d`;
   activations (K, N, C, H, W));
 * **shifted GEMMs** (:func:`conv4x4_s2`, :func:`conv2x2_s2`, :func:`conv_transpose4x4_s2`; activations channels-last
-  (K, N, H, W, C)): every layer becomes ONE batched matrix product per run at the input's resolution, with no im2col
-  copy, followed by an elementwise shifted sum. A 4x4 stride-2 convolution is a 2x2 stride-1 convolution of the
-  space-to-depth input (2x2 pixel blocks as 4C channels); a 2x2 stride-1 convolution is the product of every pixel
-  with all four kernel taps at once, ``P = x @ [W_00 | W_01 | W_10 | W_11]``, then ``out[y, x] = sum_ab P[y+a, x+b,
-  ab]`` (:func:`shift_sum_2x2`). A 4x4 stride-2 transposed convolution is a 2x2 stride-1 convolution of the input
-  padded by one pixel with 4 x Cout "phase" channels, whose phases are then interleaved (:func:`interleave_phases`).
-  The matrix products have the pack as their batch axis and N*H*W rows: large, regular tensor-core work;
+  (K, N, H, W, C); weights as the matrices the products consume, :func:`gemm_matrix`): every layer is ONE batched
+  matrix product per run, the pack as its batch axis and N*H*W rows (large, regular tensor-core work), with a cheap
+  gather before it or an elementwise shifted sum after it. A 4x4 stride-2 convolution is a 2x2 stride-1 convolution
+  of the space-to-depth input (2x2 pixel blocks as 4C channels). A 2x2 stride-1 convolution is either the product of
+  its gathered 2x2 windows (:func:`unfold_2x2`, 4C values per pixel) or the product of every pixel with all four
+  kernel taps at once, ``P = x @ [W_00 | W_01 | W_10 | W_11]``, then ``out[y, x] = sum_ab P[y+a, x+b, ab]``
+  (:func:`shift_sum_2x2`), whichever intermediate tensor is smaller (:func:`gemm_form`). A 4x4 stride-2 transposed
+  convolution is a 2x2 stride-1 convolution of the input padded by one pixel with 4 x Cout "phase" channels, whose
+  phases are then interleaved (:func:`interleave_phases`). Padding is folded into the gathers and sums;
 * grouped convolutions (:func:`grouped_conv2d`, :func:`grouped_conv_transpose2d`; activations (N, K*C, H, W)).
 
 :func:`packed_linear` is the dense layer of all families.
