@@ -11,12 +11,15 @@ from training.packed import train_packed
 from training.train import TrainingDivergedError, train_model
 
 
-def test_a_diverging_run_stops_alone():
+@pytest.mark.parametrize("impl, workers", [("loop", None), ("gemm", 1)])
+def test_a_diverging_run_stops_alone(impl, workers):
     dataset = BlobDataset()
     # lambda_od = 3e38 makes lambda_d = 3e39, inf in float32: that run's loss is inf at the first step and it
-    # diverges; the others are untouched
+    # diverges; the others are untouched. With one worker the run is dropped from a pack of three (its rows taken
+    # out of the stacked parameters and Adam states, here in gemm's matrix layout)
     runs = [({"lambda_od": 1.0}, 0), ({"lambda_od": 3e38}, 1), ({"lambda_od": 4.0}, 2)]
-    out = train_packed(dataset, "dip_vae_i", runs, steps=3, batch_size=4, device="cpu", num_eval_samples=4)
+    out = train_packed(dataset, "dip_vae_i", runs, steps=3, batch_size=4, device="cpu", num_eval_samples=4,
+                       impl=impl, workers=workers)
     assert isinstance(out[1], TrainingDivergedError)
     assert "lambda_od=3e+38" in str(out[1]) and "seed 1" in str(out[1])
     for idx in (0, 2):
