@@ -71,6 +71,8 @@ def test_run_ids_are_stable_and_sensitive_to_what_defines_a_run():
     # A [training] option is part of what defines a run.
     opt = parse_study(TINY.replace("[protocol]", "[training]\nnum_eval_samples = 500\n[protocol]")).runs(SOURCES)
     assert opt[0].config["training"] == {"num_eval_samples": 500} and "training" not in a[0].config
+    half = parse_study(TINY.replace("[protocol]", "[training]\nprecision = 'bf16'\n[protocol]")).runs(SOURCES)
+    assert half[0].config["training"] == {"precision": "bf16"} and half[0].run_id != a[0].run_id
     assert not {r.run_id for r in opt} & {r.run_id for r in a}
 
 
@@ -100,6 +102,7 @@ def test_defaults_fill_the_protocol():
     (('name = "tiny"', ""), "missing required key 'name'"),
     (("[protocol]", "[training]\nnum_eval_samples = -1\n[protocol]"), "num_eval_samples"),
     (("[protocol]", "[training]\nlearning_rate = 1.0\n[protocol]"), "unknown training key"),
+    (("[protocol]", "[training]\nprecision = 'fp16'\n[protocol]"), "training.precision"),
     (("[protocol]", "[protocol\n"), "not valid TOML"),
 ])
 def test_bad_study_files_give_one_line_errors(edit, message):

@@ -115,9 +115,15 @@ def test_packs_use_train_packed_when_available(pack, doubles, monkeypatch):
                                       {"num_eval_samples": 11})]
     assert [o.ok for o in outcomes] == [True, True, False]
     assert outcomes[2].error.startswith("ValueError: bad hyperparameter")
-    # A pack of one never goes through train_packed.
+    # A pack of one never goes through train_packed...
     runner.execute_pack(pack[:1])
     assert len(calls["train_packed"]) == 1 and len(calls["train_model"]) == 1
+    # ... unless its study asks for mixed precision, which only the packed trainer has
+    bf16 = parse_study(STUDY + 'precision = "bf16"\n').runs({"dsprites_full": {"kind": "fake"}})[:1]
+    runner.execute_pack([{"run_id": r.run_id, "config": r.config} for r in bf16])
+    assert len(calls["train_packed"]) == 2 and len(calls["train_model"]) == 1
+    assert calls["train_packed"][1][2] == [({"beta": 1.0}, 0)]
+    assert calls["train_packed"][1][6] == {"num_eval_samples": 11, "precision": "bf16"}
 
 
 def test_a_dataset_that_cannot_load_fails_every_run_of_the_pack(pack, monkeypatch):

@@ -3,7 +3,8 @@
 The unit of work is a *pack*: a list of compatible runs (same dataset, method, steps and batch size) given as
 ``{"run_id": ..., "config": {...}}`` dicts (the canonical configs of :mod:`training.study`). A pack of one trains
 with :func:`training.train.train_model`; a larger pack uses :func:`training.packed.train_packed` when that module
-exists (several models trained as one computation), else trains its runs one by one. Results are the picklable
+exists (several models trained as one computation), else trains its runs one by one. Runs whose study sets a
+mixed ``[training] precision`` always go to ``train_packed`` (packs of one too), the only trainer that has it. Results are the picklable
 :class:`training.store.RunOutcome` objects the sweep driver writes into the store; a failure of one run (training
 diverged, data missing, a bug) becomes that run's ``error`` and never hides the other runs of the pack.
 """
@@ -88,7 +89,8 @@ def _train(pack: Sequence[dict], dataset, device, artifacts_dir: str | None = No
 
     configs = [item["config"] for item in pack]
     start = time.perf_counter()
-    if len(pack) > 1:
+    # mixed precision exists in the packed trainer only, so such runs go there even alone
+    if len(pack) > 1 or configs[0].get("training", {}).get("precision", "fp32") != "fp32":
         try:
             from training.packed import train_packed
         except ModuleNotFoundError as exc:

@@ -20,6 +20,7 @@ A study file (DESIGN.md "Study files")::
     batch_size = 16                         # applied after scale
     [training]                  # optional
     num_eval_samples = 1000     # samples of the final train_results pass (train_model's default when absent)
+    precision = "bf16"          # "fp32" (default), "tf32" (CUDA) or "bf16": mixed precision (training.packed)
 
 Every run is a canonical config (a plain JSON-able dict: dataset, method, hparams, seed, steps, batch size,
 architecture, protocol and data source); its ``run_id`` is a hash of that config, so editing a study and sweeping
@@ -46,8 +47,10 @@ ARCHITECTURE = {"encoder": "conv_encoder", "decoder": "deconv_decoder", "num_lat
                 "reconstruction_loss": "bernoulli"}
 
 _TOP_KEYS = {"name", "notes", "datasets", "seeds", "steps", "batch_size", "methods", "protocol", "training"}
-# Optional [training] table: options of training.train.train_model that change the results (and so the run id).
-_TRAINING_KEYS = {"num_eval_samples"}
+# Optional [training] table: training options that change the results (and so the run id). ``precision`` other
+# than fp32 trains through training.packed.train_packed (packs of one included: train_model has no such option).
+_TRAINING_KEYS = {"num_eval_samples", "precision"}
+TRAINING_PRECISIONS = ("fp32", "tf32", "bf16")   # training.packed.PRECISIONS (not imported: it pulls in torch)
 _PROTOCOL_KEYS = {"scale", "downstream_num_train", "evaluations", "representations", "kind", "overrides"}
 PROTOCOL_KINDS = ("reference", "fast")  # training.evaluate: the reference's protocol, or its fast variant
 
@@ -229,6 +232,9 @@ def study_from_dict(data: Mapping[str, Any], origin: str = "<dict>") -> Study:
     if "num_eval_samples" in training and (not _is_int(training["num_eval_samples"])
                                            or training["num_eval_samples"] < 0):
         raise fail("training.num_eval_samples must be an integer >= 0")
+    if "precision" in training and training["precision"] not in TRAINING_PRECISIONS:
+        raise fail(f"training.precision must be one of {', '.join(TRAINING_PRECISIONS)}, "
+                   f"got {training['precision']!r}")
     return Study(training=dict(training), name=name.strip(), datasets=tuple(d for d in DATASETS if d in datasets), seeds=tuple(seeds),
                  steps=int(steps), batch_size=int(batch_size), methods=methods, protocol=protocol, notes=notes,
                  origin=origin)
