@@ -13,9 +13,9 @@ that a small VAE at batch 64 becomes a computation big enough to keep a GPU busy
 * ``"vmap"``: ``torch.func.vmap`` over a ``functional_call`` of the shared architecture (convolutions become grouped
   convolutions, dense layers batched matrix products); ``"grouped"``: grouped convolutions on channels-last
   activations without vmap; ``"bmm"``: im2col / col2im around batched matrix products;
-* ``"loop"`` (the CPU default): the K forward passes one after another through the single-model kernels inside one
-  autograd graph; the objectives (vmapped) and the Adam updates (one foreach update of the stacked parameters) are
-  shared. On a CPU with several cores the pack is, by default, dealt into one sub-pack per core (``workers``), each
+* ``"loop"`` (the CPU default): each run's forward and backward pass in turn through the single-model kernels (its
+  activations freed before the next run's forward pass), its gradients written into its rows of the stacked
+  gradients; the Adam updates (one foreach update of the stacked parameters) are shared. On a CPU with several cores the pack is, by default, dealt into one sub-pack per core (``workers``), each
   trained by its own thread on one intra-op thread: this network's layers are too small to keep two oneDNN threads
   busy without losing much of the second one to synchronisation.
 
@@ -153,6 +153,8 @@ class PackedModels:
         # torch.compile of the forward pass and objectives (its backward is compiled with it): Inductor fuses the
         # copies, shifted sums, biases and activations around the matrix products
         self._compiled_losses = torch.compile(self._losses, dynamic=False) if compile else None
+        # impl "loop": one run's forward and backward pass after the other (see _step_per_run)
+        self.per_run_backward = not compile
         self._step_tensor = torch.zeros((), device=device)
         self._vmapped_objectives = vmap(self._objectives_one, in_dims=(0,) * 7 + (None, 0), randomness="error")
 
@@ -311,6 +313,8 @@ class PackedModels:
 
     def step(self, x: torch.Tensor, eps: torch.Tensor, perm: torch.Tensor | None, step: int) -> dict[str, torch.Tensor]:
         """One update of every run (VAE and, for factor_vae, discriminator); returns the detached (K,) losses."""
+        if self.impl == "loop" and self.per_run_backward:
+            return self._step_per_run(x, eps, perm, step)
         losses = self.losses(x, eps, perm, float(step))
         vae_list = list(self.vae_params.values())
         self.optimizer.zero_grad(set_to_none=True)
@@ -326,6 +330,32 @@ class PackedModels:
             self.optimizer.step()
             self.discriminator_optimizer.step()
         return {k: v.detach() for k, v in losses.items()}
+
+    def _step_per_run(self, x, eps, perm, step) -> dict[str, torch.Tensor]:
+        """:meth:`step` of the loop: each run's forward and backward pass in turn (its activations are freed before
+        the next run's forward pass: a smaller working set than one graph of all runs), its gradients written into
+        its rows of the stacked gradients; then the stacked Adam updates."""
+        groups = [(self.vae_params, "loss")] + ([(self.disc_params, "discriminator_loss")] if self.disc_params else [])
+        for params, _ in groups:
+            for p in params.values():
+                if p.grad is None:
+                    p.grad = torch.empty_like(p)   # every row is overwritten below
+        fmt = self._vae.decoder.memory_format
+        parts = []
+        for r in range(self.size):
+            rows = [{k: v[r] for k, v in params.items()} for params, _ in groups]
+            outs = self._networks_one(rows[0], rows[1] if self.disc_params else {},
+                                      x[r].contiguous(memory_format=fmt), eps[r], (eps if perm is None else perm)[r])
+            losses = self._objectives_one(x[r], *outs, float(step), {k: v[r] for k, v in self.varying_hparams.items()})
+            for g, ((params, key), row) in enumerate(zip(groups, rows)):
+                grads = torch.autograd.grad(losses[key], list(row.values()), retain_graph=g + 1 < len(groups))
+                for name, grad in zip(row, grads):
+                    params[name].grad[r].copy_(grad)
+            parts.append({k: v.detach() for k, v in losses.items()})
+        self.optimizer.step()
+        if self.discriminator_optimizer is not None:
+            self.discriminator_optimizer.step()
+        return {k: torch.stack([part[k] for part in parts]) for k in parts[0]}
 
     # -- removing runs -----------------------------------------------------------------------------------------------
     def keep(self, rows: Sequence[int]) -> None:
@@ -462,8 +492,8 @@ def train_packed(dataset, method: str, runs: Sequence[tuple[dict, int]], steps: 
         The returned models' ``data_order`` is this, or ``"device"`` for device-drawn batches.
     prefetch: host batches prepared ahead by a background thread (0: in the loop).
     impl: how the K networks run (see the module docstring): ``"gemm"`` (explicit packed layers, every convolution
-        one batched matrix product; default on CUDA, the fastest measured there), ``"loop"`` (each run's forward pass
-        through the single-model kernels, one autograd graph and stacked optimiser updates for the pack; default on
+        one batched matrix product; default on CUDA, the fastest measured there), ``"loop"`` (each run's forward and
+        backward pass in turn through the single-model kernels, stacked optimiser updates for the pack; default on
         CPU, where oneDNN's single-model convolutions beat the packed layers), ``"vmap"``, ``"grouped"`` or
         ``"bmm"``. Same results up to rounding.
     compile: ``torch.compile`` the pack's forward pass and objectives (and so their backward pass). Meant for
