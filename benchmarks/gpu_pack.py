@@ -7,8 +7,10 @@ Phases (``--phases``, in this order; every result is appended to ``--json`` as s
   device-resident batches), with the peak GPU memory. Configurations are tried in the given order until
   ``--budget`` seconds have passed;
 * ``profile``: the fastest configuration again, step by step outside ``train_packed``: the host time to issue a
-  step (data draw, noise, forward, backward, Adam) against the GPU time per step, i.e. whether the pack is bound by
-  the host or by the device; then the top CUDA kernels of 5 profiled steps (``torch.profiler``);
+  step (data draw, noise, forward, backward, Adam) against the GPU time per step, and the host's own cost (the
+  same pack at batch 2, where the GPU's work is negligible: while the launch queue is full, the issue time also
+  counts waiting for the GPU), i.e. whether the pack is bound by the host or by the device; then the top CUDA
+  kernels of 5 profiled steps (``torch.profiler``);
 * ``encode``: images/s of one encoder (the evaluation's work) at batch 4096, fp32 and bf16, for the projection of
   the code table (all 737,280 dSprites images per model).
 
@@ -16,8 +18,8 @@ The batches come from a dSprites *sub-grid* held on the device (``gpu_quick.DSpr
 rendered in seconds) instead of the whole 737,280-image table, whose first rendering takes minutes: a step costs
 the same. Example (on the lent machine; ``OUT`` is its result folder)::
 
-    python benchmarks/gpu_pack.py --json $OUT/gpu_pack.json \\
-        --configs gemm:bf16:64,128,256 grouped:bf16:128 vmap:bf16:128 gemm:tf32:128
+    python benchmarks/gpu_pack.py --json $OUT/gpu_pack.json --budget 300 \\
+        --configs gemm:bf16:128,512 vmap:bf16:128 gemm:bf16:512:compile
 """
 from __future__ import annotations
 
@@ -115,14 +117,15 @@ def profile(dataset, device, impl, precision, k, batch_size, record, steps: int 
                 for s in range(k)]
     packed = PackedModels(trainers, device, 1e-4, 1e-4, precision=precision, impl=impl, compile=compiled)
     rows = list(range(k))
-    source = DeviceBatches(device_sampler(dataset, device), batch_size, {i: i for i in rows})
+    sampler = device_sampler(dataset, device)
+    source = DeviceBatches(sampler, batch_size, {i: i for i in rows})
     parts = {"data": 0.0, "noise": 0.0, "step": 0.0}
 
-    def one(t, timed):
+    def one(t, timed, src=source, n=batch_size):
         t0 = time.perf_counter()
-        x = source.next(rows).permute(0, 1, 4, 2, 3)
+        x = src.next(rows).permute(0, 1, 4, 2, 3)
         t1 = time.perf_counter()
-        eps, perm = _noise({i: trainers[i] for i in rows}, rows, batch_size, device)
+        eps, perm = _noise({i: trainers[i] for i in rows}, rows, n, device)
         t2 = time.perf_counter()
         packed.step(x, eps, perm, t)
         t3 = time.perf_counter()
@@ -162,6 +165,18 @@ def profile(dataset, device, impl, precision, k, batch_size, record, steps: int 
            "wall_ms_per_step": 1e3 * wall / steps, "gpu_ms_per_step": gpu,
            "host_issue_ms_per_step": 1e3 * issued / steps,
            **{f"host_{name}_ms_per_step": 1e3 * v / steps for name, v in parts.items()}}
+    if not compiled:
+        # the host's own cost: the same pack and kernels at batch 2, where the device's work is negligible (with
+        # compile a new batch size would be a new graph)
+        tiny = DeviceBatches(sampler, 2, {i: i for i in rows})
+        for t in range(3):
+            one(t, False, tiny, 2)
+        _sync(device)
+        wall = time.perf_counter()
+        for t in range(steps):
+            one(t, False, tiny, 2)
+        _sync(device)
+        row["host_floor_ms_per_step"] = 1e3 * (time.perf_counter() - wall) / steps
     print("profile: " + ", ".join(f"{key} {value:.2f}" if isinstance(value, float) else f"{key} {value}"
                                   for key, value in row.items()), flush=True)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if _cuda(device) else [])
@@ -200,8 +215,9 @@ def encode(device, batch_size, record) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--phases", default="speed,profile,encode")
-    parser.add_argument("--configs", nargs="+", default=["gemm:bf16:64,128,256", "grouped:bf16:128",
-                                                         "vmap:bf16:128"])
+    parser.add_argument("--configs", nargs="+",
+                        default=["gemm:bf16:128,512", "gemm:tf32:512", "vmap:bf16:128", "gemm:bf16:512:compile"],
+                        help="impl:precision:K1,K2,...[:compile] ... (tried in this order)")
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--budget", type=float, default=200.0, help="seconds for the speed phase")
