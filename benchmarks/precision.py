@@ -11,7 +11,7 @@ rounding of activations and weights to bf16 with float32 accumulation, so a prox
 CPUs without bf16 instructions (use ``--impl vmap`` there: the loop's oneDNN bf16 kernels are ~10x slower on AVX2).
 
     python benchmarks/precision.py --device cpu --impl vmap --seeds 4 --steps 2500
-    python benchmarks/precision.py --device cuda --seeds 8 --steps 10000 --json precision.json
+    python benchmarks/precision.py --device cuda --dataset dsprites_subgrid --seeds 16 --steps 6000 --json p.json
 """
 from __future__ import annotations
 
