@@ -233,8 +233,8 @@ class PackedModels:
         if self.impl == "gemm":   # channels-last (K, N, H, W, C), weights as gemm matrices
             forms = {name: self.gemm_layers[f"encoder.{name}.weight"][1] for name in w}
             h = x.permute(0, 1, 3, 4, 2)
-            if torch.is_autocast_enabled(x.device.type):   # the products would cast it anyway: cast before copying
-                h = h.to(torch.get_autocast_dtype(x.device.type))
+            if self.precision == "bf16":   # under autocast the products would cast it anyway: cast before copying
+                h = h.to(torch.bfloat16)
             h = torch.relu(layers.conv4x4_s2(h, *w["conv1"], forms["conv1"]))
             h = torch.relu(layers.conv4x4_s2(h, *w["conv2"], forms["conv2"]))
             h = torch.relu(layers.conv2x2_s2(h, *w["conv3"]))
