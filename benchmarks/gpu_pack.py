@@ -14,7 +14,7 @@ Phases (``--phases``, in this order; every result is appended to ``--json`` as s
 * ``encode``: images/s of one encoder (the evaluation's work) at batch 4096, fp32 and bf16, for the projection of
   the code table (all 737,280 dSprites images per model).
 
-The batches come from a dSprites *sub-grid* held on the device (``gpu_quick.DSpritesSubgrid``: 46,080 real frames,
+The batches come from a dSprites *sub-grid* held on the device (``subgrid.DSpritesSubgrid``: 46,080 real frames,
 rendered in seconds) instead of the whole 737,280-image table, whose first rendering takes minutes: a step costs
 the same. Example (on the lent machine; ``OUT`` is its result folder)::
 
@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 
-from gpu_quick import DSpritesSubgrid  # noqa: E402
+from subgrid import DSpritesSubgrid  # noqa: E402
 from train_many import packed_rate  # noqa: E402
 
 HPARAMS = {"beta": 4.0}

@@ -59,7 +59,7 @@ def compare(results: dict, reference: str = "fp32") -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="dsprites_full",
-                        help="a dataset name, or dsprites_subgrid (benchmarks/gpu_quick.py: rendered in seconds)")
+                        help="a dataset name, or dsprites_subgrid (benchmarks/subgrid.py: rendered in seconds)")
     parser.add_argument("--method", default="beta_vae", choices=list(METHODS))
     parser.add_argument("--hparam", type=float, default=16.0, help="value of the method's hyperparameter")
     parser.add_argument("--seeds", type=int, default=4)
@@ -74,7 +74,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.dataset == "dsprites_subgrid":   # the GPU benchmarks' quickly rendered device-resident sub-grid
         sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from gpu_quick import DSpritesSubgrid
+        from subgrid import DSpritesSubgrid
         dataset = DSpritesSubgrid()
     else:
         dataset = get_dataset(args.dataset)
