@@ -15,39 +15,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
+from training.data.base import GroundTruthDataset  # noqa: E402
 from training.data.dsprites_render import render_dsprites  # noqa: E402
 
 
-class DSpritesSubgrid:
-    """dSprites with posX, posY restricted to every ``stride``-th class; the DESIGN dataset interface plus
-    ``device_table()`` (the whole grid as uint8 (rows, 64, 64), C order)."""
+class DSpritesSubgrid(GroundTruthDataset):
+    """dSprites with posX, posY restricted to every ``stride``-th class: the dataset interface (through
+    :class:`training.data.base.GroundTruthDataset`) plus ``device_table()`` (the whole grid as uint8 (rows, 64, 64),
+    C order) for :mod:`training.device_data`."""
     name = "dsprites_subgrid"
-    factor_names = ["shape", "scale", "orientation", "posX", "posY"]
-    observation_shape = (64, 64, 1)
     source = {"kind": "procedural", "generator": "dsprites sub-grid (benchmark only)"}
+    deterministic_render = True
 
     def __init__(self, stride: int = 4):
-        self.stride = stride
-        self.factors_num_values = [3, 6, 40, 32 // stride, 32 // stride]
-        self.factor_sizes = self.factors_num_values
-        self.num_factors = 5
+        self.stride = int(stride)
+        self._init_state_space([3, 6, 40, 32 // self.stride, 32 // self.stride], range(5),
+                               ["shape", "scale", "orientation", "posX", "posY"])
 
-    def sample_factors(self, num, random_state):
-        return np.stack([random_state.randint(n, size=num) for n in self.factors_num_values], axis=1)
-
-    def sample_observations_from_factors(self, factors, random_state):
-        f = np.asarray(factors)
+    def _render(self, all_factors, random_state):
+        f = np.asarray(all_factors)
         images = render_dsprites(f[:, 0], f[:, 1], f[:, 2], f[:, 3] * self.stride, f[:, 4] * self.stride)
         return images[..., None].astype(np.float32)
 
-    def sample(self, num, random_state):
-        factors = self.sample_factors(num, random_state)
-        return factors, self.sample_observations_from_factors(factors, random_state)
-
-    def sample_observations(self, num, random_state):
-        return self.sample(num, random_state)[1]
-
     def device_table(self):
-        grid = np.stack(np.meshgrid(*[np.arange(n) for n in self.factors_num_values], indexing="ij"), -1).reshape(-1, 5)
+        grid = np.stack(np.meshgrid(*[np.arange(n) for n in self.factor_sizes], indexing="ij"), -1).reshape(-1, 5)
         return render_dsprites(grid[:, 0], grid[:, 1], grid[:, 2], grid[:, 3] * self.stride,
                                grid[:, 4] * self.stride), 1.0
