@@ -99,3 +99,8 @@ def test_padded_variants_equal_the_operations_on_a_padded_copy():
     _check(L.shift_sum_2x2(p, pad=True), L.shift_sum_2x2(F.pad(p, (0, 0, 0, 0, 0, 0, 1, 1, 1, 1))), (p,))
     blocks = padded.reshape(2, 3, 2, 4, 2, 3).transpose(2, 3).reshape(2, 3, 4, 12)
     _check(L.pad_space_to_depth(x), blocks, (x,))
+
+
+def test_the_phase_taps_are_the_flipped_kernel_that_gemm_matrix_uses():
+    # gemm_matrix reads tap PHASE_TAPS[a][u] as index 2u + a of the flipped kernel
+    assert all(L.PHASE_TAPS[a][u] == 3 - (2 * u + a) for a in (0, 1) for u in (0, 1))

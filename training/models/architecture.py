@@ -119,7 +119,7 @@ def conv_relu(layer: nn.Conv2d | nn.ConvTranspose2d, x: torch.Tensor) -> torch.T
 
 #: for the output phase (a, b) of a k4 s2 p1 transposed convolution and tap u of the 2x2 stride-1 window over the
 #: once-padded input, the kernel row (column) it uses: ``3 - a - 2u``
-_PHASE_TAPS = ((3, 1), (2, 0))
+PHASE_TAPS = ((3, 1), (2, 0))
 
 
 def conv_transpose_by_phases(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
@@ -138,7 +138,7 @@ def conv_transpose_by_phases(x: torch.Tensor, weight: torch.Tensor, bias: torch.
     """
     n, cin, height, width = x.shape
     cout = weight.shape[1]
-    taps = torch.tensor(_PHASE_TAPS, device=weight.device)
+    taps = torch.tensor(PHASE_TAPS, device=weight.device)
     # (Cin, Cout, a, u, b, v) -> (a, b, Cout, Cin, u, v)
     phase_weight = weight[:, :, taps[:, :, None, None], taps[None, None, :, :]].permute(2, 4, 1, 0, 3, 5)
     phase_weight = phase_weight.reshape(4 * cout, cin, 2, 2)
