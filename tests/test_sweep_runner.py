@@ -124,6 +124,10 @@ def test_packs_use_train_packed_when_available(pack, doubles, monkeypatch):
     assert len(calls["train_packed"]) == 2 and len(calls["train_model"]) == 1
     assert calls["train_packed"][1][2] == [({"beta": 1.0}, 0)]
     assert calls["train_packed"][1][6] == {"num_eval_samples": 11, "precision": "bf16"}
+    # an explicit fp32 is train_model's own precision: a run of one trains there, without the key
+    fp32 = parse_study(STUDY + 'precision = "fp32"\n').runs({"dsprites_full": {"kind": "fake"}})[:1]
+    runner.execute_pack([{"run_id": r.run_id, "config": r.config} for r in fp32])
+    assert len(calls["train_packed"]) == 2 and calls["train_model"][-1][8] == {"num_eval_samples": 11}
 
 
 def test_a_dataset_that_cannot_load_fails_every_run_of_the_pack(pack, monkeypatch):

@@ -4,9 +4,10 @@ The unit of work is a *pack*: a list of compatible runs (same dataset, method, s
 ``{"run_id": ..., "config": {...}}`` dicts (the canonical configs of :mod:`training.study`). A pack of one trains
 with :func:`training.train.train_model`; a larger pack uses :func:`training.packed.train_packed` when that module
 exists (several models trained as one computation), else trains its runs one by one. Runs whose study sets a
-mixed ``[training] precision`` always go to ``train_packed`` (packs of one too), the only trainer that has it. Results are the picklable
-:class:`training.store.RunOutcome` objects the sweep driver writes into the store; a failure of one run (training
-diverged, data missing, a bug) becomes that run's ``error`` and never hides the other runs of the pack.
+mixed ``[training] precision`` always go to ``train_packed`` (packs of one too), the only trainer that has it.
+Results are the picklable :class:`training.store.RunOutcome` objects the sweep driver writes into the store; a
+failure of one run (training diverged, data missing, a bug) becomes that run's ``error`` and never hides the other
+runs of the pack.
 """
 from __future__ import annotations
 
@@ -115,10 +116,19 @@ def _train(pack: Sequence[dict], dataset, device, artifacts_dir: str | None = No
         try:
             models.append(train_model(dataset, cfg["method"], dict(cfg["hparams"]), cfg["seed"], cfg["steps"],
                                       batch_size=cfg["batch_size"], device=device, checkpoint_dir=checkpoint_dir,
-                                      **cfg.get("training", {})))
+                                      **_single_run_options(cfg)))
         except Exception as exc:  # noqa: BLE001 - e.g. TrainingDivergedError: a failed run with its message
             models.append(exc)
     return models, (time.perf_counter() - start) / len(pack)
+
+
+def _single_run_options(config: dict) -> dict:
+    """The study's [training] options as ``train_model`` takes them: an explicit ``precision = "fp32"`` is its
+    only precision, so that key is dropped (other precisions never reach this trainer)."""
+    options = dict(config.get("training", {}))
+    if options.get("precision") == "fp32":
+        del options["precision"]
+    return options
 
 
 def _evaluate(item: dict, model, dataset, train_seconds: float, artifacts_dir: str | None) -> RunOutcome:
