@@ -15,8 +15,9 @@ that a small VAE at batch 64 becomes a computation big enough to keep a GPU busy
   activations without vmap; ``"bmm"``: im2col / col2im around batched matrix products;
 * ``"loop"`` (the CPU default): each run's forward and backward pass in turn through the single-model kernels (its
   activations freed before the next run's forward pass), its gradients written into its rows of the stacked
-  gradients; the Adam updates (one foreach update of the stacked parameters) are shared. On a CPU with several cores the pack is, by default, dealt into one sub-pack per core (``workers``), each
-  trained by its own thread on one intra-op thread: this network's layers are too small to keep two oneDNN threads
+  gradients; the Adam updates (one foreach update of the stacked parameters) are shared. On a CPU with several
+  cores the pack is, by default, dealt into one sub-pack per core (``workers``), each trained by its own thread on
+  one intra-op thread: this network's layers are too small to keep two oneDNN threads
   busy without losing much of the second one to synchronisation.
 
 Every run is exactly the run :func:`training.train.train_model` would train alone (same seed conventions; each run is
