@@ -280,6 +280,8 @@ def gemm_matrix(kind: str, weight: torch.Tensor, form: str) -> torch.Tensor:
     taps = weight.flip(3, 4).reshape(k, c, o, 2, 2, 2, 2)
     if form == "unfold":                                        # rows (u, v, cin), columns (a, b, o)
         return taps.permute(0, 3, 5, 1, 4, 6, 2).reshape(k, 4 * c, 4 * o)
+    if form == "phases":   # one (u', v', cin) x o block per phase (a, b), u' = 1 - u (training.models.triton_layers)
+        return taps.permute(0, 4, 6, 3, 5, 1, 2).flip(3, 4).reshape(k, 16 * c, o)
     return taps.permute(0, 1, 3, 5, 4, 6, 2).reshape(k, c, 16 * o)   # rows cin, columns (u, v, a, b, o)
 
 
@@ -295,7 +297,9 @@ def gemm_weight(kind: str, matrix: torch.Tensor, shape: tuple, form: str) -> tor
             return matrix.reshape(k, 4, 4, c, o).permute(0, 4, 3, 1, 2).reshape(shape)
         return matrix.reshape(k, 2, 2, c, 2, 2, o).permute(0, 6, 3, 4, 1, 5, 2).reshape(shape)
     c, o = shape[1:3]
-    if form == "unfold":
+    if form == "phases":
+        taps = matrix.reshape(k, 2, 2, 2, 2, c, o).flip(3, 4).permute(0, 5, 6, 3, 1, 4, 2)
+    elif form == "unfold":
         taps = matrix.reshape(k, 2, 2, c, 2, 2, o).permute(0, 3, 6, 1, 4, 2, 5)
     else:
         taps = matrix.reshape(k, c, 2, 2, 2, 2, o).permute(0, 1, 6, 2, 4, 3, 5)

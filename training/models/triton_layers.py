@@ -1,0 +1,318 @@
+"""The packed convolutions as fused implicit-GEMM Triton kernels (``train_packed(impl="triton")``, CUDA).
+
+The ``gemm`` implementation (:mod:`training.models.packed_layers`) spends most of a GPU step outside its matrix
+products: window gathers, shifted sums, phase interleaves, casts, bias adds and ReLUs are separate memory-bound
+kernels (measured on an H200: copies 44 % of the step, products 18 %). Here each layer's forward pass, input
+gradient and weight gradient is ONE kernel that gathers its operand tiles straight from the channels-last
+activations (no im2col tensor), casts the fp32 weights on load, and fuses bias, ReLU and the ReLU mask of the
+gradient.
+
+Every layer of the shared architecture, and every input gradient, is one **gather GEMM**. For model k and phase p
+(of P), output grid row m = (n, i, j) and reduction index r = (ty, tx, c) (c fastest):
+
+    A[m, r] = x[k, n, i*S + OFF + a*PIN + ty*D, j*S + OFF + b*PIN + tx*D, c]   (0 outside the image)
+    out[k, n, i*OS + a, j*OS + b, :] = A[m, :] @ W[k, p] (+ bias[k]) (ReLU)
+
+with (a, b) = divmod(p, 2) the phase. :data:`FORWARD` and :data:`DGRAD` give (S, D, taps, OFF, PIN, OS, P) for each
+layer kind:
+
+* ``conv4x4_s2`` (k4, s2, p1): S=2, D=1, 4x4 taps, OFF=-1; W rows (ky, kx, c) (``gemm_matrix`` form "im2col");
+* ``conv2x2_s2`` (k2, s2, p0): S=2, D=1, 2x2 taps; W rows (dy, dx, c) (form "s2d");
+* ``conv_transpose4x4_s2`` (k4, s2, p1): four phases; output pixel (2i + a, 2j + b) sums input pixels
+  (i + a - u, j + b - v), u, v in {0, 1}, through kernel tap (1 - a + 2u, 1 - b + 2v): S=1, D=-1, 2x2 taps, PIN=1,
+  OS=2; W (4 phases, rows (u, v, c)) (form "phases").
+
+The input gradient of a 4x4 stride-2 convolution is a transposed convolution of the output gradient and vice versa
+(:func:`dgrad_matrix` re-arranges the weights); that of the 2x2 stride-2 convolution is four single-tap phases. The
+weight gradient (:func:`gather_gemm_wgrad`) is ``A^T @ grad`` over all rows m, with A gathered as in the forward
+pass, split over row chunks for parallelism, the bias gradient (the column sums of the gradient) in the same pass.
+
+Without a CUDA device the kernels run in Triton's interpreter (``TRITON_INTERPRET=1`` set before importing this
+module): slow, for tests on small shapes.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import triton
+import triton.language as tl
+
+
+class Geometry(NamedTuple):
+    """A gather GEMM's index map (see the module docstring)."""
+
+    stride: int        # S: input pixels per output-grid step
+    step: int          # D: input pixels per kernel tap (+1 convolution, -1 transposed convolution)
+    taps: int          # taps per axis (TY = TX)
+    offset: int        # OFF: input offset of tap 0 (minus the padding)
+    phase_in: int      # PIN: input offset per phase index
+    out_stride: int    # OS: output pixels per output-grid step (2 with four phases)
+    phases: int        # P: 1 or 4
+
+
+FORWARD = {
+    "conv4x4_s2": Geometry(stride=2, step=1, taps=4, offset=-1, phase_in=0, out_stride=1, phases=1),
+    "conv2x2_s2": Geometry(stride=2, step=1, taps=2, offset=0, phase_in=0, out_stride=1, phases=1),
+    "conv_transpose4x4_s2": Geometry(stride=1, step=-1, taps=2, offset=0, phase_in=1, out_stride=2, phases=4),
+}
+# the input gradient of each kind, a gather GEMM of the output gradient
+DGRAD = {
+    "conv4x4_s2": FORWARD["conv_transpose4x4_s2"],
+    "conv2x2_s2": Geometry(stride=1, step=1, taps=1, offset=0, phase_in=0, out_stride=2, phases=4),
+    "conv_transpose4x4_s2": FORWARD["conv4x4_s2"],
+}
+KINDS = tuple(FORWARD)
+
+
+def out_size(kind: str, h: int) -> int:
+    """Output height (or width) of a layer of ``kind`` for input height ``h``."""
+    return 2 * h if kind == "conv_transpose4x4_s2" else h // 2
+
+
+# ---- the weights --------------------------------------------------------------------------------------------------
+# The stacked parameters hold each kind's forward matrix W (K, P * R, O) (training.models.packed_layers.gemm_matrix,
+# forms "im2col", "s2d" and "phases"); the input gradient needs them re-arranged (once per backward pass, small).
+
+
+def forward_matrix(kind: str, matrix: torch.Tensor, c_in: int) -> torch.Tensor:
+    """The stored matrix (K, P * R, O) as (K, P, R, O)."""
+    k, _, o = matrix.shape
+    return matrix.view(k, FORWARD[kind].phases, -1, o)
+
+
+def dgrad_matrix(kind: str, matrix: torch.Tensor, c_in: int) -> torch.Tensor:
+    """The weights of the input gradient's gather GEMM, (K, P', R', C): rows over the output channels O."""
+    k, _, o = matrix.shape
+    c = c_in
+    if kind == "conv2x2_s2":                       # rows (dy, dx, c) -> phase (dy, dx), rows o
+        return matrix.view(k, 4, c, o).transpose(2, 3).contiguous()
+    if kind == "conv4x4_s2":
+        # tap ky = 2u + (1 - a) of phase a: rows (ky, kx, c) viewed (u, s, u2, s2, c), s = 1 - a
+        w = matrix.view(k, 2, 2, 2, 2, c, o).flip(2, 4)            # (K, u, a, v, b, c, o)
+        return w.permute(0, 2, 4, 1, 3, 6, 5).reshape(k, 4, 4 * o, c)
+    # transposed: phase (a, b), rows (u, v, cin) hold tap (ky, kx) = (2u + 1 - a, 2v + 1 - b); the input gradient
+    # is a 4x4 convolution of the output gradient with rows (ky, kx, o)
+    w = matrix.view(k, 2, 2, 2, 2, c, o).flip(1, 2)                # (K, s = 1 - a, s2, u, v, c, o)
+    return w.permute(0, 3, 1, 4, 2, 6, 5).reshape(k, 1, 16 * o, c)
+
+
+# ---- the kernels --------------------------------------------------------------------------------------------------
+
+
+@triton.jit
+def _gather_addresses(n, y0, x0, row_ok, rr, R, H, W, C, TX: tl.constexpr, D: tl.constexpr):
+    """Addresses (within one model's (N, H, W, C) block) and validity of the operand tile A[rows, rr]."""
+    c = rr % C
+    t = rr // C
+    iy = y0[:, None] + (t // TX)[None, :] * D
+    ix = x0[:, None] + (t % TX)[None, :] * D
+    ok = row_ok[:, None] & (rr < R)[None, :] & (iy >= 0) & (iy < H) & (ix >= 0) & (ix < W)
+    return ((n[:, None] * H + iy) * W + ix) * C + c[None, :], ok
+
+
+@triton.jit
+def _gather_gemm_kernel(x_ptr, mask_ptr, w_ptr, b_ptr, out_ptr,
+                        N, H, W, C, GH, GW, HO, WO, O, R,
+                        S: tl.constexpr, D: tl.constexpr, TX: tl.constexpr, OFF: tl.constexpr,
+                        PIN: tl.constexpr, OS: tl.constexpr, P: tl.constexpr,
+                        HAS_MASK: tl.constexpr, HAS_BIAS: tl.constexpr, RELU: tl.constexpr, PREC: tl.constexpr,
+                        BM: tl.constexpr, BR: tl.constexpr, BO: tl.constexpr):
+    pid_m = tl.program_id(0)
+    kp = tl.program_id(1)
+    pid_o = tl.program_id(2)
+    k = kp // P
+    a = (kp % P) // 2
+    b = (kp % P) % 2
+    rows = pid_m * BM + tl.arange(0, BM)
+    row_ok = rows < N * GH * GW
+    n = rows // (GH * GW)
+    i = (rows % (GH * GW)) // GW
+    j = rows % GW
+    y0 = i * S + OFF + a * PIN
+    x0 = j * S + OFF + b * PIN
+    x_base = k.to(tl.int64) * N * H * W * C
+    cols = pid_o * BO + tl.arange(0, BO)
+    col_ok = cols < O
+    w_base = kp.to(tl.int64) * R * O
+    acc = tl.zeros((BM, BO), dtype=tl.float32)
+    for r0 in range(0, R, BR):
+        rr = r0 + tl.arange(0, BR)
+        addr, ok = _gather_addresses(n, y0, x0, row_ok, rr, R, H, W, C, TX, D)
+        av = tl.load(x_ptr + x_base + addr, mask=ok, other=0.0)
+        if HAS_MASK:   # the ReLU mask of the incoming gradient: where the layer's output was positive
+            mv = tl.load(mask_ptr + x_base + addr, mask=ok, other=0.0)
+            av = tl.where(mv > 0, av, tl.zeros_like(av))
+        wv = tl.load(w_ptr + w_base + rr[:, None] * O + cols[None, :], mask=(rr < R)[:, None] & col_ok[None, :],
+                     other=0.0)
+        acc += tl.dot(av, wv.to(av.dtype), input_precision=PREC)
+    if HAS_BIAS:
+        acc += tl.load(b_ptr + k * O + cols, mask=col_ok, other=0.0)[None, :]
+    if RELU:
+        acc = tl.maximum(acc, 0.0)
+    oy = i * OS + a
+    ox = j * OS + b
+    out_addr = k.to(tl.int64) * N * HO * WO * O + (((n * HO + oy) * WO + ox) * O)[:, None] + cols[None, :]
+    tl.store(out_ptr + out_addr, acc.to(out_ptr.dtype.element_ty), mask=row_ok[:, None] & col_ok[None, :])
+
+
+@triton.jit
+def _wgrad_kernel(x_ptr, g_ptr, mask_ptr, dw_ptr, db_ptr,
+                  N, H, W, C, GH, GW, HO, WO, O, R, ROWS_PER_SPLIT, SPLIT, KP,
+                  S: tl.constexpr, D: tl.constexpr, TX: tl.constexpr, OFF: tl.constexpr,
+                  PIN: tl.constexpr, OS: tl.constexpr, P: tl.constexpr,
+                  HAS_MASK: tl.constexpr, HAS_BIAS: tl.constexpr, PREC: tl.constexpr,
+                  BM: tl.constexpr, BR: tl.constexpr, BO: tl.constexpr):
+    pid0 = tl.program_id(0)
+    r_tile = pid0 // SPLIT
+    split = pid0 % SPLIT
+    kp = tl.program_id(1)
+    pid_o = tl.program_id(2)
+    k = kp // P
+    a = (kp % P) // 2
+    b = (kp % P) % 2
+    rr = r_tile * BR + tl.arange(0, BR)
+    cols = pid_o * BO + tl.arange(0, BO)
+    col_ok = cols < O
+    x_base = k.to(tl.int64) * N * H * W * C
+    g_base = k.to(tl.int64) * N * HO * WO * O
+    m_end = tl.minimum(N * GH * GW, (split + 1) * ROWS_PER_SPLIT)
+    acc = tl.zeros((BR, BO), dtype=tl.float32)
+    bacc = tl.zeros((BO,), dtype=tl.float32)
+    for m0 in range(split * ROWS_PER_SPLIT, m_end, BM):
+        rows = m0 + tl.arange(0, BM)
+        row_ok = rows < m_end
+        n = rows // (GH * GW)
+        i = (rows % (GH * GW)) // GW
+        j = rows % GW
+        addr, ok = _gather_addresses(n, i * S + OFF + a * PIN, j * S + OFF + b * PIN, row_ok, rr, R, H, W, C, TX, D)
+        av = tl.load(x_ptr + x_base + addr, mask=ok, other=0.0)
+        g_addr = g_base + (((n * HO + i * OS + a) * WO + j * OS + b) * O)[:, None] + cols[None, :]
+        g_ok = row_ok[:, None] & col_ok[None, :]
+        gv = tl.load(g_ptr + g_addr, mask=g_ok, other=0.0)
+        if HAS_MASK:
+            mv = tl.load(mask_ptr + g_addr, mask=g_ok, other=0.0)
+            gv = tl.where(mv > 0, gv, tl.zeros_like(gv))
+        acc += tl.dot(tl.trans(av), gv.to(av.dtype), input_precision=PREC)
+        if HAS_BIAS:
+            bacc += tl.sum(gv.to(tl.float32), axis=0)
+    part = split.to(tl.int64) * KP + kp
+    tl.store(dw_ptr + part * R * O + rr[:, None] * O + cols[None, :], acc,
+             mask=(rr < R)[:, None] & col_ok[None, :])
+    if HAS_BIAS:
+        if r_tile == 0:
+            tl.store(db_ptr + part * O + cols, bacc, mask=col_ok)
+
+
+# ---- launchers ----------------------------------------------------------------------------------------------------
+
+
+def _pow2(value: int, low: int, high: int) -> int:
+    return max(low, min(high, triton.next_power_of_2(value)))
+
+
+def _precision(dtype: torch.dtype, precision: str) -> str | None:
+    """Triton's ``input_precision`` for fp32 operands (``"ieee"`` unless TF32 is asked for); None for bf16/fp16."""
+    if dtype != torch.float32:
+        return None
+    return "tf32" if precision == "tf32" else "ieee"
+
+
+def gather_gemm(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, geometry: Geometry,
+                out_hw: tuple[int, int], relu: bool = False, mask: torch.Tensor | None = None,
+                precision: str = "fp32") -> torch.Tensor:
+    """One gather GEMM for all K models: x (K, N, H, W, C) channels-last, contiguous; w (K, P, R, O) with
+    R = taps**2 * C (any float dtype, cast to x's on load); bias (K, O) or None; ``mask`` (like x) zeroes the
+    operand where ``mask <= 0`` (the ReLU mask of a gradient) -> (K, N, HO, WO, O) in x's dtype."""
+    k, n, h, w_in, c = x.shape
+    kw, phases, r, o = w.shape
+    if kw != k or phases != geometry.phases or r != geometry.taps ** 2 * c:
+        raise ValueError(f"weights {tuple(w.shape)} do not fit input {tuple(x.shape)} and {geometry}")
+    ho, wo = out_hw
+    gh, gw = ho // geometry.out_stride, wo // geometry.out_stride
+    w, bias = w.contiguous(), (None if bias is None else bias.contiguous())   # the kernel assumes dense rows
+    out = x.new_empty((k, n, ho, wo, o))
+    bm, br, bo = 64, _pow2(r, 16, 64), _pow2(o, 16, 64)
+    grid = (triton.cdiv(n * gh * gw, bm), k * phases, triton.cdiv(o, bo))
+    _gather_gemm_kernel[grid](
+        x, x if mask is None else mask, w, w if bias is None else bias, out,
+        n, h, w_in, c, gh, gw, ho, wo, o, r,
+        S=geometry.stride, D=geometry.step, TX=geometry.taps, OFF=geometry.offset, PIN=geometry.phase_in,
+        OS=geometry.out_stride, P=phases, HAS_MASK=mask is not None, HAS_BIAS=bias is not None, RELU=relu,
+        PREC=_precision(x.dtype, precision), BM=bm, BR=br, BO=bo)
+    return out
+
+
+def gather_gemm_wgrad(x: torch.Tensor, grad: torch.Tensor, geometry: Geometry, mask: torch.Tensor | None = None,
+                      with_bias: bool = True, precision: str = "fp32", split: int | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The weight (and bias) gradient of :func:`gather_gemm`'s forward pass: x (K, N, H, W, C) its input,
+    grad (K, N, HO, WO, O) the gradient of its output (zeroed where ``mask <= 0``) -> dW (K, P, R, O) float32 and
+    dbias (K, O) float32 (summed over the phases) or None. ``split``: row chunks per model (default: enough
+    programs to fill a large GPU)."""
+    k, n, h, w_in, c = x.shape
+    _, _, ho, wo, o = grad.shape
+    phases, r = geometry.phases, geometry.taps ** 2 * c
+    gh, gw = ho // geometry.out_stride, wo // geometry.out_stride
+    m = n * gh * gw
+    bm, br, bo = 64, _pow2(r, 16, 64), _pow2(o, 16, 64)
+    tiles = triton.cdiv(r, br) * k * phases * triton.cdiv(o, bo)
+    if split is None:   # aim at ~2,048 programs, each at least 8 row tiles
+        split = max(1, min(triton.cdiv(2048, tiles), m // (8 * bm)))
+    rows_per_split = triton.cdiv(triton.cdiv(m, split), bm) * bm
+    split = triton.cdiv(m, rows_per_split)
+    dw = torch.empty((split, k * phases, r, o), device=x.device, dtype=torch.float32)
+    db = torch.empty((split, k * phases, o), device=x.device, dtype=torch.float32) if with_bias else dw
+    grid = (triton.cdiv(r, br) * split, k * phases, triton.cdiv(o, bo))
+    _wgrad_kernel[grid](
+        x, grad, grad if mask is None else mask, dw, db,
+        n, h, w_in, c, gh, gw, ho, wo, o, r, rows_per_split, split, k * phases,
+        S=geometry.stride, D=geometry.step, TX=geometry.taps, OFF=geometry.offset, PIN=geometry.phase_in,
+        OS=geometry.out_stride, P=phases, HAS_MASK=mask is not None, HAS_BIAS=with_bias,
+        PREC=_precision(x.dtype, precision), BM=bm, BR=br, BO=bo)
+    dw = dw.sum(0).view(k, phases, r, o)
+    return dw, (db.sum(0).view(k, phases, o).sum(1) if with_bias else None)
+
+
+# ---- the layer ----------------------------------------------------------------------------------------------------
+
+
+class _PackedConv(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, matrix, bias, kind, relu, precision):
+        c = x.shape[-1]
+        h, w = out_size(kind, x.shape[2]), out_size(kind, x.shape[3])
+        out = gather_gemm(x, forward_matrix(kind, matrix, c), bias, FORWARD[kind], (h, w), relu=relu,
+                          precision=precision)
+        ctx.kind, ctx.relu, ctx.precision = kind, relu, precision
+        ctx.save_for_backward(x, matrix, out if relu else None)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, matrix, out = ctx.saved_tensors
+        grad = grad.contiguous()
+        kind, c = ctx.kind, x.shape[-1]
+        dx = None
+        if ctx.needs_input_grad[0]:
+            dx = gather_gemm(grad, dgrad_matrix(kind, matrix, c), None, DGRAD[kind], tuple(x.shape[2:4]),
+                             mask=out, precision=ctx.precision)
+        dw, db = gather_gemm_wgrad(x, grad, FORWARD[kind], mask=out, with_bias=ctx.needs_input_grad[2],
+                                   precision=ctx.precision)
+        return dx, dw.view(matrix.shape), db, None, None, None
+
+
+def packed_conv(x: torch.Tensor, matrix: torch.Tensor, bias: torch.Tensor, kind: str, relu: bool = False,
+                precision: str = "fp32") -> torch.Tensor:
+    """K convolutions of ``kind`` (:data:`KINDS`) with fused bias and optional ReLU: x (K, N, H, W, C)
+    channels-last (made contiguous), ``matrix`` (K, P * R, O) the stored weights
+    (``packed_layers.gemm_matrix(kind, weight, triton_form(kind))``), bias (K, O) -> (K, N, HO, WO, O) in x's
+    dtype. ``precision`` "tf32" lets fp32 operands use TF32 products."""
+    if kind not in FORWARD:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    return _PackedConv.apply(x.contiguous(), matrix, bias, kind, relu, precision)
+
+
+def triton_form(kind: str) -> str:
+    """The ``packed_layers.gemm_matrix`` form whose matrix the kernels of ``kind`` consume."""
+    return {"conv4x4_s2": "im2col", "conv2x2_s2": "s2d", "conv_transpose4x4_s2": "phases"}[kind]
