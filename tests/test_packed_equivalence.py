@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -11,6 +12,15 @@ import torch
 from training.packed import train_packed
 from training.train import train_model
 from training.vocabulary import METHODS
+
+try:   # impl "triton": without CUDA its kernels run in Triton's interpreter (set before they are defined)
+    if not torch.cuda.is_available():
+        os.environ.setdefault("TRITON_INTERPRET", "1")
+    import triton  # noqa: F401
+    HAVE_TRITON = True
+except ImportError:
+    HAVE_TRITON = False
+needs_triton = pytest.mark.skipif(not HAVE_TRITON, reason="impl 'triton' needs the triton package")
 
 
 class BlobDataset:
@@ -105,12 +115,15 @@ DATA_ORDER = {"factor_vae": "reference", "beta_tc_vae": "reference"}
 # impl "loop" (the CPU default) for every method; impls "vmap" (the CUDA default: grouped convolutions, batched
 # matrix products) and "bmm" (explicit packed layers) for every method too; in the default run vmap for the
 # discriminator and the 3-channel path, bmm for the 3-channel path, gemm and grouped (the GPU candidates) for the
-# discriminator and the 3-channel path (the rest: -m slow)
+# discriminator and the 3-channel path, and so the fused Triton kernels (in Triton's interpreter without CUDA; the
+# rest: -m slow)
 CASES = [(m, "loop") for m in METHODS] + [
     pytest.param(m, "vmap", marks=() if m in ("factor_vae", "dip_vae_ii") else pytest.mark.slow) for m in METHODS] + [
     pytest.param(m, "bmm", marks=() if m == "dip_vae_ii" else pytest.mark.slow) for m in METHODS] + [
     pytest.param(m, impl, marks=() if m in ("factor_vae", "dip_vae_ii") else pytest.mark.slow)
-    for impl in ("gemm", "grouped") for m in METHODS]
+    for impl in ("gemm", "grouped") for m in METHODS] + [
+    pytest.param(m, "triton", marks=(needs_triton,) + (() if m in ("factor_vae", "dip_vae_ii") else (pytest.mark.slow,)))
+    for m in METHODS]
 
 
 @pytest.mark.parametrize("method, impl", CASES)

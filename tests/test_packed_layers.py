@@ -42,7 +42,7 @@ def test_shifted_gemm_layers_equal_the_convolutions(size, c, o, form4, formt):
 
 @pytest.mark.parametrize("kind, shape, forms", [("conv4x4_s2", (2, 5, 3, 4, 4), ("im2col", "shift")),
                                                 ("conv2x2_s2", (2, 5, 3, 2, 2), ("s2d",)),
-                                                ("conv_transpose4x4_s2", (2, 3, 5, 4, 4), ("unfold", "shift"))])
+                                                ("conv_transpose4x4_s2", (2, 3, 5, 4, 4), ("unfold", "shift", "phases"))])
 def test_gemm_matrix_round_trip(kind, shape, forms):
     weight = torch.randn(shape)
     for form in forms:

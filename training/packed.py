@@ -78,8 +78,9 @@ from training.train import (CPU_FUSED_ADAM, DATA_ORDERS, DEFAULT_NUM_EVAL_SAMPLE
 from training.vocabulary import METHODS
 
 PRECISIONS = ("fp32", "tf32", "bf16")
-IMPLS = ("vmap", "loop", "bmm", "gemm", "grouped")
-STACKED_IMPLS = ("bmm", "gemm", "grouped")   # explicit packed layers (training.models.packed_layers)
+IMPLS = ("vmap", "loop", "bmm", "gemm", "grouped", "triton")
+STACKED_IMPLS = ("bmm", "gemm", "grouped", "triton")
+MATRIX_IMPLS = ("gemm", "triton")   # convolution weights stored as the matrices their kernels consume   # explicit packed layers (training.models.packed_layers)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -108,12 +109,14 @@ class PackedModels:
         if impl not in IMPLS:
             raise ValueError(f"impl must be one of {', '.join(IMPLS)}, got {impl!r}")
         self.impl = impl
+        if impl == "triton":
+            _check_triton(device)
         vae_params, _ = stack_module_state([t.vae for t in trainers])
         # impl "gemm" keeps the convolution weights as the matrices its products consume (the stacked parameters
         # and Adam's states live in that layout; write_back converts a run's rows back)
-        self.gemm_layers = _gemm_layers(trainers[0].vae) if impl == "gemm" else {}
+        self.gemm_layers = _gemm_layers(trainers[0].vae, impl) if impl in MATRIX_IMPLS else {}
         for name, (kind, form, shape) in self.gemm_layers.items():
-            vae_params[name] = layers.gemm_matrix(kind, vae_params[name], form)
+            vae_params[name] = layers.gemm_matrix(kind, vae_params[name], form).contiguous()
         self.vae_params = {k: v.detach().clone().to(device).requires_grad_(True) for k, v in vae_params.items()}
         self.disc_params: dict[str, torch.Tensor] = {}
         if trainers[0].discriminator is not None:
@@ -241,6 +244,16 @@ class PackedModels:
             h = torch.relu(layers.conv2x2_s2(h, *w["conv3"]))
             h = torch.relu(layers.conv2x2_s2(h, *w["conv4"]))
             return h.permute(0, 1, 4, 2, 3).reshape(k, n, -1)
+        if self.impl == "triton":   # channels-last (K, N, H, W, C), bias and ReLU fused into each kernel
+            from training.models import triton_layers
+
+            h = x.permute(0, 1, 3, 4, 2)
+            if self.precision == "bf16":
+                h = h.to(torch.bfloat16)
+            for name in ("conv1", "conv2", "conv3", "conv4"):
+                kind = self.gemm_layers[f"encoder.{name}.weight"][0]
+                h = triton_layers.packed_conv(h, *w[name], kind, relu=True, precision=self.precision)
+            return h.permute(0, 1, 4, 2, 3).reshape(k, n, -1)
         if self.impl == "grouped":   # (N, K*C, H, W), channels-last in memory
             h = x.transpose(0, 1).reshape(n, -1, 64, 64).contiguous(memory_format=torch.channels_last)
             for name, pad in (("conv1", 1), ("conv2", 1), ("conv3", 0), ("conv4", 0)):
@@ -262,6 +275,14 @@ class PackedModels:
             for name in names:
                 h = layers.conv_transpose4x4_s2(h, *w[name], self.gemm_layers[f"decoder.{name}.weight"][1])
                 h = h if name == "deconv4" else torch.relu(h)
+            return h.permute(0, 1, 4, 2, 3)
+        if self.impl == "triton":
+            from training.models import triton_layers
+
+            h = h.permute(0, 1, 3, 4, 2)
+            for name in names:
+                h = triton_layers.packed_conv(h, *w[name], "conv_transpose4x4_s2", relu=name != "deconv4",
+                                              precision=self.precision)
             return h.permute(0, 1, 4, 2, 3)
         if self.impl == "grouped":
             h = h.transpose(0, 1).reshape(n, k * 64, 4, 4).contiguous(memory_format=torch.channels_last)
@@ -398,9 +419,22 @@ class PackedModels:
                     p.copy_(self.disc_params[name][row])
 
 
-def _gemm_layers(vae: GaussianVAE) -> dict[str, tuple[str, str, tuple]]:
-    """The convolution weights of ``vae`` that impl "gemm" keeps as gemm matrices: name -> (kind, form, single-run
-    weight shape)."""
+def _check_triton(device: torch.device) -> None:
+    """impl "triton" needs the triton package, and CUDA (or Triton's interpreter, ``TRITON_INTERPRET=1``)."""
+    import os
+
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        raise ValueError("impl 'triton' needs the triton package (it comes with PyTorch's CUDA builds)") from None
+    if device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
+        raise ValueError(f"impl 'triton' runs on CUDA, not on {device.type} (or, slowly, in Triton's interpreter: "
+                         f"TRITON_INTERPRET=1)")
+
+
+def _gemm_layers(vae: GaussianVAE, impl: str = "gemm") -> dict[str, tuple[str, str, tuple]]:
+    """The convolution weights of ``vae`` that impls "gemm" and "triton" keep as matrices: name -> (kind, form,
+    single-run weight shape)."""
     out = {}
     for prefix, module, kind in [("encoder.conv1", vae.encoder.conv1, "conv4x4_s2"),
                                  ("encoder.conv2", vae.encoder.conv2, "conv4x4_s2"),
@@ -408,7 +442,8 @@ def _gemm_layers(vae: GaussianVAE) -> dict[str, tuple[str, str, tuple]]:
                                  ("encoder.conv4", vae.encoder.conv4, "conv2x2_s2")] + [
             (f"decoder.deconv{i}", getattr(vae.decoder, f"deconv{i}"), "conv_transpose4x4_s2") for i in (1, 2, 3, 4)]:
         c_in, c_out = (module.in_channels, module.out_channels)
-        out[f"{prefix}.weight"] = (kind, layers.gemm_form(kind, c_in, c_out), tuple(module.weight.shape))
+        form = layers.TRITON_FORMS[kind] if impl == "triton" else layers.gemm_form(kind, c_in, c_out)
+        out[f"{prefix}.weight"] = (kind, form, tuple(module.weight.shape))
     return out
 
 
@@ -534,12 +569,13 @@ def train_packed(dataset, method: str, runs: Sequence[tuple[dict, int]], steps: 
     channels = dataset_channels(dataset_obj)
     device = _resolve_device(device)
     members = [i for i, c in enumerate(checked) if not isinstance(c, Exception)]
-    if workers is None:
-        workers = torch.get_num_threads() if device.type == "cpu" else 1
+    if workers is None:   # (Triton's interpreter, impl "triton" without CUDA, is not thread-safe)
+        workers = torch.get_num_threads() if device.type == "cpu" and impl != "triton" else 1
     workers = min(_check_int("workers", workers, 1), max(1, len(members)))
     if workers > 1:
-        if device.type != "cpu":
-            raise ValueError(f"workers > 1 splits a pack over CPU cores; on {device} use workers=1")
+        if device.type != "cpu" or impl == "triton":
+            raise ValueError(f"workers > 1 splits a pack over CPU cores; on {device} with impl {impl!r} use "
+                             f"workers=1")
         options = dict(learning_rate=learning_rate, discriminator_learning_rate=discriminator_learning_rate,
                        num_eval_samples=num_eval_samples, nan_check_every=nan_check_every, precision=precision,
                        device_data=device_data, data_order=data_order, prefetch=prefetch, fused_adam=fused_adam,

@@ -247,12 +247,15 @@ def _pad1(x: torch.Tensor) -> torch.Tensor:
 # updates are the same numbers in any layout.
 
 GEMM_KINDS = ("conv4x4_s2", "conv2x2_s2", "conv_transpose4x4_s2")
+# the forms whose matrices the fused kernels of training.models.triton_layers consume
+TRITON_FORMS = {"conv4x4_s2": "im2col", "conv2x2_s2": "s2d", "conv_transpose4x4_s2": "phases"}
 
 
 def gemm_form(kind: str, c_in: int, c_out: int) -> str:
     """The form of a layer's product: ``conv4x4_s2``: "im2col" (4x4 windows, 16 C values per output pixel) when
     4 C <= O, else "shift" (space-to-depth, then :func:`conv2x2_valid`'s shift form); ``conv_transpose4x4_s2``:
-    "unfold" when Cin <= 4 O, else "shift"; ``conv2x2_s2``: "s2d"."""
+    "unfold" when Cin <= 4 O, else "shift"; ``conv2x2_s2``: "s2d". (The fused kernels use :data:`TRITON_FORMS`;
+    the transposed convolution's "phases" form: rows (phase a, phase b, u', v', cin), columns o.)"""
     if kind == "conv4x4_s2":
         return "im2col" if 4 * c_in <= c_out else "shift"
     if kind == "conv_transpose4x4_s2":

@@ -32,6 +32,7 @@ module): slow, for tests on small shapes.
 """
 from __future__ import annotations
 
+import os
 from typing import NamedTuple
 
 import torch
@@ -117,7 +118,7 @@ def _gather_gemm_kernel(x_ptr, mask_ptr, w_ptr, b_ptr, out_ptr,
                         S: tl.constexpr, D: tl.constexpr, TX: tl.constexpr, OFF: tl.constexpr,
                         PIN: tl.constexpr, OS: tl.constexpr, P: tl.constexpr,
                         HAS_MASK: tl.constexpr, HAS_BIAS: tl.constexpr, RELU: tl.constexpr, PREC: tl.constexpr,
-                        BM: tl.constexpr, BR: tl.constexpr, BO: tl.constexpr):
+                        ACC: tl.constexpr, BM: tl.constexpr, BR: tl.constexpr, BO: tl.constexpr):
     pid_m = tl.program_id(0)
     kp = tl.program_id(1)
     pid_o = tl.program_id(2)
@@ -135,7 +136,7 @@ def _gather_gemm_kernel(x_ptr, mask_ptr, w_ptr, b_ptr, out_ptr,
     cols = pid_o * BO + tl.arange(0, BO)
     col_ok = cols < O
     w_base = kp.to(tl.int64) * R * O
-    acc = tl.zeros((BM, BO), dtype=tl.float32)
+    acc = tl.zeros((BM, BO), dtype=ACC)
     for r0 in range(0, R, BR):
         rr = r0 + tl.arange(0, BR)
         addr, ok = _gather_addresses(n, y0, x0, row_ok, rr, R, H, W, C, TX, D)
@@ -161,7 +162,7 @@ def _wgrad_kernel(x_ptr, g_ptr, mask_ptr, dw_ptr, db_ptr,
                   N, H, W, C, GH, GW, HO, WO, O, R, ROWS_PER_SPLIT, SPLIT, KP,
                   S: tl.constexpr, D: tl.constexpr, TX: tl.constexpr, OFF: tl.constexpr,
                   PIN: tl.constexpr, OS: tl.constexpr, P: tl.constexpr,
-                  HAS_MASK: tl.constexpr, HAS_BIAS: tl.constexpr, PREC: tl.constexpr,
+                  HAS_MASK: tl.constexpr, HAS_BIAS: tl.constexpr, PREC: tl.constexpr, ACC: tl.constexpr,
                   BM: tl.constexpr, BR: tl.constexpr, BO: tl.constexpr):
     pid0 = tl.program_id(0)
     r_tile = pid0 // SPLIT
@@ -177,8 +178,8 @@ def _wgrad_kernel(x_ptr, g_ptr, mask_ptr, dw_ptr, db_ptr,
     x_base = k.to(tl.int64) * N * H * W * C
     g_base = k.to(tl.int64) * N * HO * WO * O
     m_end = tl.minimum(N * GH * GW, (split + 1) * ROWS_PER_SPLIT)
-    acc = tl.zeros((BR, BO), dtype=tl.float32)
-    bacc = tl.zeros((BO,), dtype=tl.float32)
+    acc = tl.zeros((BR, BO), dtype=ACC)
+    bacc = tl.zeros((BO,), dtype=ACC)
     for m0 in range(split * ROWS_PER_SPLIT, m_end, BM):
         rows = m0 + tl.arange(0, BM)
         row_ok = rows < m_end
@@ -195,7 +196,7 @@ def _wgrad_kernel(x_ptr, g_ptr, mask_ptr, dw_ptr, db_ptr,
             gv = tl.where(mv > 0, gv, tl.zeros_like(gv))
         acc += tl.dot(tl.trans(av), gv.to(av.dtype), input_precision=PREC)
         if HAS_BIAS:
-            bacc += tl.sum(gv.to(tl.float32), axis=0)
+            bacc += tl.sum(gv.to(ACC), axis=0)
     part = split.to(tl.int64) * KP + kp
     tl.store(dw_ptr + part * R * O + rr[:, None] * O + cols[None, :], acc,
              mask=(rr < R)[:, None] & col_ok[None, :])
@@ -205,6 +206,14 @@ def _wgrad_kernel(x_ptr, g_ptr, mask_ptr, dw_ptr, db_ptr,
 
 
 # ---- launchers ----------------------------------------------------------------------------------------------------
+
+
+def _block_m(block_m: int | None) -> int:
+    """Rows per program: 64 on a GPU; 1,024 in Triton's interpreter, where each program costs milliseconds of
+    Python (the results do not depend on it)."""
+    if block_m is not None:
+        return block_m
+    return 1024 if os.environ.get("TRITON_INTERPRET") == "1" else 64
 
 
 def _pow2(value: int, low: int, high: int) -> int:
@@ -218,9 +227,14 @@ def _precision(dtype: torch.dtype, precision: str) -> str | None:
     return "tf32" if precision == "tf32" else "ieee"
 
 
+def _accumulator(dtype: torch.dtype):
+    """The kernels sum in float32 (float64 for float64 operands: the interpreter's tests)."""
+    return tl.float64 if dtype == torch.float64 else tl.float32
+
+
 def gather_gemm(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, geometry: Geometry,
                 out_hw: tuple[int, int], relu: bool = False, mask: torch.Tensor | None = None,
-                precision: str = "fp32") -> torch.Tensor:
+                precision: str = "fp32", block_m: int | None = None) -> torch.Tensor:
     """One gather GEMM for all K models: x (K, N, H, W, C) channels-last, contiguous; w (K, P, R, O) with
     R = taps**2 * C (any float dtype, cast to x's on load); bias (K, O) or None; ``mask`` (like x) zeroes the
     operand where ``mask <= 0`` (the ReLU mask of a gradient) -> (K, N, HO, WO, O) in x's dtype."""
@@ -232,44 +246,45 @@ def gather_gemm(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, geo
     gh, gw = ho // geometry.out_stride, wo // geometry.out_stride
     w, bias = w.contiguous(), (None if bias is None else bias.contiguous())   # the kernel assumes dense rows
     out = x.new_empty((k, n, ho, wo, o))
-    bm, br, bo = 64, _pow2(r, 16, 64), _pow2(o, 16, 64)
+    bm, br, bo = _block_m(block_m), _pow2(r, 16, 64), _pow2(o, 16, 64)
     grid = (triton.cdiv(n * gh * gw, bm), k * phases, triton.cdiv(o, bo))
     _gather_gemm_kernel[grid](
         x, x if mask is None else mask, w, w if bias is None else bias, out,
         n, h, w_in, c, gh, gw, ho, wo, o, r,
         S=geometry.stride, D=geometry.step, TX=geometry.taps, OFF=geometry.offset, PIN=geometry.phase_in,
         OS=geometry.out_stride, P=phases, HAS_MASK=mask is not None, HAS_BIAS=bias is not None, RELU=relu,
-        PREC=_precision(x.dtype, precision), BM=bm, BR=br, BO=bo)
+        PREC=_precision(x.dtype, precision), ACC=_accumulator(x.dtype), BM=bm, BR=br, BO=bo)
     return out
 
 
 def gather_gemm_wgrad(x: torch.Tensor, grad: torch.Tensor, geometry: Geometry, mask: torch.Tensor | None = None,
-                      with_bias: bool = True, precision: str = "fp32", split: int | None = None
-                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
+                      with_bias: bool = True, precision: str = "fp32", split: int | None = None,
+                      block_m: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The weight (and bias) gradient of :func:`gather_gemm`'s forward pass: x (K, N, H, W, C) its input,
     grad (K, N, HO, WO, O) the gradient of its output (zeroed where ``mask <= 0``) -> dW (K, P, R, O) float32 and
-    dbias (K, O) float32 (summed over the phases) or None. ``split``: row chunks per model (default: enough
-    programs to fill a large GPU)."""
+    dbias (K, O) float32 (summed over the phases) or None (float64 for float64 inputs). ``split``: row chunks per model (default: enough
+    programs to fill a large GPU). ``block_m``: rows per step of a program's loop (see :func:`_block_m`)."""
     k, n, h, w_in, c = x.shape
     _, _, ho, wo, o = grad.shape
     phases, r = geometry.phases, geometry.taps ** 2 * c
     gh, gw = ho // geometry.out_stride, wo // geometry.out_stride
     m = n * gh * gw
-    bm, br, bo = 64, _pow2(r, 16, 64), _pow2(o, 16, 64)
+    bm, br, bo = _block_m(block_m), _pow2(r, 16, 64), _pow2(o, 16, 64)
     tiles = triton.cdiv(r, br) * k * phases * triton.cdiv(o, bo)
     if split is None:   # aim at ~2,048 programs, each at least 8 row tiles
         split = max(1, min(triton.cdiv(2048, tiles), m // (8 * bm)))
     rows_per_split = triton.cdiv(triton.cdiv(m, split), bm) * bm
     split = triton.cdiv(m, rows_per_split)
-    dw = torch.empty((split, k * phases, r, o), device=x.device, dtype=torch.float32)
-    db = torch.empty((split, k * phases, o), device=x.device, dtype=torch.float32) if with_bias else dw
+    acc_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32   # float64: the interpreter's tests
+    dw = torch.empty((split, k * phases, r, o), device=x.device, dtype=acc_dtype)
+    db = torch.empty((split, k * phases, o), device=x.device, dtype=acc_dtype) if with_bias else dw
     grid = (triton.cdiv(r, br) * split, k * phases, triton.cdiv(o, bo))
     _wgrad_kernel[grid](
         x, grad, grad if mask is None else mask, dw, db,
         n, h, w_in, c, gh, gw, ho, wo, o, r, rows_per_split, split, k * phases,
         S=geometry.stride, D=geometry.step, TX=geometry.taps, OFF=geometry.offset, PIN=geometry.phase_in,
         OS=geometry.out_stride, P=phases, HAS_MASK=mask is not None, HAS_BIAS=with_bias,
-        PREC=_precision(x.dtype, precision), BM=bm, BR=br, BO=bo)
+        PREC=_precision(x.dtype, precision), ACC=_accumulator(x.dtype), BM=bm, BR=br, BO=bo)
     dw = dw.sum(0).view(k, phases, r, o)
     return dw, (db.sum(0).view(k, phases, o).sum(1) if with_bias else None)
 
@@ -306,13 +321,10 @@ def packed_conv(x: torch.Tensor, matrix: torch.Tensor, bias: torch.Tensor, kind:
                 precision: str = "fp32") -> torch.Tensor:
     """K convolutions of ``kind`` (:data:`KINDS`) with fused bias and optional ReLU: x (K, N, H, W, C)
     channels-last (made contiguous), ``matrix`` (K, P * R, O) the stored weights
-    (``packed_layers.gemm_matrix(kind, weight, triton_form(kind))``), bias (K, O) -> (K, N, HO, WO, O) in x's
+    (``packed_layers.gemm_matrix(kind, weight, packed_layers.TRITON_FORMS[kind])``), bias (K, O) -> (K, N, HO, WO, O) in x's
     dtype. ``precision`` "tf32" lets fp32 operands use TF32 products."""
     if kind not in FORWARD:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
     return _PackedConv.apply(x.contiguous(), matrix, bias, kind, relu, precision)
 
 
-def triton_form(kind: str) -> str:
-    """The ``packed_layers.gemm_matrix`` form whose matrix the kernels of ``kind`` consume."""
-    return {"conv4x4_s2": "im2col", "conv2x2_s2": "s2d", "conv_transpose4x4_s2": "phases"}[kind]

@@ -1,0 +1,105 @@
+"""The fused Triton layers (impl "triton") equal the single-model layers run by run: values, input gradients, weight
+and bias gradients, with and without the fused ReLU. Without CUDA the kernels run in Triton's interpreter (float64
+here, so the comparison is tight); skipped where triton is not installed."""
+import os
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")   # before the kernels are defined
+T = pytest.importorskip("training.models.triton_layers", exc_type=ImportError)
+
+from training.models import packed_layers as L  # noqa: E402
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+DTYPE = torch.float32 if DEVICE == "cuda" else torch.float64
+K, N = 2, 3
+
+
+def _reference(kind, x, weight, bias, relu):
+    """Each run's ``F.conv2d`` / ``F.conv_transpose2d`` on channels-last x (K, N, H, W, C)."""
+    outs = []
+    for r in range(x.shape[0]):
+        v = x[r].permute(0, 3, 1, 2)
+        if kind == "conv4x4_s2":
+            y = F.conv2d(v, weight[r], bias[r], 2, 1)
+        elif kind == "conv2x2_s2":
+            y = F.conv2d(v, weight[r], bias[r], 2, 0)
+        else:
+            y = F.conv_transpose2d(v, weight[r], bias[r], 2, 1)
+        outs.append((torch.relu(y) if relu else y).permute(0, 2, 3, 1))
+    return torch.stack(outs)
+
+
+def _weights(kind, c, o, generator):
+    shape = {"conv4x4_s2": (K, o, c, 4, 4), "conv2x2_s2": (K, o, c, 2, 2),
+             "conv_transpose4x4_s2": (K, c, o, 4, 4)}[kind]
+    return (0.3 * torch.randn(shape, generator=generator, dtype=DTYPE), 0.1 * torch.randn((K, o), generator=generator,
+                                                                                        dtype=DTYPE))
+
+
+CASES = [("conv4x4_s2", 1, 32, 8), ("conv4x4_s2", 3, 5, 6), ("conv4x4_s2", 32, 32, 4), ("conv2x2_s2", 32, 64, 4),
+         ("conv2x2_s2", 3, 17, 6), ("conv_transpose4x4_s2", 64, 32, 2), ("conv_transpose4x4_s2", 32, 1, 3),
+         ("conv_transpose4x4_s2", 5, 3, 4)]
+
+
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("kind, c, o, size", CASES)
+def test_fused_layer_equals_the_convolutions(kind, c, o, size, relu):
+    g = torch.Generator().manual_seed(c * 100 + o + size)
+    x = torch.randn((K, N, size, size, c), generator=g, dtype=DTYPE)
+    weight, bias = _weights(kind, c, o, g)
+    xr, wr, br = (t.clone().to(DEVICE).requires_grad_(True) for t in (x, weight, bias))
+    reference = _reference(kind, xr, wr, br, relu)
+    form = L.TRITON_FORMS[kind]
+    xt, bt = x.clone().to(DEVICE).requires_grad_(True), bias.clone().to(DEVICE).requires_grad_(True)
+    matrix = L.gemm_matrix(kind, weight, form).to(DEVICE).requires_grad_(True)   # not always contiguous (c = 1)
+    out = T.packed_conv(xt, matrix, bt, kind, relu=relu)
+    tol = dict(rtol=0, atol=1e-10) if DTYPE == torch.float64 else dict(rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(out, reference, **tol)
+    grad = torch.randn(reference.shape, generator=g, dtype=DTYPE).to(DEVICE)
+    (out * grad).sum().backward()
+    (reference * grad).sum().backward()
+    torch.testing.assert_close(xt.grad, xr.grad, **tol)
+    torch.testing.assert_close(L.gemm_weight(kind, matrix.grad, tuple(weight.shape), form), wr.grad, **tol)
+    torch.testing.assert_close(bt.grad, br.grad, **tol)
+
+
+@pytest.mark.parametrize("kind", T.KINDS)
+def test_weight_gradient_is_the_same_for_any_row_split_and_block(kind):
+    g = torch.Generator().manual_seed(5)
+    c, o, size = 4, 6, 8
+    x = torch.randn((K, N, size, size, c), generator=g, dtype=DTYPE).to(DEVICE)
+    out_size = T.out_size(kind, size)
+    grad = torch.randn((K, N, out_size, out_size, o), generator=g, dtype=DTYPE).to(DEVICE)
+    mask = torch.randn(grad.shape, generator=g, dtype=DTYPE).to(DEVICE)
+    geometry = T.FORWARD[kind]
+    dw, db = T.gather_gemm_wgrad(x, grad, geometry, mask=mask, split=1, block_m=16)
+    for split, block in ((3, 16), (None, 64), (None, None)):
+        dw2, db2 = T.gather_gemm_wgrad(x, grad, geometry, mask=mask, split=split, block_m=block)
+        torch.testing.assert_close(dw2, dw)
+        torch.testing.assert_close(db2, db)
+    # the mask zeroes the gradient where it is <= 0: the same as multiplying by the indicator first
+    dw3, db3 = T.gather_gemm_wgrad(x, grad * (mask > 0), geometry, split=2, block_m=32)
+    torch.testing.assert_close(dw3, dw)
+    torch.testing.assert_close(db3, db)
+
+
+def test_bad_shapes_and_kinds_raise():
+    x = torch.zeros((1, 1, 8, 8, 2), dtype=DTYPE, device=DEVICE)
+    with pytest.raises(ValueError, match="do not fit"):
+        T.gather_gemm(x, torch.zeros((1, 1, 16, 4), dtype=DTYPE, device=DEVICE), None, T.FORWARD["conv4x4_s2"],
+                      (4, 4))
+    with pytest.raises(ValueError, match="kind"):
+        T.packed_conv(x, torch.zeros((1, 32, 4), dtype=DTYPE, device=DEVICE), torch.zeros((1, 4), dtype=DTYPE,
+                                                                                          device=DEVICE), "conv3x3")
+
+
+def test_impl_triton_without_cuda_or_interpreter_is_refused(monkeypatch):
+    from training.packed import _check_triton
+
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    with pytest.raises(ValueError, match="runs on CUDA"):
+        _check_triton(torch.device("cpu"))
