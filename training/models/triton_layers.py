@@ -102,14 +102,27 @@ def dgrad_matrix(kind: str, matrix: torch.Tensor, c_in: int) -> torch.Tensor:
 
 
 @triton.jit
-def _gather_addresses(n, y0, x0, row_ok, rr, R, H, W, C, TX: tl.constexpr, D: tl.constexpr):
-    """Addresses (within one model's (N, H, W, C) block) and validity of the operand tile A[rows, rr]."""
-    c = rr % C
-    t = rr // C
-    iy = y0[:, None] + (t // TX)[None, :] * D
-    ix = x0[:, None] + (t % TX)[None, :] * D
-    ok = row_ok[:, None] & (rr < R)[None, :] & (iy >= 0) & (iy < H) & (ix >= 0) & (ix < W)
-    return ((n[:, None] * H + iy) * W + ix) * C + c[None, :], ok
+def _gather_tile(n, y0, x0, row_ok, r0, R, H, W, C, TX: tl.constexpr, D: tl.constexpr, BR: tl.constexpr,
+                 FLAT: tl.constexpr):
+    """Addresses (within one model's (N, H, W, C) block) and validity of the operand tile A[rows, r0:r0 + BR].
+
+    ``FLAT``: any reduction indices (few channels: a tile spans several taps; every element's tap is computed).
+    Otherwise BR divides C, so the tile lies in one tap: one input pixel per row, BR consecutive channels (cheap
+    per-row address arithmetic, contiguous loads)."""
+    if FLAT:
+        rr = r0 + tl.arange(0, BR)
+        t = rr // C
+        iy = y0[:, None] + (t // TX)[None, :] * D
+        ix = x0[:, None] + (t % TX)[None, :] * D
+        ok = row_ok[:, None] & (rr < R)[None, :] & (iy >= 0) & (iy < H) & (ix >= 0) & (ix < W)
+        return ((n[:, None] * H + iy) * W + ix) * C + (rr % C)[None, :], ok
+    else:
+        t = r0 // C
+        iy = y0 + (t // TX) * D
+        ix = x0 + (t % TX) * D
+        ok = row_ok & (iy >= 0) & (iy < H) & (ix >= 0) & (ix < W)
+        cc = r0 % C + tl.arange(0, BR)
+        return (((n * H + iy) * W + ix) * C)[:, None] + cc[None, :], ok[:, None] & (cc < C)[None, :]
 
 
 @triton.jit
@@ -118,7 +131,8 @@ def _gather_gemm_kernel(x_ptr, mask_ptr, w_ptr, b_ptr, out_ptr,
                         S: tl.constexpr, D: tl.constexpr, TX: tl.constexpr, OFF: tl.constexpr,
                         PIN: tl.constexpr, OS: tl.constexpr, P: tl.constexpr,
                         HAS_MASK: tl.constexpr, HAS_BIAS: tl.constexpr, RELU: tl.constexpr, PREC: tl.constexpr,
-                        ACC: tl.constexpr, BM: tl.constexpr, BR: tl.constexpr, BO: tl.constexpr):
+                        ACC: tl.constexpr, FLAT: tl.constexpr, BM: tl.constexpr, BR: tl.constexpr,
+                        BO: tl.constexpr):
     pid_m = tl.program_id(0)
     kp = tl.program_id(1)
     pid_o = tl.program_id(2)
@@ -139,7 +153,7 @@ def _gather_gemm_kernel(x_ptr, mask_ptr, w_ptr, b_ptr, out_ptr,
     acc = tl.zeros((BM, BO), dtype=ACC)
     for r0 in range(0, R, BR):
         rr = r0 + tl.arange(0, BR)
-        addr, ok = _gather_addresses(n, y0, x0, row_ok, rr, R, H, W, C, TX, D)
+        addr, ok = _gather_tile(n, y0, x0, row_ok, r0, R, H, W, C, TX, D, BR, FLAT)
         av = tl.load(x_ptr + x_base + addr, mask=ok, other=0.0)
         if HAS_MASK:   # the ReLU mask of the incoming gradient: where the layer's output was positive
             mv = tl.load(mask_ptr + x_base + addr, mask=ok, other=0.0)
@@ -163,7 +177,7 @@ def _wgrad_kernel(x_ptr, g_ptr, mask_ptr, dw_ptr, db_ptr,
                   S: tl.constexpr, D: tl.constexpr, TX: tl.constexpr, OFF: tl.constexpr,
                   PIN: tl.constexpr, OS: tl.constexpr, P: tl.constexpr,
                   HAS_MASK: tl.constexpr, HAS_BIAS: tl.constexpr, PREC: tl.constexpr, ACC: tl.constexpr,
-                  BM: tl.constexpr, BR: tl.constexpr, BO: tl.constexpr):
+                  FLAT: tl.constexpr, BM: tl.constexpr, BR: tl.constexpr, BO: tl.constexpr):
     pid0 = tl.program_id(0)
     r_tile = pid0 // SPLIT
     split = pid0 % SPLIT
@@ -186,7 +200,8 @@ def _wgrad_kernel(x_ptr, g_ptr, mask_ptr, dw_ptr, db_ptr,
         n = rows // (GH * GW)
         i = (rows % (GH * GW)) // GW
         j = rows % GW
-        addr, ok = _gather_addresses(n, i * S + OFF + a * PIN, j * S + OFF + b * PIN, row_ok, rr, R, H, W, C, TX, D)
+        addr, ok = _gather_tile(n, i * S + OFF + a * PIN, j * S + OFF + b * PIN, row_ok, r_tile * BR, R, H, W, C, TX,
+                                D, BR, FLAT)
         av = tl.load(x_ptr + x_base + addr, mask=ok, other=0.0)
         g_addr = g_base + (((n * HO + i * OS + a) * WO + j * OS + b) * O)[:, None] + cols[None, :]
         g_ok = row_ok[:, None] & col_ok[None, :]
@@ -208,6 +223,11 @@ def _wgrad_kernel(x_ptr, g_ptr, mask_ptr, dw_ptr, db_ptr,
 # ---- launchers ----------------------------------------------------------------------------------------------------
 
 
+# 8 warps per program: with 4, the 64 x 64 tiles of the gathered operands need more than 255 registers per thread
+# and spill (benchmarks/triton_compile.py, sm_90); with 8 none spills
+NUM_WARPS = 8
+
+
 def _block_m(block_m: int | None) -> int:
     """Rows per program: 64 on a GPU; 1,024 in Triton's interpreter, where each program costs milliseconds of
     Python (the results do not depend on it)."""
@@ -218,6 +238,14 @@ def _block_m(block_m: int | None) -> int:
 
 def _pow2(value: int, low: int, high: int) -> int:
     return max(low, min(high, triton.next_power_of_2(value)))
+
+
+def _block_r(r: int, c: int) -> int:
+    """Reduction indices per tile: with C a multiple of 16, the largest power of two <= 64 dividing C (a tile within
+    one tap); else ("flat" tiles, C < 16 in this architecture) all R rounded up to a power of two, 16 to 64."""
+    if c % 16 == 0:
+        return min(64, c & -c)
+    return _pow2(r, 16, 64)
 
 
 def _precision(dtype: torch.dtype, precision: str) -> str | None:
@@ -246,14 +274,15 @@ def gather_gemm(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, geo
     gh, gw = ho // geometry.out_stride, wo // geometry.out_stride
     w, bias = w.contiguous(), (None if bias is None else bias.contiguous())   # the kernel assumes dense rows
     out = x.new_empty((k, n, ho, wo, o))
-    bm, br, bo = _block_m(block_m), _pow2(r, 16, 64), _pow2(o, 16, 64)
+    bm, br, bo = _block_m(block_m), _block_r(r, c), _pow2(o, 16, 64)
     grid = (triton.cdiv(n * gh * gw, bm), k * phases, triton.cdiv(o, bo))
     _gather_gemm_kernel[grid](
         x, x if mask is None else mask, w, w if bias is None else bias, out,
         n, h, w_in, c, gh, gw, ho, wo, o, r,
         S=geometry.stride, D=geometry.step, TX=geometry.taps, OFF=geometry.offset, PIN=geometry.phase_in,
         OS=geometry.out_stride, P=phases, HAS_MASK=mask is not None, HAS_BIAS=bias is not None, RELU=relu,
-        PREC=_precision(x.dtype, precision), ACC=_accumulator(x.dtype), BM=bm, BR=br, BO=bo)
+        PREC=_precision(x.dtype, precision), ACC=_accumulator(x.dtype), FLAT=c % 16 != 0, BM=bm, BR=br, BO=bo,
+        num_warps=NUM_WARPS)
     return out
 
 
@@ -269,7 +298,7 @@ def gather_gemm_wgrad(x: torch.Tensor, grad: torch.Tensor, geometry: Geometry, m
     phases, r = geometry.phases, geometry.taps ** 2 * c
     gh, gw = ho // geometry.out_stride, wo // geometry.out_stride
     m = n * gh * gw
-    bm, br, bo = _block_m(block_m), _pow2(r, 16, 64), _pow2(o, 16, 64)
+    bm, br, bo = _block_m(block_m), _block_r(r, c), _pow2(o, 16, 64)
     tiles = triton.cdiv(r, br) * k * phases * triton.cdiv(o, bo)
     if split is None:   # aim at ~2,048 programs, each at least 8 row tiles
         split = max(1, min(triton.cdiv(2048, tiles), m // (8 * bm)))
@@ -284,7 +313,8 @@ def gather_gemm_wgrad(x: torch.Tensor, grad: torch.Tensor, geometry: Geometry, m
         n, h, w_in, c, gh, gw, ho, wo, o, r, rows_per_split, split, k * phases,
         S=geometry.stride, D=geometry.step, TX=geometry.taps, OFF=geometry.offset, PIN=geometry.phase_in,
         OS=geometry.out_stride, P=phases, HAS_MASK=mask is not None, HAS_BIAS=with_bias,
-        PREC=_precision(x.dtype, precision), ACC=_accumulator(x.dtype), BM=bm, BR=br, BO=bo)
+        PREC=_precision(x.dtype, precision), ACC=_accumulator(x.dtype), FLAT=c % 16 != 0, BM=bm, BR=br, BO=bo,
+        num_warps=NUM_WARPS)
     dw = dw.sum(0).view(k, phases, r, o)
     return dw, (db.sum(0).view(k, phases, o).sum(1) if with_bias else None)
 
