@@ -112,17 +112,17 @@ def _assert_same_run(packed_model, single_model, steps=None):
 DATA_ORDER = {"factor_vae": "reference", "beta_tc_vae": "reference"}
 
 
-# impl "loop" (the CPU default) for every method; impls "vmap" (the CUDA default: grouped convolutions, batched
-# matrix products) and "bmm" (explicit packed layers) for every method too; in the default run vmap for the
+# impl "loop" (the CPU default) for every method; impls "vmap" (grouped convolutions, batched matrix products) and
+# "bmm" (explicit packed layers) for every method too; in the default run vmap for the
 # discriminator and the 3-channel path, bmm for the 3-channel path, gemm and grouped (the GPU candidates) for the
-# discriminator and the 3-channel path, and so the fused Triton kernels (in Triton's interpreter without CUDA; the
-# rest: -m slow)
+# discriminator and the 3-channel path, and triton (the fused kernels; in Triton's interpreter without CUDA, ~1 min)
+# for the 3-channel path (the rest: -m slow)
 CASES = [(m, "loop") for m in METHODS] + [
     pytest.param(m, "vmap", marks=() if m in ("factor_vae", "dip_vae_ii") else pytest.mark.slow) for m in METHODS] + [
     pytest.param(m, "bmm", marks=() if m == "dip_vae_ii" else pytest.mark.slow) for m in METHODS] + [
     pytest.param(m, impl, marks=() if m in ("factor_vae", "dip_vae_ii") else pytest.mark.slow)
     for impl in ("gemm", "grouped") for m in METHODS] + [
-    pytest.param(m, "triton", marks=(needs_triton,) + (() if m in ("factor_vae", "dip_vae_ii") else (pytest.mark.slow,)))
+    pytest.param(m, "triton", marks=(needs_triton,) + (() if m == "dip_vae_ii" else (pytest.mark.slow,)))
     for m in METHODS]
 
 

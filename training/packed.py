@@ -10,6 +10,11 @@ that a small VAE at batch 64 becomes a computation big enough to keep a GPU busy
   or a window gather, no im2col blow-up; the convolution weights are kept as the matrices the products consume.
   Measured on one H200 (``benchmarks/gpu_pack.py``, beta_vae, batch 64, bf16): ~5,200 model-steps/s at K = 512,
   against ~2,300 for ``"vmap"`` and ~3,300 for ``"grouped"``;
+* ``"triton"`` (CUDA; not yet measured there): the same channels-last layers as fused implicit-GEMM Triton kernels
+  (:mod:`training.models.triton_layers`): each layer's forward pass, input gradient and weight gradient is one
+  kernel that gathers its operand tiles from the activations (no im2col tensor, no shifted sums or interleaves),
+  with the bias, the ReLU and the gradient's ReLU mask fused. Without CUDA it runs in Triton's interpreter
+  (``TRITON_INTERPRET=1``), for tests only;
 * ``"vmap"``: ``torch.func.vmap`` over a ``functional_call`` of the shared architecture (convolutions become grouped
   convolutions, dense layers batched matrix products); ``"grouped"``: grouped convolutions on channels-last
   activations without vmap; ``"bmm"``: im2col / col2im around batched matrix products;
@@ -530,8 +535,8 @@ def train_packed(dataset, method: str, runs: Sequence[tuple[dict, int]], steps: 
     impl: how the K networks run (see the module docstring): ``"gemm"`` (explicit packed layers, every convolution
         one batched matrix product; default on CUDA, the fastest measured there), ``"loop"`` (each run's forward and
         backward pass in turn through the single-model kernels, stacked optimiser updates for the pack; default on
-        CPU, where oneDNN's single-model convolutions beat the packed layers), ``"vmap"``, ``"grouped"`` or
-        ``"bmm"``. Same results up to rounding.
+        CPU, where oneDNN's single-model convolutions beat the packed layers), ``"triton"`` (fused kernels, CUDA;
+        needs the triton package), ``"vmap"``, ``"grouped"`` or ``"bmm"``. Same results up to rounding.
     compile: ``torch.compile`` the pack's forward pass and objectives (and so their backward pass). Meant for
         CUDA with ``impl="gemm"``, where Inductor fuses the memory-bound glue around the matrix products into few
         kernels; the first step then takes a minute or more to compile. Same results up to rounding.

@@ -255,6 +255,11 @@ def _precision(dtype: torch.dtype, precision: str) -> str | None:
     return "tf32" if precision == "tf32" else "ieee"
 
 
+def _launch(num_warps: int, num_stages: int | None) -> dict:
+    """Launch options (``num_stages`` None: Triton's default)."""
+    return {"num_warps": num_warps} if num_stages is None else {"num_warps": num_warps, "num_stages": num_stages}
+
+
 def _accumulator(dtype: torch.dtype):
     """The kernels sum in float32 (float64 for float64 operands: the interpreter's tests)."""
     return tl.float64 if dtype == torch.float64 else tl.float32
@@ -262,10 +267,13 @@ def _accumulator(dtype: torch.dtype):
 
 def gather_gemm(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, geometry: Geometry,
                 out_hw: tuple[int, int], relu: bool = False, mask: torch.Tensor | None = None,
-                precision: str = "fp32", block_m: int | None = None) -> torch.Tensor:
+                precision: str = "fp32", block_m: int | None = None, num_warps: int = NUM_WARPS,
+                num_stages: int | None = None) -> torch.Tensor:
     """One gather GEMM for all K models: x (K, N, H, W, C) channels-last, contiguous; w (K, P, R, O) with
     R = taps**2 * C (any float dtype, cast to x's on load); bias (K, O) or None; ``mask`` (like x) zeroes the
-    operand where ``mask <= 0`` (the ReLU mask of a gradient) -> (K, N, HO, WO, O) in x's dtype."""
+    operand where ``mask <= 0`` (the ReLU mask of a gradient) -> (K, N, HO, WO, O) in x's dtype. ``block_m``,
+    ``num_warps``, ``num_stages``: the launch (rows per program, warps per program, software-pipeline depth; see
+    ``benchmarks/triton_tune.py``)."""
     k, n, h, w_in, c = x.shape
     kw, phases, r, o = w.shape
     if kw != k or phases != geometry.phases or r != geometry.taps ** 2 * c:
@@ -282,13 +290,14 @@ def gather_gemm(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, geo
         S=geometry.stride, D=geometry.step, TX=geometry.taps, OFF=geometry.offset, PIN=geometry.phase_in,
         OS=geometry.out_stride, P=phases, HAS_MASK=mask is not None, HAS_BIAS=bias is not None, RELU=relu,
         PREC=_precision(x.dtype, precision), ACC=_accumulator(x.dtype), FLAT=c % 16 != 0, BM=bm, BR=br, BO=bo,
-        num_warps=NUM_WARPS)
+        **_launch(num_warps, num_stages))
     return out
 
 
 def gather_gemm_wgrad(x: torch.Tensor, grad: torch.Tensor, geometry: Geometry, mask: torch.Tensor | None = None,
                       with_bias: bool = True, precision: str = "fp32", split: int | None = None,
-                      block_m: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+                      block_m: int | None = None, num_warps: int = NUM_WARPS, num_stages: int | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The weight (and bias) gradient of :func:`gather_gemm`'s forward pass: x (K, N, H, W, C) its input,
     grad (K, N, HO, WO, O) the gradient of its output (zeroed where ``mask <= 0``) -> dW (K, P, R, O) float32 and
     dbias (K, O) float32 (summed over the phases) or None (float64 for float64 inputs). ``split``: row chunks per model (default: enough
@@ -314,7 +323,7 @@ def gather_gemm_wgrad(x: torch.Tensor, grad: torch.Tensor, geometry: Geometry, m
         S=geometry.stride, D=geometry.step, TX=geometry.taps, OFF=geometry.offset, PIN=geometry.phase_in,
         OS=geometry.out_stride, P=phases, HAS_MASK=mask is not None, HAS_BIAS=with_bias,
         PREC=_precision(x.dtype, precision), ACC=_accumulator(x.dtype), FLAT=c % 16 != 0, BM=bm, BR=br, BO=bo,
-        num_warps=NUM_WARPS)
+        **_launch(num_warps, num_stages))
     dw = dw.sum(0).view(k, phases, r, o)
     return dw, (db.sum(0).view(k, phases, o).sum(1) if with_bias else None)
 

@@ -1,0 +1,127 @@
+"""Time each fused Triton kernel of ``train_packed(impl="triton")`` per layer and pass, for several launch configs.
+
+For every convolution of the shared architecture (beta-VAE on 64x64x1 images, batch 64) and each of its passes
+(forward, input gradient, weight gradient), on a pack of K models in bf16, this times the kernel with each
+(rows per program, warps, pipeline stages) of ``--configs`` and prints the time, the achieved TFLOP/s and GB/s
+(the bytes the pass must read and write at least once), and the best config. The sum of the best times is the
+convolutions' share of a packed training step; ``K / sum`` bounds the model-steps/s these kernels allow.
+
+    python benchmarks/triton_tune.py [--k 512] [--configs 64:4:3 64:8:3 128:8:3] [--json out.json]
+
+``--tiny`` runs the script on the CPU in Triton's interpreter (K=2, batch 4; timings meaningless).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def _timer(device):
+    """Median milliseconds of fn(): triton's do_bench on CUDA, a few plain calls elsewhere."""
+    if device.type == "cuda":
+        from triton.testing import do_bench
+
+        return lambda fn: do_bench(fn, warmup=5, rep=25, return_mode="median")
+
+    def plain(fn):
+        fn()
+        start = time.perf_counter()
+        fn()
+        return 1e3 * (time.perf_counter() - start)
+    return plain
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--k", type=int, default=512)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--configs", nargs="+", default=["64:8:3", "128:8:3", "64:4:3", "128:8:2", "64:8:4"],
+                        help="block_m:num_warps:num_stages ...")
+    parser.add_argument("--json", default=None)
+    parser.add_argument("--tiny", action="store_true")
+    args = parser.parse_args(argv)
+    import torch
+
+    if args.tiny:
+        os.environ.setdefault("TRITON_INTERPRET", "1")
+        device, k, n = torch.device("cpu"), 2, 4
+    elif torch.cuda.is_available():
+        device, k, n = torch.device("cuda"), args.k, args.batch_size
+    else:
+        print("no CUDA device (--tiny runs the script on the CPU)")
+        return 2
+    from triton_compile import architecture
+
+    from training.models import packed_layers as L
+    from training.models import triton_layers as T
+
+    dtype = torch.float32 if args.tiny else torch.bfloat16
+    time_ms = _timer(device)
+    configs = [tuple(int(v) for v in spec.split(":")) for spec in args.configs]
+    rows, total = [], 0.0
+    g = torch.Generator(device=device).manual_seed(0)
+    print(f"{torch.cuda.get_device_name(0) if device.type == 'cuda' else 'cpu (interpreter)'}, K={k}, batch {n}")
+    for name, kind, c, o, size, relu in architecture(1):
+        shape = {"conv4x4_s2": (k, o, c, 4, 4), "conv2x2_s2": (k, o, c, 2, 2),
+                 "conv_transpose4x4_s2": (k, c, o, 4, 4)}[kind]
+        weight = 0.1 * torch.randn(shape, generator=g, device=device)
+        matrix = L.gemm_matrix(kind, weight, L.TRITON_FORMS[kind]).contiguous()
+        bias = 0.1 * torch.randn((k, o), generator=g, device=device)
+        x = torch.randn((k, n, size, size, c), generator=g, device=device).to(dtype)
+        out_hw = (T.out_size(kind, size),) * 2
+        out = T.gather_gemm(x, T.forward_matrix(kind, matrix, c), bias, T.FORWARD[kind], out_hw, relu=relu)
+        grad = torch.randn(out.shape, generator=g, device=device).to(dtype)
+        mask = out if relu else None
+        # each output element sums R = taps^2 * C products (a phase of the transposed convolution: 2x2 taps); the
+        # two gradients cost the same
+        flops = 2.0 * out.numel() * T.FORWARD[kind].taps ** 2 * c
+        size_of = x.element_size()
+        passes = {
+            "forward": (lambda bm, w, s: T.gather_gemm(x, T.forward_matrix(kind, matrix, c), bias, T.FORWARD[kind],
+                                                       out_hw, relu=relu, block_m=bm, num_warps=w, num_stages=s),
+                        (x.numel() + out.numel()) * size_of),
+            "wgrad": (lambda bm, w, s: T.gather_gemm_wgrad(x, grad, T.FORWARD[kind], mask=mask, block_m=bm,
+                                                           num_warps=w, num_stages=s),
+                      (x.numel() + out.numel() * (2 if relu else 1)) * size_of),
+        }
+        if name != "conv1":
+            dmatrix = T.dgrad_matrix(kind, matrix, c)
+            passes["dgrad"] = (lambda bm, w, s: T.gather_gemm(grad, dmatrix, None, T.DGRAD[kind], (size, size),
+                                                              mask=mask, block_m=bm, num_warps=w, num_stages=s),
+                               (x.numel() + out.numel() * (2 if relu else 1)) * size_of)
+        for pass_name, (fn, nbytes) in passes.items():
+            best = None
+            for bm, warps, stages in configs:
+                try:
+                    ms = time_ms(lambda: fn(bm, warps, stages))
+                except Exception as exc:  # noqa: BLE001 (e.g. out of shared memory: report, go on)
+                    print(f"  {name:8s} {pass_name:8s} {bm}:{warps}:{stages} failed: {type(exc).__name__}: "
+                          f"{str(exc)[:200]}", flush=True)
+                    continue
+                row = {"layer": name, "pass": pass_name, "block_m": bm, "num_warps": warps, "num_stages": stages,
+                       "ms": ms, "tflops": flops / ms / 1e9, "gbps": nbytes / ms / 1e6}
+                rows.append(row)
+                if best is None or ms < best["ms"]:
+                    best = row
+            if best is not None:
+                total += best["ms"]
+                print(f"{name:8s} {pass_name:8s} best {best['block_m']}:{best['num_warps']}:{best['num_stages']} "
+                      f"{best['ms']:8.3f} ms  {best['tflops']:7.1f} TFLOP/s  {best['gbps']:7.0f} GB/s  ("
+                      + ", ".join(f"{r['block_m']}:{r['num_warps']}:{r['num_stages']} {r['ms']:.3f}"
+                                  for r in rows if r["layer"] == name and r["pass"] == pass_name) + ")", flush=True)
+    print(f"sum of the best: {total:.2f} ms per step of K={k}: at most {k / total * 1e3:.0f} model-steps/s from the "
+          f"convolutions alone")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"k": k, "batch_size": n, "rows": rows, "sum_best_ms": total}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
