@@ -2,7 +2,7 @@
 
 Phases (``--phases``, in this order; every result is appended to ``--json`` as soon as it exists):
 
-* ``agree``: the same 4 runs trained 30 steps in fp32 with each impl of ``--agree`` (default gemm, triton: the
+* ``agree``: the same 4 runs trained 30 steps in fp32, then bf16, with each impl of ``--agree`` (default gemm, triton: the
   fused Triton kernels checked against the measured default before they are timed): largest weight difference
   (Adam moves a weight whose gradient is ~0 by up to the learning rate per step on rounding noise alone), relative
   L2 difference of all weights, and final ELBO per run;
@@ -107,9 +107,9 @@ def speed(dataset, device, configs, steps, warmup, budget, batch_size, record) -
                              "ms_per_step": 1e3 * seconds / steps, "peak_gib": peak})
 
 
-def agree(dataset, device, impls, k, steps, batch_size, num_eval_samples, record) -> None:
-    """The same k runs trained with each of ``impls`` in fp32 (no TF32), same device data: each run's largest weight
-    difference (relative to the tensor's largest weight) and train_results ELBO against the first impl's."""
+def agree(dataset, device, impls, k, steps, batch_size, num_eval_samples, record, precision="fp32") -> None:
+    """The same k runs trained with each of ``impls`` at ``precision`` (fp32: no TF32), the same device data: each
+    run's weight differences and train_results ELBO against the first impl's."""
     from training.packed import train_packed
 
     runs = [(dict(HPARAMS), seed) for seed in range(k)]
@@ -118,26 +118,32 @@ def agree(dataset, device, impls, k, steps, batch_size, num_eval_samples, record
         t0 = time.perf_counter()
         try:
             trained[impl] = train_packed(dataset, "beta_vae", runs, steps, batch_size=batch_size, device=device,
-                                         num_eval_samples=num_eval_samples, progress=False, precision="fp32",
+                                         num_eval_samples=num_eval_samples, progress=False, precision=precision,
                                          device_data=True, impl=impl, workers=1)
         except Exception as exc:  # noqa: BLE001
-            print(f"agree: {impl} failed: {type(exc).__name__}: {str(exc)[:300]}", flush=True)
-            record.add("agree", {"impl": impl, "error": str(exc)[:500]})
+            print(f"agree: {impl} {precision} failed: {type(exc).__name__}: {str(exc)[:300]}", flush=True)
+            record.add("agree", {"impl": impl, "precision": precision, "error": str(exc)[:500]})
             continue
-        print(f"agree: {impl} trained {k} runs x {steps} steps in {time.perf_counter() - t0:.0f} s", flush=True)
+        print(f"agree: {impl} {precision} trained {k} runs x {steps} steps in {time.perf_counter() - t0:.0f} s",
+              flush=True)
     reference = impls[0]
     for impl in impls[1:]:
         if reference not in trained or impl not in trained:
             continue
         for seed, (a, b) in enumerate(zip(trained[reference], trained[impl])):
+            if isinstance(a, Exception) or isinstance(b, Exception):
+                print(f"agree: {impl} vs {reference} ({precision}), seed {seed}: {a if isinstance(a, Exception) else b}",
+                      flush=True)
+                continue
             flat_a = torch.cat([v.flatten() for v in a.vae.state_dict().values()])
             flat_b = torch.cat([v.flatten() for v in b.vae.state_dict().values()])
             max_abs = float((flat_a - flat_b).abs().max())
             rel_l2 = float((flat_a - flat_b).norm() / flat_a.norm())
             elbo_a, elbo_b = a.train_results["elbo"], b.train_results["elbo"]
-            print(f"agree: {impl} vs {reference}, seed {seed}: weights max abs diff {max_abs:.2e} (lr 1e-4), "
-                  f"relative L2 {rel_l2:.2e}; ELBO {elbo_b:.3f} vs {elbo_a:.3f}", flush=True)
-            record.add("agree", {"impl": impl, "reference": reference, "seed": seed, "steps": steps,
+            print(f"agree: {impl} vs {reference} ({precision}), seed {seed}: weights max abs diff {max_abs:.2e} "
+                  f"(lr 1e-4), relative L2 {rel_l2:.2e}; ELBO {elbo_b:.3f} vs {elbo_a:.3f}", flush=True)
+            record.add("agree", {"impl": impl, "reference": reference, "precision": precision, "seed": seed,
+                                 "steps": steps,
                                  "weights_max_abs_diff": max_abs, "weights_rel_l2": rel_l2, "elbo": elbo_b,
                                  "elbo_reference": elbo_a})
 
@@ -256,6 +262,7 @@ def main(argv=None) -> int:
     parser.add_argument("--phases", default="agree,speed,profile,encode")
     parser.add_argument("--agree", default="gemm,triton",
                         help="impls whose trained weights are compared (the first is the reference)")
+    parser.add_argument("--agree-precisions", default="fp32,bf16")
     parser.add_argument("--configs", nargs="+",
                         default=["triton:bf16:128,512", "gemm:bf16:512", "triton:tf32:512", "triton:bf16:1024",
                                  "gemm:bf16:512:compile"],
@@ -286,8 +293,9 @@ def main(argv=None) -> int:
     dataset = DSpritesSubgrid()
     phases = args.phases.split(",")
     if "agree" in phases:
-        agree(dataset, device, args.agree.split(","), 2 if args.tiny else 4, 2 if args.tiny else 30, batch_size,
-              8 if args.tiny else 1000, record)
+        for precision in args.agree_precisions.split(","):
+            agree(dataset, device, args.agree.split(","), 2 if args.tiny else 4, 2 if args.tiny else 30, batch_size,
+                  8 if args.tiny else 1000, record, precision)
     if "speed" in phases:
         speed(dataset, device, parse_configs(args.configs), args.steps, args.warmup, args.budget, batch_size,
               record)

@@ -18,6 +18,15 @@ DTYPE = torch.float32 if DEVICE == "cuda" else torch.float64
 K, N = 2, 3
 
 
+@pytest.fixture(autouse=True)
+def _no_tf32_reference():
+    """On CUDA the reference convolutions run in true fp32 (cuDNN would use TF32 by default)."""
+    saved = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32 = saved
+
+
 def _reference(kind, x, weight, bias, relu):
     """Each run's ``F.conv2d`` / ``F.conv_transpose2d`` on channels-last x (K, N, H, W, C)."""
     outs = []
