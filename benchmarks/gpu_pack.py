@@ -2,10 +2,10 @@
 
 Phases (``--phases``, in this order; every result is appended to ``--json`` as soon as it exists):
 
-* ``agree``: the same 4 runs trained 30 steps in fp32, then bf16, with each impl of ``--agree`` (default gemm, triton: the
-  fused Triton kernels checked against the measured default before they are timed): largest weight difference
-  (Adam moves a weight whose gradient is ~0 by up to the learning rate per step on rounding noise alone), relative
-  L2 difference of all weights, and final ELBO per run;
+* ``agree``: the same 4 runs trained 30 steps in fp32, then bf16, with each impl of ``--agree`` (default gemm,
+  triton: the fused Triton kernels checked against the measured default before they are timed): largest weight
+  difference (Adam moves a weight whose gradient is ~0 by up to the learning rate per step on rounding noise
+  alone), relative L2 difference of all weights, and final ELBO per run;
 * ``speed``: model-steps/s of beta_vae at batch 64 for each (impl, precision, K) of ``--configs`` (one training
   run per configuration through ``training.packed.train_packed``, ``--warmup`` untimed and ``--steps`` timed steps,
   device-resident batches), with the peak GPU memory. Configurations are tried in the given order until
@@ -132,8 +132,8 @@ def agree(dataset, device, impls, k, steps, batch_size, num_eval_samples, record
             continue
         for seed, (a, b) in enumerate(zip(trained[reference], trained[impl])):
             if isinstance(a, Exception) or isinstance(b, Exception):
-                print(f"agree: {impl} vs {reference} ({precision}), seed {seed}: {a if isinstance(a, Exception) else b}",
-                      flush=True)
+                failure = a if isinstance(a, Exception) else b
+                print(f"agree: {impl} vs {reference} ({precision}), seed {seed}: {failure}", flush=True)
                 continue
             flat_a = torch.cat([v.flatten() for v in a.vae.state_dict().values()])
             flat_b = torch.cat([v.flatten() for v in b.vae.state_dict().values()])
@@ -153,7 +153,7 @@ def profile(dataset, device, impl, precision, k, batch_size, record, steps: int 
     from torch.profiler import ProfilerActivity, profile as torch_profile
 
     from training.device_data import DeviceBatches, device_sampler
-    from training.packed import PackedModels, _noise
+    from training.packed import NoiseBlocks, PackedModels
     from training.train import Trainer
 
     if _cuda(device):
@@ -165,12 +165,14 @@ def profile(dataset, device, impl, precision, k, batch_size, record, steps: int 
     sampler = device_sampler(dataset, device)
     source = DeviceBatches(sampler, batch_size, {i: i for i in rows})
     parts = {"data": 0.0, "noise": 0.0, "step": 0.0}
+    by_row = {i: trainers[i] for i in rows}
+    noise = {n: NoiseBlocks(by_row, rows, n, device, steps=10 ** 6) for n in (batch_size, 2)}   # as training draws it
 
     def one(t, timed, src=source, n=batch_size):
         t0 = time.perf_counter()
         x = src.next(rows).permute(0, 1, 4, 2, 3)
         t1 = time.perf_counter()
-        eps, perm = _noise({i: trainers[i] for i in rows}, rows, n, device)
+        eps, perm = noise[n].next(rows)
         t2 = time.perf_counter()
         packed.step(x, eps, perm, t)
         t3 = time.perf_counter()
@@ -186,7 +188,7 @@ def profile(dataset, device, impl, precision, k, batch_size, record, steps: int 
     first = time.perf_counter() - t_first
     if compiled:   # the compiled losses against the eager ones, same parameters and batch
         x = source.next(rows).permute(0, 1, 4, 2, 3)
-        eps, perm = _noise({i: trainers[i] for i in rows}, rows, batch_size, device)
+        eps, perm = noise[batch_size].next(rows)
         got = packed.losses(x, eps, perm, 5.0)
         want = packed._losses(x, eps, perm, 5.0, packed.varying_hparams)
         diffs = {key: (float((got[key] - want[key]).detach().abs().max()), float(want[key].detach().abs().max()))

@@ -76,7 +76,7 @@ def main(argv=None) -> int:
         bias = 0.1 * torch.randn((k, o), generator=g, device=device)
         x = torch.randn((k, n, size, size, c), generator=g, device=device).to(dtype)
         out_hw = (T.out_size(kind, size),) * 2
-        out = T.gather_gemm(x, T.forward_matrix(kind, matrix, c), bias, T.FORWARD[kind], out_hw, relu=relu)
+        out = T.gather_gemm(x, T.forward_matrix(kind, matrix), bias, T.FORWARD[kind], out_hw, relu=relu)
         grad = torch.randn(out.shape, generator=g, device=device).to(dtype)
         mask = out if relu else None
         # each output element sums R = taps^2 * C products (a phase of the transposed convolution: 2x2 taps); the
@@ -84,7 +84,7 @@ def main(argv=None) -> int:
         flops = 2.0 * out.numel() * T.FORWARD[kind].taps ** 2 * c
         size_of = x.element_size()
         passes = {
-            "forward": (lambda bm, w, s: T.gather_gemm(x, T.forward_matrix(kind, matrix, c), bias, T.FORWARD[kind],
+            "forward": (lambda bm, w, s: T.gather_gemm(x, T.forward_matrix(kind, matrix), bias, T.FORWARD[kind],
                                                        out_hw, relu=relu, block_m=bm, num_warps=w, num_stages=s),
                         (x.numel() + out.numel()) * size_of),
             "wgrad": (lambda bm, w, s: T.gather_gemm_wgrad(x, grad, T.FORWARD[kind], mask=mask, block_m=bm,

@@ -1,5 +1,6 @@
 """train_packed beyond equivalence: a diverging run stops alone, invalid runs fail alone, bad arguments are
-rejected, device-resident data (forced on CPU) trains deterministically."""
+rejected, device-resident data (forced on CPU) trains deterministically, the noise blocks draw each run's own
+stream."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +8,8 @@ import pytest
 import torch
 
 from test_packed_equivalence import BlobDataset, _assert_same_run
-from training.packed import train_packed
-from training.train import TrainingDivergedError, train_model
+from training.packed import NoiseBlocks, train_packed
+from training.train import Trainer, TrainingDivergedError, train_model
 
 
 @pytest.mark.parametrize("impl, workers", [("loop", None), ("gemm", 1)])
@@ -87,7 +88,6 @@ def test_device_data_path_trains_deterministically():
 def test_bf16_autocast_path_runs_and_stays_close_to_fp32(impl):
     # the mixed-precision path of PackedModels, exercised through CPU autocast
     from training.packed import PackedModels
-    from training.train import Trainer
 
     def make(precision):
         trainers = [Trainer("factor_vae", {"gamma": 10.0}, s, 1, torch.device("cpu"), channels_last=False,
@@ -155,3 +155,33 @@ def test_cpu_kernel_choices_step_aside_under_cpu_autocast():
     assert mean.dtype == torch.bfloat16 and logits.dtype == torch.bfloat16   # the plain layers, autocast
     assert not logits.grad_fn.name().startswith("_PhaseForwardConvTranspose")
     assert encoder(x)[0].dtype == torch.float32
+
+
+@pytest.mark.parametrize("n", [8, 4])
+@pytest.mark.parametrize("method, hparams", [("factor_vae", {"gamma": 10.0}), ("beta_vae", {"beta": 4.0})])
+def test_noise_blocks_draw_what_each_step_draws(method, hparams, n):
+    """Blocks of noise (n = 8: one randn of (b, n, L) per run and block; n = 4: blocks of one step) equal the step by
+    step draws of Trainer.noise, also after a run leaves the pack mid-block, and leave every generator where the step
+    by step draws leave it."""
+    def trainers():
+        return {i: Trainer(method, dict(hparams), seed, 1, torch.device("cpu"), channels_last=False,
+                           fused_adam=False) for i, seed in enumerate((3, 11, 5))}
+
+    blocked, stepwise = trainers(), trainers()
+    noise = NoiseBlocks(blocked, [0, 1, 2], n, torch.device("cpu"), steps=7, block=3)
+    assert noise.block == (3 if n == 8 else 1)
+    rows = [0, 1, 2]
+    for t in range(7):
+        if t == 4:
+            rows = [0, 2]   # run 1 diverged: the rest of its block is dropped with it
+        eps, perm = noise.next(rows)
+        for r, i in enumerate(rows):
+            want_eps, want_perm = stepwise[i].noise(n)
+            assert torch.equal(eps[r], want_eps)
+            assert (perm is None) == (want_perm is None)
+            if perm is not None:
+                assert torch.equal(perm[r], want_perm)
+    for i in (0, 2):   # the evaluation after training continues from the same generator states
+        assert torch.equal(blocked[i].latent_noise.get_state(), stepwise[i].latent_noise.get_state())
+    with pytest.raises(RuntimeError, match="noise"):
+        noise.next(rows)

@@ -76,14 +76,15 @@ def out_size(kind: str, h: int) -> int:
 # forms "im2col", "s2d" and "phases"); the input gradient needs them re-arranged (once per backward pass, small).
 
 
-def forward_matrix(kind: str, matrix: torch.Tensor, c_in: int) -> torch.Tensor:
+def forward_matrix(kind: str, matrix: torch.Tensor) -> torch.Tensor:
     """The stored matrix (K, P * R, O) as (K, P, R, O)."""
     k, _, o = matrix.shape
     return matrix.view(k, FORWARD[kind].phases, -1, o)
 
 
 def dgrad_matrix(kind: str, matrix: torch.Tensor, c_in: int) -> torch.Tensor:
-    """The weights of the input gradient's gather GEMM, (K, P', R', C): rows over the output channels O."""
+    """The weights of the input gradient's gather GEMM (:data:`DGRAD`) from the stored forward matrix (K, P * R, O)
+    of a layer with ``c_in`` input channels: (K, P', R', C_in), rows (taps, o) over the output channels."""
     k, _, o = matrix.shape
     c = c_in
     if kind == "conv2x2_s2":                       # rows (dy, dx, c) -> phase (dy, dx), rows o
@@ -126,6 +127,18 @@ def _gather_tile(n, y0, x0, row_ok, r0, R, H, W, C, TX: tl.constexpr, D: tl.cons
 
 
 @triton.jit
+def _model_phase(kp, P: tl.constexpr):
+    """Program axis 1 = model k x phase p -> (k, a, b), (a, b) = divmod(p, 2)."""
+    return kp // P, (kp % P) // 2, (kp % P) % 2
+
+
+@triton.jit
+def _grid_rows(rows, GH, GW):
+    """Output grid rows m -> (n, i, j) of an N x GH x GW grid."""
+    return rows // (GH * GW), (rows % (GH * GW)) // GW, rows % GW
+
+
+@triton.jit
 def _gather_gemm_kernel(x_ptr, mask_ptr, w_ptr, b_ptr, out_ptr,
                         N, H, W, C, GH, GW, HO, WO, O, R,
                         S: tl.constexpr, D: tl.constexpr, TX: tl.constexpr, OFF: tl.constexpr,
@@ -133,21 +146,15 @@ def _gather_gemm_kernel(x_ptr, mask_ptr, w_ptr, b_ptr, out_ptr,
                         HAS_MASK: tl.constexpr, HAS_BIAS: tl.constexpr, RELU: tl.constexpr, PREC: tl.constexpr,
                         ACC: tl.constexpr, FLAT: tl.constexpr, BM: tl.constexpr, BR: tl.constexpr,
                         BO: tl.constexpr):
-    pid_m = tl.program_id(0)
     kp = tl.program_id(1)
-    pid_o = tl.program_id(2)
-    k = kp // P
-    a = (kp % P) // 2
-    b = (kp % P) % 2
-    rows = pid_m * BM + tl.arange(0, BM)
+    k, a, b = _model_phase(kp, P)
+    rows = tl.program_id(0) * BM + tl.arange(0, BM)
     row_ok = rows < N * GH * GW
-    n = rows // (GH * GW)
-    i = (rows % (GH * GW)) // GW
-    j = rows % GW
+    n, i, j = _grid_rows(rows, GH, GW)
     y0 = i * S + OFF + a * PIN
     x0 = j * S + OFF + b * PIN
     x_base = k.to(tl.int64) * N * H * W * C
-    cols = pid_o * BO + tl.arange(0, BO)
+    cols = tl.program_id(2) * BO + tl.arange(0, BO)
     col_ok = cols < O
     w_base = kp.to(tl.int64) * R * O
     acc = tl.zeros((BM, BO), dtype=ACC)
@@ -182,12 +189,9 @@ def _wgrad_kernel(x_ptr, g_ptr, mask_ptr, dw_ptr, db_ptr,
     r_tile = pid0 // SPLIT
     split = pid0 % SPLIT
     kp = tl.program_id(1)
-    pid_o = tl.program_id(2)
-    k = kp // P
-    a = (kp % P) // 2
-    b = (kp % P) % 2
+    k, a, b = _model_phase(kp, P)
     rr = r_tile * BR + tl.arange(0, BR)
-    cols = pid_o * BO + tl.arange(0, BO)
+    cols = tl.program_id(2) * BO + tl.arange(0, BO)
     col_ok = cols < O
     x_base = k.to(tl.int64) * N * H * W * C
     g_base = k.to(tl.int64) * N * HO * WO * O
@@ -197,9 +201,7 @@ def _wgrad_kernel(x_ptr, g_ptr, mask_ptr, dw_ptr, db_ptr,
     for m0 in range(split * ROWS_PER_SPLIT, m_end, BM):
         rows = m0 + tl.arange(0, BM)
         row_ok = rows < m_end
-        n = rows // (GH * GW)
-        i = (rows % (GH * GW)) // GW
-        j = rows % GW
+        n, i, j = _grid_rows(rows, GH, GW)
         addr, ok = _gather_tile(n, i * S + OFF + a * PIN, j * S + OFF + b * PIN, row_ok, r_tile * BR, R, H, W, C, TX,
                                 D, BR, FLAT)
         av = tl.load(x_ptr + x_base + addr, mask=ok, other=0.0)
@@ -300,8 +302,9 @@ def gather_gemm_wgrad(x: torch.Tensor, grad: torch.Tensor, geometry: Geometry, m
                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The weight (and bias) gradient of :func:`gather_gemm`'s forward pass: x (K, N, H, W, C) its input,
     grad (K, N, HO, WO, O) the gradient of its output (zeroed where ``mask <= 0``) -> dW (K, P, R, O) float32 and
-    dbias (K, O) float32 (summed over the phases) or None (float64 for float64 inputs). ``split``: row chunks per model (default: enough
-    programs to fill a large GPU). ``block_m``: rows per step of a program's loop (see :func:`_block_m`)."""
+    dbias (K, O) float32 (summed over the phases) or None (float64 for float64 inputs). ``split``: row chunks per
+    model, each summed by its own programs (default: enough programs to fill a large GPU). ``block_m``: rows per
+    step of a program's loop (see :func:`_block_m`)."""
     k, n, h, w_in, c = x.shape
     _, _, ho, wo, o = grad.shape
     phases, r = geometry.phases, geometry.taps ** 2 * c
@@ -324,7 +327,7 @@ def gather_gemm_wgrad(x: torch.Tensor, grad: torch.Tensor, geometry: Geometry, m
         OS=geometry.out_stride, P=phases, HAS_MASK=mask is not None, HAS_BIAS=with_bias,
         PREC=_precision(x.dtype, precision), ACC=_accumulator(x.dtype), FLAT=c % 16 != 0, BM=bm, BR=br, BO=bo,
         **_launch(num_warps, num_stages))
-    dw = dw.sum(0).view(k, phases, r, o)
+    dw = (dw[0] if split == 1 else dw.sum(0)).view(k, phases, r, o)
     return dw, (db.sum(0).view(k, phases, o).sum(1) if with_bias else None)
 
 
@@ -336,7 +339,7 @@ class _PackedConv(torch.autograd.Function):
     def forward(ctx, x, matrix, bias, kind, relu, precision):
         c = x.shape[-1]
         h, w = out_size(kind, x.shape[2]), out_size(kind, x.shape[3])
-        out = gather_gemm(x, forward_matrix(kind, matrix, c), bias, FORWARD[kind], (h, w), relu=relu,
+        out = gather_gemm(x, forward_matrix(kind, matrix), bias, FORWARD[kind], (h, w), relu=relu,
                           precision=precision)
         ctx.kind, ctx.relu, ctx.precision = kind, relu, precision
         ctx.save_for_backward(x, matrix, out if relu else None)
@@ -360,8 +363,8 @@ def packed_conv(x: torch.Tensor, matrix: torch.Tensor, bias: torch.Tensor, kind:
                 precision: str = "fp32") -> torch.Tensor:
     """K convolutions of ``kind`` (:data:`KINDS`) with fused bias and optional ReLU: x (K, N, H, W, C)
     channels-last (made contiguous), ``matrix`` (K, P * R, O) the stored weights
-    (``packed_layers.gemm_matrix(kind, weight, packed_layers.TRITON_FORMS[kind])``), bias (K, O) -> (K, N, HO, WO, O) in x's
-    dtype. ``precision`` "tf32" lets fp32 operands use TF32 products."""
+    (``packed_layers.gemm_matrix(kind, weight, packed_layers.TRITON_FORMS[kind])``), bias (K, O)
+    -> (K, N, HO, WO, O) in x's dtype. ``precision`` "tf32" lets fp32 operands use TF32 products."""
     if kind not in FORWARD:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
     return _PackedConv.apply(x.contiguous(), matrix, bias, kind, relu, precision)
