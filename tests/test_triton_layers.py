@@ -106,9 +106,13 @@ def test_bad_shapes_and_kinds_raise():
                                                                                           device=DEVICE), "conv3x3")
 
 
-def test_impl_triton_without_cuda_or_interpreter_is_refused(monkeypatch):
-    from training.packed import _check_triton
+def test_impl_triton_without_cuda_or_interpreter_or_with_compile_is_refused(monkeypatch):
+    from training.packed import PackedModels, _check_triton
+    from training.train import Trainer
 
+    trainers = [Trainer("beta_vae", {"beta": 1.0}, 0, 1, torch.device(DEVICE), channels_last=False, fused_adam=False)]
+    with pytest.raises(ValueError, match="compile"):
+        PackedModels(trainers, torch.device(DEVICE), 1e-4, 1e-4, impl="triton", compile=True)
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     with pytest.raises(ValueError, match="runs on CUDA"):
         _check_triton(torch.device("cpu"))

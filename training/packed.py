@@ -116,6 +116,8 @@ class PackedModels:
         self.impl = impl
         if impl == "triton":
             _check_triton(device)
+            if compile:
+                raise ValueError("compile=True does not apply to impl 'triton' (its layers are fused kernels already)")
         vae_params, _ = stack_module_state([t.vae for t in trainers])
         # impl "gemm" keeps the convolution weights as the matrices its products consume (the stacked parameters
         # and Adam's states live in that layout; write_back converts a run's rows back)
