@@ -72,7 +72,7 @@ def main(argv=None) -> int:
         shape = {"conv4x4_s2": (k, o, c, 4, 4), "conv2x2_s2": (k, o, c, 2, 2),
                  "conv_transpose4x4_s2": (k, c, o, 4, 4)}[kind]
         weight = 0.1 * torch.randn(shape, generator=g, device=device)
-        matrix = L.gemm_matrix(kind, weight, L.TRITON_FORMS[kind]).contiguous()
+        matrix = L.gemm_matrix(kind, weight, L.TRITON_FORMS[kind]).contiguous().to(dtype)   # as packed_conv casts
         bias = 0.1 * torch.randn((k, o), generator=g, device=device)
         x = torch.randn((k, n, size, size, c), generator=g, device=device).to(dtype)
         out_hw = (T.out_size(kind, size),) * 2

@@ -337,9 +337,10 @@ def gather_gemm_wgrad(x: torch.Tensor, grad: torch.Tensor, geometry: Geometry, m
 class _PackedConv(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, matrix, bias, kind, relu, precision):
-        c = x.shape[-1]
         h, w = out_size(kind, x.shape[2]), out_size(kind, x.shape[3])
-        out = gather_gemm(x, forward_matrix(kind, matrix), bias, FORWARD[kind], (h, w), relu=relu,
+        # every program reads the whole weight tile it needs: cast the (small) weights to the activations' dtype
+        # once, not in every program
+        out = gather_gemm(x, forward_matrix(kind, matrix).to(x.dtype), bias, FORWARD[kind], (h, w), relu=relu,
                           precision=precision)
         ctx.kind, ctx.relu, ctx.precision = kind, relu, precision
         ctx.save_for_backward(x, matrix, out if relu else None)
@@ -352,8 +353,8 @@ class _PackedConv(torch.autograd.Function):
         kind, c = ctx.kind, x.shape[-1]
         dx = None
         if ctx.needs_input_grad[0]:
-            dx = gather_gemm(grad, dgrad_matrix(kind, matrix, c), None, DGRAD[kind], tuple(x.shape[2:4]),
-                             mask=out, precision=ctx.precision)
+            dx = gather_gemm(grad, dgrad_matrix(kind, matrix.to(grad.dtype), c), None, DGRAD[kind],
+                             tuple(x.shape[2:4]), mask=out, precision=ctx.precision)
         dw, db = gather_gemm_wgrad(x, grad, FORWARD[kind], mask=out, with_bias=ctx.needs_input_grad[2],
                                    precision=ctx.precision)
         return dx, dw.view(matrix.shape), db, None, None, None
