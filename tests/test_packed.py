@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from test_packed_equivalence import BlobDataset, _assert_same_run
+from test_packed_equivalence import HAVE_TRITON, BlobDataset, _assert_same_run
 from training.packed import NoiseBlocks, train_packed
 from training.train import Trainer, TrainingDivergedError, train_model
 
@@ -185,3 +185,16 @@ def test_noise_blocks_draw_what_each_step_draws(method, hparams, n):
         assert torch.equal(blocked[i].latent_noise.get_state(), stepwise[i].latent_noise.get_state())
     with pytest.raises(RuntimeError, match="noise"):
         noise.next(rows)
+
+
+@pytest.mark.skipif(not HAVE_TRITON, reason="impl 'triton' needs the triton package")
+def test_triton_impl_trains_the_runs_that_gemm_trains():
+    """impl "triton" (fused kernels; Triton's interpreter without CUDA) against impl "gemm", which the equivalence
+    tests hold equal to train_model: the 3-channel path, two runs, two steps (the full equivalence: -m slow)."""
+    runs = [({"lambda_od": 2.0}, 0), ({"lambda_od": 20.0}, 7)]
+    dataset = BlobDataset(channels=3)
+    out = {impl: train_packed(dataset, "dip_vae_ii", runs, steps=2, batch_size=4, device="cpu", num_eval_samples=4,
+                              impl=impl) for impl in ("gemm", "triton")}
+    for gemm_run, triton_run in zip(out["gemm"], out["triton"]):
+        assert not isinstance(triton_run, Exception), triton_run
+        _assert_same_run(triton_run, gemm_run, steps=2, pack_size=2)
