@@ -4,8 +4,9 @@ The ``gemm`` implementation (:mod:`training.models.packed_layers`) spends most o
 products: window gathers, shifted sums, phase interleaves, casts, bias adds and ReLUs are separate memory-bound
 kernels (measured on an H200: copies 44 % of the step, products 18 %). Here each layer's forward pass, input
 gradient and weight gradient is ONE kernel that gathers its operand tiles straight from the channels-last
-activations (no im2col tensor), casts the fp32 weights on load, and fuses bias, ReLU and the ReLU mask of the
-gradient.
+activations (no im2col tensor) and fuses bias, ReLU and the ReLU mask of the gradient. Not yet measured on a GPU:
+``benchmarks/gpu_triton.sh`` is the prepared check (``benchmarks/triton_compile.py`` compiles every variant for a
+GPU target here).
 
 Every layer of the shared architecture, and every input gradient, is one **gather GEMM**. For model k and phase p
 (of P), output grid row m = (n, i, j) and reduction index r = (ty, tx, c) (c fastest):
