@@ -72,7 +72,7 @@ def test_device_data_path_trains_deterministically():
     runs = [({"c_max": 5.0}, 0), ({"c_max": 50.0}, 1)]
     kwargs = dict(steps=2, batch_size=4, device="cpu", num_eval_samples=0, device_data=True)
     first = train_packed(dataset, "annealed_vae", runs, **kwargs)
-    again = train_packed(dataset, "annealed_vae", runs, **kwargs)
+    again = train_packed(dataset, "annealed_vae", runs, **kwargs, prefetch=0)   # drawn in the loop: the same
     host = train_packed(dataset, "annealed_vae", runs, **{**kwargs, "device_data": False})
     assert [m.data_order for m in first] == ["device", "device"] and host[0].data_order == "batched"
     for a, b, h in zip(first, again, host):
@@ -82,6 +82,20 @@ def test_device_data_path_trains_deterministically():
         assert not torch.equal(a.vae.state_dict()["encoder.conv1.weight"], h.vae.state_dict()["encoder.conv1.weight"])
     with pytest.raises(ValueError, match="device-resident"):
         train_packed(BlobDataset(), "beta_vae", [({"beta": 1.0}, 0)], steps=1, device="cpu", device_data=True)
+
+
+def test_device_data_drawn_ahead_keeps_each_survivor_of_a_diverged_run_on_its_own_stream():
+    # the background thread has drawn the next batches for all three runs when run 1 is dropped after step 0: the
+    # survivors still train on their own streams, as in a pack without run 1
+    dataset = TableBlobs()
+    runs = [({"lambda_od": 1.0}, 0), ({"lambda_od": 3e38}, 1), ({"lambda_od": 4.0}, 2)]
+    kwargs = dict(steps=3, batch_size=4, device="cpu", num_eval_samples=0, device_data=True, workers=1)
+    out = train_packed(dataset, "dip_vae_i", runs, **kwargs)
+    alone = train_packed(dataset, "dip_vae_i", [runs[0], runs[2]], **kwargs)
+    assert isinstance(out[1], TrainingDivergedError)
+    for survivor, reference in zip((out[0], out[2]), alone):
+        for name, value in survivor.vae.state_dict().items():
+            torch.testing.assert_close(value, reference.vae.state_dict()[name])
 
 
 @pytest.mark.parametrize("impl", ["vmap", "bmm", "gemm"])

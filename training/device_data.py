@@ -200,6 +200,13 @@ class DeviceBatches:
             g = torch.Generator(device=sampler.device)
             g.manual_seed(device_data_seed(seed))
             self.generators[key] = g
+        self.alive = list(self.generators)
+
+    def make(self) -> tuple[list, torch.Tensor]:
+        """``(runs, next(runs))`` for the runs in :attr:`alive` (all, until the caller narrows it), as
+        ``training.packed.HostBatches.make``: what a background ``Prefetcher`` draws."""
+        runs = list(self.alive)
+        return runs, self.next(runs)
 
     def next(self, runs) -> torch.Tensor:
         draws = [self.sampler.draw(self.batch_size, self.generators[k]) for k in runs]

@@ -533,7 +533,8 @@ def train_packed(dataset, method: str, runs: Sequence[tuple[dict, int]], steps: 
         dataset supports it. Otherwise each run has the numpy stream of ``train_model``.
     data_order: how the numpy streams draw a batch, as in ``train_model`` (``"batched"`` or ``"reference"``).
         The returned models' ``data_order`` is this, or ``"device"`` for device-drawn batches.
-    prefetch: host batches prepared ahead by a background thread (0: in the loop).
+    prefetch: batches (host or device-drawn) prepared ahead by a background thread (0: in the loop); the same
+        batches either way.
     impl: how the K networks run (see the module docstring): ``"gemm"`` (explicit packed layers, every convolution
         one batched matrix product; default on CUDA, the fastest measured there), ``"loop"`` (each run's forward and
         backward pass in turn through the single-model kernels, stacked optimiser updates for the pack; default on
@@ -764,13 +765,14 @@ def _train_loop(packed: PackedModels, alive: list[int], trainers: dict, dataset,
             device_data = False  # dataset without a device path: the numpy streams
         elif sampler is None:
             raise ValueError(f"dataset {getattr(dataset, 'name', dataset)!r} has no device-resident data path")
+    # the next batches are drawn ahead by a background thread (prefetch > 0): on the device path its generator calls
+    # and launches then overlap the main thread's issue of the step; each run's stream is the same either way
     if device_data:
-        source = DeviceBatches(sampler, batch_size, {i: run_seeds[i] for i in alive})
-        fetch = None
+        batches = DeviceBatches(sampler, batch_size, {i: run_seeds[i] for i in alive})
     else:
-        host = HostBatches(dataset, batch_size, {i: run_seeds[i] for i in alive}, pin_memory=device.type == "cuda",
-                           data_order=data_order)
-        fetch = Prefetcher(host.make, prefetch, name="dstudy-packed-batches")
+        batches = HostBatches(dataset, batch_size, {i: run_seeds[i] for i in alive},
+                              pin_memory=device.type == "cuda", data_order=data_order)
+    fetch = Prefetcher(batches.make, prefetch, name="dstudy-packed-batches")
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -782,13 +784,10 @@ def _train_loop(packed: PackedModels, alive: list[int], trainers: dict, dataset,
         for t in range(steps):
             if not alive:
                 break
-            if fetch is not None:
-                rows_of_batch, batch = fetch.next()
-                if rows_of_batch != alive:   # a run was dropped after this batch was drawn: take its rows out
-                    batch = batch[[rows_of_batch.index(i) for i in alive]]
-                x = batch.to(device, non_blocking=True).permute(0, 1, 4, 2, 3)
-            else:
-                x = source.next(alive).permute(0, 1, 4, 2, 3)
+            rows_of_batch, batch = fetch.next()
+            if rows_of_batch != alive:   # a run was dropped after this batch was drawn: take its rows out
+                batch = batch[[rows_of_batch.index(i) for i in alive]]
+            x = batch.to(device, non_blocking=True).permute(0, 1, 4, 2, 3)
             eps, perm = noise.next(alive)
             losses = packed.step(x, eps, perm, t)
             pending.append(losses)
@@ -810,8 +809,7 @@ def _train_loop(packed: PackedModels, alive: list[int], trainers: dict, dataset,
                     alive[:] = [alive[row] for row in keep]
                     if alive:
                         packed.keep(keep)
-                    if fetch is not None:
-                        host.alive = list(alive)
+                    batches.alive = list(alive)
             if on_step is not None:
                 on_step(t, losses)
             if bar is not None:
@@ -819,8 +817,7 @@ def _train_loop(packed: PackedModels, alive: list[int], trainers: dict, dataset,
                 if done % 25 == 0 or done == steps:
                     bar.set_postfix(runs=len(alive), refresh=False)
     finally:
-        if fetch is not None:
-            fetch.close()
+        fetch.close()
         if bar is not None:
             bar.close()
     if device.type == "cuda":
