@@ -61,8 +61,7 @@ def record_launches(channels: int, precision: str, k: int = 2, n: int = 64) -> l
     try:
         dtype = torch.bfloat16 if precision == "bf16" else torch.float32
         for name, kind, c, o, size, relu in architecture(channels):
-            shape = {"conv4x4_s2": (k, o, c, 4, 4), "conv2x2_s2": (k, o, c, 2, 2),
-                     "conv_transpose4x4_s2": (k, c, o, 4, 4)}[kind]
+            shape = (k,) + L.weight_shape(kind, c, o)
             matrix = L.gemm_matrix(kind, torch.empty(shape, device="meta"), L.TRITON_FORMS[kind])
             matrix.requires_grad_(True)
             bias = torch.empty((k, o), device="meta", requires_grad=True)

@@ -69,8 +69,7 @@ def main(argv=None) -> int:
     g = torch.Generator(device=device).manual_seed(0)
     print(f"{torch.cuda.get_device_name(0) if device.type == 'cuda' else 'cpu (interpreter)'}, K={k}, batch {n}")
     for name, kind, c, o, size, relu in architecture(1):
-        shape = {"conv4x4_s2": (k, o, c, 4, 4), "conv2x2_s2": (k, o, c, 2, 2),
-                 "conv_transpose4x4_s2": (k, c, o, 4, 4)}[kind]
+        shape = (k,) + L.weight_shape(kind, c, o)
         weight = 0.1 * torch.randn(shape, generator=g, device=device)
         matrix = L.gemm_matrix(kind, weight, L.TRITON_FORMS[kind]).contiguous().to(dtype)   # as packed_conv casts
         bias = 0.1 * torch.randn((k, o), generator=g, device=device)

@@ -43,10 +43,8 @@ def _reference(kind, x, weight, bias, relu):
 
 
 def _weights(kind, c, o, generator):
-    shape = {"conv4x4_s2": (K, o, c, 4, 4), "conv2x2_s2": (K, o, c, 2, 2),
-             "conv_transpose4x4_s2": (K, c, o, 4, 4)}[kind]
-    return (0.3 * torch.randn(shape, generator=generator, dtype=DTYPE), 0.1 * torch.randn((K, o), generator=generator,
-                                                                                        dtype=DTYPE))
+    weight = 0.3 * torch.randn((K,) + L.weight_shape(kind, c, o), generator=generator, dtype=DTYPE)
+    return weight, 0.1 * torch.randn((K, o), generator=generator, dtype=DTYPE)
 
 
 CASES = [("conv4x4_s2", 1, 32, 8), ("conv4x4_s2", 3, 5, 6), ("conv4x4_s2", 32, 32, 4), ("conv2x2_s2", 32, 64, 4),

@@ -708,6 +708,8 @@ class NoiseBlocks:
         self.block = block if (self.n * NUM_LATENT) % 16 == 0 else 1
         self.discriminator = trainers[rows[0]].discriminator is not None
         self._rows: list[int] = []
+        self._index_rows: list[int] = []
+        self._index: list[int] = []
         self._eps = self._perm = None
         self._t = self._size = 0
 
@@ -726,11 +728,16 @@ class NoiseBlocks:
         blocks = [t.to(self.device, non_blocking=True) for t in blocks]
         self._eps, self._perm = blocks[0], (blocks[1] if self.discriminator else None)
         self._rows, self._t, self._size = list(rows), 0, b
+        self._index_rows = []
 
     def next(self, rows: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self._t == self._size:
             self._draw(rows)
-        index = None if list(rows) == self._rows else [self._rows.index(i) for i in rows]
+        rows = list(rows)
+        if rows != self._rows and rows != self._index_rows:   # a run left mid-block: its rows are skipped
+            position = {run: j for j, run in enumerate(self._rows)}
+            self._index_rows, self._index = rows, [position[i] for i in rows]
+        index = None if rows == self._rows else self._index
         out = []
         for block in (self._eps, self._perm):
             if block is None:

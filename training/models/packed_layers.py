@@ -251,6 +251,13 @@ GEMM_KINDS = ("conv4x4_s2", "conv2x2_s2", "conv_transpose4x4_s2")
 TRITON_FORMS = {"conv4x4_s2": "im2col", "conv2x2_s2": "s2d", "conv_transpose4x4_s2": "phases"}
 
 
+def weight_shape(kind: str, c_in: int, c_out: int) -> tuple[int, ...]:
+    """One run's weight shape of a layer of ``kind``: ``nn.Conv2d`` (O, C, kh, kw) or ``nn.ConvTranspose2d``
+    (Cin, O, 4, 4)."""
+    return {"conv4x4_s2": (c_out, c_in, 4, 4), "conv2x2_s2": (c_out, c_in, 2, 2),
+            "conv_transpose4x4_s2": (c_in, c_out, 4, 4)}[kind]
+
+
 def gemm_form(kind: str, c_in: int, c_out: int) -> str:
     """The form of a layer's product: ``conv4x4_s2``: "im2col" (4x4 windows, 16 C values per output pixel) when
     4 C <= O, else "shift" (space-to-depth, then :func:`conv2x2_valid`'s shift form); ``conv_transpose4x4_s2``:
