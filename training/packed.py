@@ -119,8 +119,8 @@ class PackedModels:
             if compile:
                 raise ValueError("compile=True does not apply to impl 'triton' (its layers are fused kernels already)")
         vae_params, _ = stack_module_state([t.vae for t in trainers])
-        # impl "gemm" keeps the convolution weights as the matrices its products consume (the stacked parameters
-        # and Adam's states live in that layout; write_back converts a run's rows back)
+        # impls "gemm" and "triton" keep the convolution weights as the matrices their kernels consume (the stacked
+        # parameters and Adam's states live in that layout; write_back converts a run's rows back)
         self.gemm_layers = _gemm_layers(trainers[0].vae, impl) if impl in MATRIX_IMPLS else {}
         for name, (kind, form, shape) in self.gemm_layers.items():
             vae_params[name] = layers.gemm_matrix(kind, vae_params[name], form).contiguous()
