@@ -8,6 +8,9 @@ convolutions' share of a packed training step; ``K / sum`` bounds the model-step
 
     python benchmarks/triton_tune.py [--k 512] [--configs 64:4:3 64:8:3 128:8:3] [--json out.json]
 
+The JSON's "best" lists the fastest configuration of each layer and pass in the form
+``training.models.triton_layers.set_launch_configs`` installs (``gpu_pack.py --launch out.json``).
+
 ``--tiny`` runs the script on the CPU in Triton's interpreter (K=2, batch 4; timings meaningless).
 """
 from __future__ import annotations
@@ -65,7 +68,7 @@ def main(argv=None) -> int:
     dtype = torch.float32 if args.tiny else torch.bfloat16
     time_ms = _timer(device)
     configs = [tuple(int(v) for v in spec.split(":")) for spec in args.configs]
-    rows, total = [], 0.0
+    rows, best_rows, total = [], [], 0.0
     g = torch.Generator(device=device).manual_seed(0)
     print(f"{torch.cuda.get_device_name(0) if device.type == 'cuda' else 'cpu (interpreter)'}, K={k}, batch {n}")
     for name, kind, c, o, size, relu in architecture(1):
@@ -111,6 +114,8 @@ def main(argv=None) -> int:
                     best = row
             if best is not None:
                 total += best["ms"]
+                best_rows.append({"kind": kind, "c": c, "o": o, "height": size, "pass": pass_name,
+                                  **{key: best[key] for key in ("block_m", "num_warps", "num_stages", "ms")}})
                 print(f"{name:8s} {pass_name:8s} best {best['block_m']}:{best['num_warps']}:{best['num_stages']} "
                       f"{best['ms']:8.3f} ms  {best['tflops']:7.1f} TFLOP/s  {best['gbps']:7.0f} GB/s  ("
                       + ", ".join(f"{r['block_m']}:{r['num_warps']}:{r['num_stages']} {r['ms']:.3f}"
@@ -118,7 +123,8 @@ def main(argv=None) -> int:
     print(f"sum of the best: {total:.2f} ms per step of K={k}: at most {k / total * 1e3:.0f} model-steps/s from the "
           f"convolutions alone")
     if args.json:
-        Path(args.json).write_text(json.dumps({"k": k, "batch_size": n, "rows": rows, "sum_best_ms": total}, indent=1))
+        Path(args.json).write_text(json.dumps({"k": k, "batch_size": n, "rows": rows, "best": best_rows,
+                                                "sum_best_ms": total}, indent=1))
     return 0
 
 

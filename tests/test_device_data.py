@@ -113,6 +113,42 @@ def test_streams_are_seeded_and_independent_of_the_pack(variant):
     torch.testing.assert_close(a3[0], b3[0], rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("variant", ["none", "color", "noisy", "scream"])
+def test_blocks_are_the_streams_definition(variant):
+    """A run's generator draws each block of B steps at once (index, then the variant's small draws), and the noisy
+    variant's noise step by step after it: steps 0..6 with B = 3, rebuilt from the definition by hand."""
+    sprites = torch.from_numpy(_sprites())
+    background = torch.rand((100, 90, 3), generator=torch.Generator().manual_seed(0))
+    sampler = DeviceSampler(sprites, variant=variant, background=background if variant == "scream" else None)
+    batches = DeviceBatches(sampler, 4, {7: 21}, block=3)
+    got = [batches.next([7])[0] for _ in range(7)]
+    g = torch.Generator().manual_seed(device_data_seed(21))
+    for start in (0, 3, 6):
+        block = {"index": torch.randint(len(sprites), (3, 4), generator=g)}
+        if variant == "color":
+            block["uniform"] = torch.rand((3, 4, 1, 1, 3), generator=g)
+        elif variant == "scream":
+            block["rows"] = torch.randint(100 - 64, (3, 4), generator=g)
+            block["cols"] = torch.randint(90 - 64, (3, 4), generator=g)
+            block["shifts"] = torch.rand((3, 4, 3), generator=g)
+        for t in range(start, min(start + 3, 7)):
+            step = {name: d[t - start] for name, d in block.items()}
+            if variant == "noisy":
+                step["noise"] = torch.rand((4, 64, 64, 3), generator=g)
+            torch.testing.assert_close(got[t], sampler.render(step), rtol=0, atol=0)
+
+
+def test_a_run_leaving_mid_block_keeps_the_others_streams():
+    sampler = DeviceSampler(torch.from_numpy(_sprites()), variant="color")
+    pack = DeviceBatches(sampler, 5, {0: 1, 1: 2, 2: 3}, block=4)
+    alone = DeviceBatches(sampler, 5, {9: 3}, block=4)
+    for t in range(9):   # run 0 leaves at step 2, run 1 at step 5 (two blocks, one boundary crossed)
+        runs = [0, 1, 2] if t < 2 else ([1, 2] if t < 5 else [2])
+        torch.testing.assert_close(pack.next(runs)[-1], alone.next([9])[0], rtol=0, atol=0)
+    with pytest.raises(ValueError, match="block"):
+        DeviceBatches(sampler, 5, {0: 1}, block=0)
+
+
 def test_device_seed_is_independent_of_the_engine_seeds():
     seeds = derive_seeds(3)
     assert device_data_seed(3) not in seeds.values()

@@ -94,6 +94,40 @@ def test_weight_gradient_is_the_same_for_any_row_split_and_block(kind):
     torch.testing.assert_close(db3, db)
 
 
+def test_installed_launch_configurations_reach_the_kernels_and_keep_the_values(monkeypatch):
+    """A measured launch table (triton_tune.py's "best") changes how a layer's passes are launched, not what they
+    compute; bad rows are refused."""
+    monkeypatch.setattr(T, "LAUNCH_CONFIGS", {})
+    kind, c, o, size = "conv4x4_s2", 32, 16, 8
+    assert T.launch_config(kind, c, o, size, "wgrad") == {"block_m": None, "num_warps": T.NUM_WARPS,
+                                                          "num_stages": None}
+    g = torch.Generator().manual_seed(9)
+    x = torch.randn((K, N, size, size, c), generator=g, dtype=DTYPE).to(DEVICE)
+    weight, bias = _weights(kind, c, o, g)
+    matrix = L.gemm_matrix(kind, weight, L.TRITON_FORMS[kind]).to(DEVICE)
+    grad = torch.randn((K, N, 4, 4, o), generator=g, dtype=DTYPE).to(DEVICE)
+
+    def run():
+        xt, mt, bt = (t.clone().requires_grad_(True) for t in (x, matrix, bias.to(DEVICE)))
+        out = T.packed_conv(xt, mt, bt, kind, relu=True)
+        (out * grad).sum().backward()
+        return out, xt.grad, mt.grad, bt.grad
+
+    before = run()
+    rows = [{"kind": kind, "c": c, "o": o, "height": size, "pass": name, "block_m": 16, "num_warps": 4,
+             "num_stages": 2} for name in ("forward", "dgrad", "wgrad")]
+    assert T.set_launch_configs(rows) == 3
+    assert T.launch_config(kind, c, o, size, "dgrad") == {"block_m": 16, "num_warps": 4, "num_stages": 2}
+    seen = []
+    real = T.gather_gemm_wgrad
+    monkeypatch.setattr(T, "gather_gemm_wgrad", lambda *a, **kw: seen.append(kw["block_m"]) or real(*a, **kw))
+    for got, want in zip(run(), before):
+        torch.testing.assert_close(got, want)
+    assert seen == [16]
+    with pytest.raises(ValueError, match="launch configuration"):
+        T.set_launch_configs([dict(rows[0], **{"pass": "sideways"})])
+
+
 def test_bad_shapes_and_kinds_raise():
     x = torch.zeros((1, 1, 8, 8, 2), dtype=DTYPE, device=DEVICE)
     with pytest.raises(ValueError, match="do not fit"):

@@ -231,6 +231,30 @@ def _wgrad_kernel(x_ptr, g_ptr, mask_ptr, dw_ptr, db_ptr,
 NUM_WARPS = 8
 
 
+# Measured launch configurations: (kind, C, O, input height, pass) -> (block_m, num_warps, num_stages), pass one of
+# "forward", "dgrad", "wgrad"; a layer not listed gets (64, NUM_WARPS, Triton's default). ``benchmarks/triton_tune.py``
+# times the candidates on a GPU and writes its best as a table that :func:`set_launch_configs` installs.
+LAUNCH_CONFIGS: dict[tuple[str, int, int, int, str], tuple[int, int, int | None]] = {}
+
+
+def launch_config(kind: str, c: int, o: int, height: int, pass_name: str) -> dict:
+    """``block_m``, ``num_warps``, ``num_stages`` of one layer's pass (:data:`LAUNCH_CONFIGS`, else the defaults)."""
+    block_m, num_warps, num_stages = LAUNCH_CONFIGS.get((kind, c, o, height, pass_name), (None, NUM_WARPS, None))
+    return {"block_m": block_m, "num_warps": num_warps, "num_stages": num_stages}
+
+
+def set_launch_configs(rows) -> int:
+    """Install measured launch configurations: rows of dicts with kind, c, o, height, pass, block_m, num_warps,
+    num_stages (``triton_tune.py --json``'s "best"). Returns the number installed."""
+    for row in rows:
+        if row["kind"] not in FORWARD or row["pass"] not in ("forward", "dgrad", "wgrad"):
+            raise ValueError(f"not a launch configuration of this module: {row}")
+        LAUNCH_CONFIGS[(row["kind"], int(row["c"]), int(row["o"]), int(row["height"]), row["pass"])] = (
+            int(row["block_m"]), int(row["num_warps"]),
+            None if row.get("num_stages") is None else int(row["num_stages"]))
+    return len(rows)
+
+
 def _block_m(block_m: int | None) -> int:
     """Rows per program: 64 on a GPU; 1,024 in Triton's interpreter, where each program costs milliseconds of
     Python (the results do not depend on it)."""
@@ -341,8 +365,9 @@ class _PackedConv(torch.autograd.Function):
         h, w = out_size(kind, x.shape[2]), out_size(kind, x.shape[3])
         # every program reads the whole weight tile it needs: cast the (small) weights to the activations' dtype
         # once, not in every program
+        layer = (kind, x.shape[-1], matrix.shape[-1], x.shape[2])
         out = gather_gemm(x, forward_matrix(kind, matrix).to(x.dtype), bias, FORWARD[kind], (h, w), relu=relu,
-                          precision=precision)
+                          precision=precision, **launch_config(*layer, "forward"))
         ctx.kind, ctx.relu, ctx.precision = kind, relu, precision
         ctx.save_for_backward(x, matrix, out if relu else None)
         return out
@@ -352,12 +377,13 @@ class _PackedConv(torch.autograd.Function):
         x, matrix, out = ctx.saved_tensors
         grad = grad.contiguous()
         kind, c = ctx.kind, x.shape[-1]
+        layer = (kind, c, grad.shape[-1], x.shape[2])
         dx = None
         if ctx.needs_input_grad[0]:
             dx = gather_gemm(grad, dgrad_matrix(kind, matrix.to(grad.dtype), c), None, DGRAD[kind],
-                             tuple(x.shape[2:4]), mask=out, precision=ctx.precision)
+                             tuple(x.shape[2:4]), mask=out, precision=ctx.precision, **launch_config(*layer, "dgrad"))
         dw, db = gather_gemm_wgrad(x, grad, FORWARD[kind], mask=out, with_bias=ctx.needs_input_grad[2],
-                                   precision=ctx.precision)
+                                   precision=ctx.precision, **launch_config(*layer, "wgrad"))
         return dx, dw.view(matrix.shape), db, None, None, None
 
 
