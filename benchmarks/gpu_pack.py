@@ -276,7 +276,8 @@ def main(argv=None) -> int:
                         help="impl:precision:K to profile, or the JSON of an earlier speed phase to profile its "
                              "fastest configuration (default: the fastest of this call's speed phase)")
     parser.add_argument("--launch", default=None,
-                        help="a triton_tune.py JSON: install its best launch configurations for impl triton")
+                        help="a triton_tune.py JSON: install its best launch configurations and per-layer choices "
+                             "(fused kernels or gemm's) for impl triton")
     parser.add_argument("--json", default=None)
     parser.add_argument("--tiny", action="store_true", help="a CPU dry run of the script (batch 4, tiny steps)")
     args = parser.parse_args(argv)
@@ -293,10 +294,11 @@ def main(argv=None) -> int:
     record = Record(args.json, device=name, torch=torch.__version__,
                     cuda=torch.version.cuda, method="beta_vae", batch_size=64, hparams=HPARAMS, launch=args.launch)
     if args.launch:
-        from training.models.triton_layers import set_launch_configs
+        from training.models.triton_layers import set_launch_configs, set_layer_impls
 
-        print(f"{set_launch_configs(json.loads(Path(args.launch).read_text())['best'])} launch configurations "
-              f"from {args.launch}", flush=True)
+        tuned = json.loads(Path(args.launch).read_text())
+        print(f"{set_launch_configs(tuned['best'])} launch configurations from {args.launch}; "
+              f"{set_layer_impls(tuned.get('layers', []))} layers run gemm's kernels under impl triton", flush=True)
     print(f"{record.data['device']}, torch {torch.__version__}, CUDA {torch.version.cuda}", flush=True)
     t0 = time.perf_counter()
     dataset = DSpritesSubgrid()

@@ -7,8 +7,11 @@
 #   2 gpu_pack.py agree: the same 4 runs trained with gemm and triton, fp32 and bf16          \
 #     gpu_pack.py speed: triton bf16 K=128,512, gemm bf16 K=512, triton tf32 K=512, ...       } <= 250 s
 #     gpu_pack.py profile: the fastest configuration (host vs GPU time, host floor, kernels)  /
-#   3 triton_tune.py: each kernel per layer and pass at K=512 for three launch configs        <= 130 s
-#   4 gpu_pack.py speed again, triton bf16 K=512,1024 with the launch configs phase 3 found    <= 80 s
+#   3 triton_tune.py: each kernel per layer and pass at K=512 for three launch configs, then   <= 130 s
+#     each layer's forward + backward with the fused kernels and with gemm's layer
+#   4 gpu_pack.py speed and profile again: triton bf16 K=512,1024 with the launch configs and   <= 120 s
+#     the per-layer choices (fused kernels or gemm's) phase 3 found, gemm bf16 K=512
+# GPU_TRITON_PHASES="3 4" runs only those phases (default: all four).
 # Every phase writes its log and JSON under $OUT as it goes, so a phase cut by its timeout still leaves its results.
 # (8 files at most come back from a lent machine: phases.log, tests.log and the logs and JSON of phases 2-4.)
 # GPU_TRITON_TINY=1: a dry run of the script on the CPU (Triton's interpreter, tiny sizes, generous timeouts).
@@ -18,7 +21,8 @@ mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 PY="${PY:-python3}"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-TINY=""; T1=90; T2=250; T3=130; T4=80; PACK=""; TUNED="triton:bf16:512,1024"
+TINY=""; T1=90; T2=250; T3=130; T4=120; PACK=""; TUNED="triton:bf16:512,1024 gemm:bf16:512"
+PHASES=" ${GPU_TRITON_PHASES:-1 2 3 4} "
 if [ "${GPU_TRITON_TINY:-0}" = "1" ]; then
   TINY="--tiny"; T1=300; T2=900; T3=900; T4=300; export TRITON_INTERPRET=1
   PACK="--configs triton:fp32:2 gemm:fp32:2 --agree-precisions fp32"; TUNED="triton:fp32:2"
@@ -27,26 +31,35 @@ T0=$(date +%s)
 phase() { echo "=== $1 at +$(( $(date +%s) - T0 )) s ===" | tee -a "$OUT/phases.log"; }
 
 phase "1 tests"
+run() { case "$PHASES" in *" $1 "*) return 0;; *) echo "phase $1 skipped" | tee -a "$OUT/phases.log"; return 1;; esac; }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 | tee -a "$OUT/phases.log"
 $PY -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)" | tee -a "$OUT/phases.log"
-timeout $T1 $PY -m pytest -q -p no:cacheprovider -o addopts="" tests/test_triton_layers.py > "$OUT/tests.log" 2>&1
-echo "tests exit $?" | tee -a "$OUT/phases.log"; tail -3 "$OUT/tests.log"
+if run 1; then
+  timeout $T1 $PY -m pytest -q -p no:cacheprovider -o addopts="" tests/test_triton_layers.py > "$OUT/tests.log" 2>&1
+  echo "tests exit $?" | tee -a "$OUT/phases.log"; tail -3 "$OUT/tests.log"
+fi
 
 phase "2 agree, speed, profile"
-timeout $T2 $PY benchmarks/gpu_pack.py $TINY --phases agree,speed,profile --budget 120 $PACK --json "$OUT/gpu_pack.json" \
-  > "$OUT/gpu_pack.log" 2>&1
-echo "gpu_pack exit $?" | tee -a "$OUT/phases.log"; grep -E "agree:|model-steps|profile:" "$OUT/gpu_pack.log" | head -40
+if run 2; then
+  timeout $T2 $PY benchmarks/gpu_pack.py $TINY --phases agree,speed,profile --budget 120 $PACK \
+    --json "$OUT/gpu_pack.json" > "$OUT/gpu_pack.log" 2>&1
+  echo "gpu_pack exit $?" | tee -a "$OUT/phases.log"; grep -E "agree:|model-steps|profile:" "$OUT/gpu_pack.log" | head -40
+fi
 
 phase "3 tune"
-timeout $T3 $PY benchmarks/triton_tune.py $TINY --k 512 --configs 64:8:3 128:8:3 32:4:3 --json "$OUT/triton_tune.json" \
-  > "$OUT/triton_tune.log" 2>&1
-echo "triton_tune exit $?" | tee -a "$OUT/phases.log"; tail -28 "$OUT/triton_tune.log"
+if run 3; then
+  timeout $T3 $PY benchmarks/triton_tune.py $TINY --k 512 --configs 64:8:3 128:8:3 32:4:3 \
+    --json "$OUT/triton_tune.json" > "$OUT/triton_tune.log" 2>&1
+  echo "triton_tune exit $?" | tee -a "$OUT/phases.log"; tail -38 "$OUT/triton_tune.log"
+fi
 
 phase "4 speed with the tuned launches"
-if [ -s "$OUT/triton_tune.json" ]; then
-  timeout $T4 $PY benchmarks/gpu_pack.py $TINY --phases speed --budget 50 --configs $TUNED \
+if ! run 4; then
+  :
+elif [ -s "$OUT/triton_tune.json" ]; then
+  timeout $T4 $PY benchmarks/gpu_pack.py $TINY --phases speed,profile --budget 60 --configs $TUNED \
     --launch "$OUT/triton_tune.json" --json "$OUT/gpu_tuned.json" > "$OUT/gpu_tuned.log" 2>&1
-  echo "gpu_pack tuned exit $?" | tee -a "$OUT/phases.log"; grep -E "model-steps|launch" "$OUT/gpu_tuned.log"
+  echo "gpu_pack tuned exit $?" | tee -a "$OUT/phases.log"; grep -E "model-steps|launch|profile:" "$OUT/gpu_tuned.log"
 else
   echo "no tune results: phase 4 skipped" | tee -a "$OUT/phases.log"
 fi

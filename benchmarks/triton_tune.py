@@ -9,7 +9,11 @@ convolutions' share of a packed training step; ``K / sum`` bounds the model-step
     python benchmarks/triton_tune.py [--k 512] [--configs 64:4:3 64:8:3 128:8:3] [--json out.json]
 
 The JSON's "best" lists the fastest configuration of each layer and pass in the form
-``training.models.triton_layers.set_launch_configs`` installs (``gpu_pack.py --launch out.json``).
+``training.models.triton_layers.set_launch_configs`` installs (``gpu_pack.py --launch out.json``). Then each layer's
+whole forward and backward pass (autograd, bf16 autocast, as training runs it) is timed twice: the fused kernels with
+their best configurations, and impl gemm's layer (``packed_layers``). The JSON's "layers" gives the faster of the two
+per layer, the form ``triton_layers.set_layer_impls`` installs (impl "triton" then runs the gemm layer where it is
+faster).
 
 ``--tiny`` runs the script on the CPU in Triton's interpreter (K=2, batch 4; timings meaningless).
 """
@@ -41,6 +45,41 @@ def _timer(device):
     return plain
 
 
+def compare_layer(time_ms, T, L, name, kind, c, o, size, relu, weight, bias, x, grad, best, device) -> dict:
+    """One layer's forward + backward (autograd, bf16 autocast on CUDA) with the fused kernels (their best launch
+    configurations installed) and with gemm's layer -> a row of "layers" (the faster is the layer's impl)."""
+    import torch
+
+    T.set_launch_configs(best)
+    first = name == "conv1"   # the images need no gradient
+    xg = x.detach().requires_grad_(not first)
+    bias = bias.detach().requires_grad_(True)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    fns = {}
+    for impl in ("triton", "gemm"):
+        form = L.TRITON_FORMS[kind] if impl == "triton" else L.gemm_form(kind, c, o)
+        matrix = L.gemm_matrix(kind, weight, form).contiguous().requires_grad_(True)   # fp32, as training keeps it
+        inputs = ([] if first else [xg]) + [matrix, bias]
+
+        def layer(impl=impl, matrix=matrix, form=form, inputs=inputs):
+            with autocast:
+                if impl == "triton":
+                    out = T.packed_conv(xg, matrix, bias, kind, relu=relu, precision="bf16")
+                else:
+                    out = (L.conv4x4_s2(xg, matrix, bias, form) if kind == "conv4x4_s2" else
+                           L.conv2x2_s2(xg, matrix, bias) if kind == "conv2x2_s2" else
+                           L.conv_transpose4x4_s2(xg, matrix, bias, form))
+                    out = torch.relu(out) if relu else out
+            return torch.autograd.grad(out, inputs, grad.to(out.dtype))
+        fns[impl] = layer
+    times = {impl: time_ms(fn) for impl, fn in fns.items()}
+    row = {"layer": name, "kind": kind, "c": c, "o": o, "height": size, "triton_ms": times["triton"],
+           "gemm_ms": times["gemm"], "impl": min(times, key=times.get)}
+    print(f"{name:8s} forward+backward: triton {times['triton']:8.3f} ms, gemm {times['gemm']:8.3f} ms -> "
+          f"{row['impl']}", flush=True)
+    return row
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--k", type=int, default=512)
@@ -68,7 +107,7 @@ def main(argv=None) -> int:
     dtype = torch.float32 if args.tiny else torch.bfloat16
     time_ms = _timer(device)
     configs = [tuple(int(v) for v in spec.split(":")) for spec in args.configs]
-    rows, best_rows, total = [], [], 0.0
+    rows, best_rows, layer_rows, total = [], [], [], 0.0
     g = torch.Generator(device=device).manual_seed(0)
     print(f"{torch.cuda.get_device_name(0) if device.type == 'cuda' else 'cpu (interpreter)'}, K={k}, batch {n}")
     for name, kind, c, o, size, relu in architecture(1):
@@ -120,11 +159,18 @@ def main(argv=None) -> int:
                       f"{best['ms']:8.3f} ms  {best['tflops']:7.1f} TFLOP/s  {best['gbps']:7.0f} GB/s  ("
                       + ", ".join(f"{r['block_m']}:{r['num_warps']}:{r['num_stages']} {r['ms']:.3f}"
                                   for r in rows if r["layer"] == name and r["pass"] == pass_name) + ")", flush=True)
+        layer_rows.append(compare_layer(time_ms, T, L, name, kind, c, o, size, relu, weight, bias, x, grad,
+                                        [r for r in best_rows if r["kind"] == kind and r["c"] == c and r["o"] == o
+                                         and r["height"] == size], device))
     print(f"sum of the best: {total:.2f} ms per step of K={k}: at most {k / total * 1e3:.0f} model-steps/s from the "
           f"convolutions alone")
+    both = sum(r["triton_ms"] for r in layer_rows), sum(r["gemm_ms"] for r in layer_rows)
+    chosen = sum(min(r["triton_ms"], r["gemm_ms"]) for r in layer_rows)
+    print(f"layers forward + backward: triton {both[0]:.2f} ms, gemm {both[1]:.2f} ms, the faster of each "
+          f"{chosen:.2f} ms ({', '.join(r['layer'] + ' ' + r['impl'] for r in layer_rows)})")
     if args.json:
         Path(args.json).write_text(json.dumps({"k": k, "batch_size": n, "rows": rows, "best": best_rows,
-                                                "sum_best_ms": total}, indent=1))
+                                                "layers": layer_rows, "sum_best_ms": total}, indent=1))
     return 0
 
 

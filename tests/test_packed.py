@@ -212,3 +212,29 @@ def test_triton_impl_trains_the_runs_that_gemm_trains():
     for gemm_run, triton_run in zip(out["gemm"], out["triton"]):
         assert not isinstance(triton_run, Exception), triton_run
         _assert_same_run(triton_run, gemm_run, steps=2, pack_size=2)
+
+
+@pytest.mark.skipif(not HAVE_TRITON, reason="impl 'triton' needs the triton package")
+def test_triton_impl_runs_measured_gemm_layers_with_gemm(monkeypatch):
+    """Where the measured table says the gemm layer is faster (triton_layers.GEMM_LAYERS), impl "triton" runs that
+    layer with gemm's kernels and stores its weights in gemm's layout; the trained runs are unchanged."""
+    from training.models import triton_layers
+    from training.packed import _gemm_layers
+    from training.models.architecture import GaussianVAE
+
+    monkeypatch.setattr(triton_layers, "GEMM_LAYERS", set())
+    chosen = [{"kind": "conv4x4_s2", "c": 32, "o": 32, "height": 32, "impl": "gemm"},
+              {"kind": "conv_transpose4x4_s2", "c": 32, "o": 1, "height": 32, "impl": "gemm"},
+              {"kind": "conv2x2_s2", "c": 32, "o": 64, "height": 16, "impl": "triton"}]
+    assert triton_layers.set_layer_impls(chosen) == 2
+    layers = _gemm_layers(GaussianVAE(1, 10), "triton")
+    assert [name for name, layer in layers.items() if layer.impl == "gemm"] == ["encoder.conv2.weight",
+                                                                                 "decoder.deconv4.weight"]
+    assert layers["encoder.conv3.weight"].form == "s2d" and layers["decoder.deconv3.weight"].form == "phases"
+    runs = [({"beta": 1.0}, 0), ({"beta": 8.0}, 3)]
+    out = {impl: train_packed(BlobDataset(), "beta_vae", runs, steps=2, batch_size=4, device="cpu",
+                              num_eval_samples=4, impl=impl) for impl in ("gemm", "triton")}
+    for gemm_run, triton_run in zip(out["gemm"], out["triton"]):
+        _assert_same_run(triton_run, gemm_run, steps=2, pack_size=2)
+    with pytest.raises(ValueError, match="layer choice"):
+        triton_layers.set_layer_impls([dict(chosen[0], impl="cudnn")])

@@ -66,7 +66,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -122,8 +122,8 @@ class PackedModels:
         # impls "gemm" and "triton" keep the convolution weights as the matrices their kernels consume (the stacked
         # parameters and Adam's states live in that layout; write_back converts a run's rows back)
         self.gemm_layers = _gemm_layers(trainers[0].vae, impl) if impl in MATRIX_IMPLS else {}
-        for name, (kind, form, shape) in self.gemm_layers.items():
-            vae_params[name] = layers.gemm_matrix(kind, vae_params[name], form).contiguous()
+        for name, layer in self.gemm_layers.items():
+            vae_params[name] = layers.gemm_matrix(layer.kind, vae_params[name], layer.form).contiguous()
         self.vae_params = {k: v.detach().clone().to(device).requires_grad_(True) for k, v in vae_params.items()}
         self.disc_params: dict[str, torch.Tensor] = {}
         if trainers[0].discriminator is not None:
@@ -241,25 +241,12 @@ class PackedModels:
         w = {name: (p[f"encoder.{name}.weight"], p[f"encoder.{name}.bias"])
              for name in ("conv1", "conv2", "conv3", "conv4")}
         k, n = x.shape[:2]
-        if self.impl == "gemm":   # channels-last (K, N, H, W, C), weights as gemm matrices
-            forms = {name: self.gemm_layers[f"encoder.{name}.weight"][1] for name in w}
+        if self.impl in MATRIX_IMPLS:   # channels-last (K, N, H, W, C), weights as matrices
             h = x.permute(0, 1, 3, 4, 2)
             if self.precision == "bf16":   # under autocast the products would cast it anyway: cast before copying
                 h = h.to(torch.bfloat16)
-            h = torch.relu(layers.conv4x4_s2(h, *w["conv1"], forms["conv1"]))
-            h = torch.relu(layers.conv4x4_s2(h, *w["conv2"], forms["conv2"]))
-            h = torch.relu(layers.conv2x2_s2(h, *w["conv3"]))
-            h = torch.relu(layers.conv2x2_s2(h, *w["conv4"]))
-            return h.permute(0, 1, 4, 2, 3).reshape(k, n, -1)
-        if self.impl == "triton":   # channels-last (K, N, H, W, C), bias and ReLU fused into each kernel
-            from training.models import triton_layers
-
-            h = x.permute(0, 1, 3, 4, 2)
-            if self.precision == "bf16":
-                h = h.to(torch.bfloat16)
             for name in ("conv1", "conv2", "conv3", "conv4"):
-                kind = self.gemm_layers[f"encoder.{name}.weight"][0]
-                h = triton_layers.packed_conv(h, *w[name], kind, relu=True, precision=self.precision)
+                h = self._matrix_layer(f"encoder.{name}", h, *w[name], relu=True)
             return h.permute(0, 1, 4, 2, 3).reshape(k, n, -1)
         if self.impl == "grouped":   # (N, K*C, H, W), channels-last in memory
             h = x.transpose(0, 1).reshape(n, -1, 64, 64).contiguous(memory_format=torch.channels_last)
@@ -277,19 +264,10 @@ class PackedModels:
         names = ("deconv1", "deconv2", "deconv3", "deconv4")
         w = {name: (p[f"decoder.{name}.weight"], p[f"decoder.{name}.bias"]) for name in names}
         k, n = h.shape[:2]
-        if self.impl == "gemm":
+        if self.impl in MATRIX_IMPLS:
             h = h.permute(0, 1, 3, 4, 2)
             for name in names:
-                h = layers.conv_transpose4x4_s2(h, *w[name], self.gemm_layers[f"decoder.{name}.weight"][1])
-                h = h if name == "deconv4" else torch.relu(h)
-            return h.permute(0, 1, 4, 2, 3)
-        if self.impl == "triton":
-            from training.models import triton_layers
-
-            h = h.permute(0, 1, 3, 4, 2)
-            for name in names:
-                h = triton_layers.packed_conv(h, *w[name], "conv_transpose4x4_s2", relu=name != "deconv4",
-                                              precision=self.precision)
+                h = self._matrix_layer(f"decoder.{name}", h, *w[name], relu=name != "deconv4")
             return h.permute(0, 1, 4, 2, 3)
         if self.impl == "grouped":
             h = h.transpose(0, 1).reshape(n, k * 64, 4, 4).contiguous(memory_format=torch.channels_last)
@@ -301,6 +279,22 @@ class PackedModels:
             h = layers.packed_conv_transpose2d(h, *w[name], 2, 1)
             h = h if name == "deconv4" else torch.relu(h)
         return h
+
+    def _matrix_layer(self, name: str, h, matrix, bias, relu: bool):
+        """One convolution of impl "gemm" or "triton" on channels-last h (K, N, H, W, C): the layer's own impl
+        (:func:`_gemm_layers`) -> (K, N, HO, WO, O), ReLU'd if ``relu``."""
+        layer = self.gemm_layers[f"{name}.weight"]
+        if layer.impl == "triton":   # bias and ReLU fused into the kernels
+            from training.models import triton_layers
+
+            return triton_layers.packed_conv(h, matrix, bias, layer.kind, relu=relu, precision=self.precision)
+        if layer.kind == "conv4x4_s2":
+            out = layers.conv4x4_s2(h, matrix, bias, layer.form)
+        elif layer.kind == "conv2x2_s2":
+            out = layers.conv2x2_s2(h, matrix, bias)
+        else:
+            out = layers.conv_transpose4x4_s2(h, matrix, bias, layer.form)
+        return torch.relu(out) if relu else out
 
     def _discriminator_bmm(self, z):
         d = self.disc_params
@@ -418,8 +412,8 @@ class PackedModels:
             for name, p in trainer.vae.named_parameters():
                 value = self.vae_params[name][row:row + 1]
                 if name in self.gemm_layers:
-                    kind, form, shape = self.gemm_layers[name]
-                    value = layers.gemm_weight(kind, value, (1,) + shape, form)
+                    layer = self.gemm_layers[name]
+                    value = layers.gemm_weight(layer.kind, value, (1,) + layer.shape, layer.form)
                 p.copy_(value[0])
             if trainer.discriminator is not None:
                 for name, p in trainer.discriminator.named_parameters():
@@ -439,18 +433,38 @@ def _check_triton(device: torch.device) -> None:
                          f"TRITON_INTERPRET=1)")
 
 
-def _gemm_layers(vae: GaussianVAE, impl: str = "gemm") -> dict[str, tuple[str, str, tuple]]:
-    """The convolution weights of ``vae`` that impls "gemm" and "triton" keep as matrices: name -> (kind, form,
-    single-run weight shape)."""
+class MatrixLayer(NamedTuple):
+    """A convolution whose stacked weights impls "gemm" and "triton" keep as a matrix."""
+
+    kind: str      # packed_layers.GEMM_KINDS
+    form: str      # the matrix layout (packed_layers.gemm_matrix)
+    shape: tuple   # the single run's weight shape
+    impl: str      # the layer's kernels: "gemm" (batched matrix products) or "triton" (fused kernels)
+
+
+# each convolution of the shared architecture: (name, kind, input height)
+_CONVOLUTIONS = [("encoder.conv1", "conv4x4_s2", 64), ("encoder.conv2", "conv4x4_s2", 32),
+                 ("encoder.conv3", "conv2x2_s2", 16), ("encoder.conv4", "conv2x2_s2", 8),
+                 ("decoder.deconv1", "conv_transpose4x4_s2", 4), ("decoder.deconv2", "conv_transpose4x4_s2", 8),
+                 ("decoder.deconv3", "conv_transpose4x4_s2", 16), ("decoder.deconv4", "conv_transpose4x4_s2", 32)]
+
+
+def _gemm_layers(vae: GaussianVAE, impl: str = "gemm") -> dict[str, MatrixLayer]:
+    """The convolution weights of ``vae`` that impls "gemm" and "triton" keep as matrices: name -> MatrixLayer.
+
+    Under impl "triton" a layer runs the fused kernels unless the measured table says the gemm layer is faster
+    there (``triton_layers.uses_kernels``); the two give the same values up to rounding."""
     out = {}
-    for prefix, module, kind in [("encoder.conv1", vae.encoder.conv1, "conv4x4_s2"),
-                                 ("encoder.conv2", vae.encoder.conv2, "conv4x4_s2"),
-                                 ("encoder.conv3", vae.encoder.conv3, "conv2x2_s2"),
-                                 ("encoder.conv4", vae.encoder.conv4, "conv2x2_s2")] + [
-            (f"decoder.deconv{i}", getattr(vae.decoder, f"deconv{i}"), "conv_transpose4x4_s2") for i in (1, 2, 3, 4)]:
+    for prefix, kind, height in _CONVOLUTIONS:
+        module = vae.get_submodule(prefix)
         c_in, c_out = (module.in_channels, module.out_channels)
-        form = layers.TRITON_FORMS[kind] if impl == "triton" else layers.gemm_form(kind, c_in, c_out)
-        out[f"{prefix}.weight"] = (kind, form, tuple(module.weight.shape))
+        layer_impl = "gemm"
+        if impl == "triton":
+            from training.models import triton_layers
+
+            layer_impl = "triton" if triton_layers.uses_kernels(kind, c_in, c_out, height) else "gemm"
+        form = layers.TRITON_FORMS[kind] if layer_impl == "triton" else layers.gemm_form(kind, c_in, c_out)
+        out[f"{prefix}.weight"] = MatrixLayer(kind, form, tuple(module.weight.shape), layer_impl)
     return out
 
 

@@ -237,6 +237,30 @@ NUM_WARPS = 8
 LAUNCH_CONFIGS: dict[tuple[str, int, int, int, str], tuple[int, int, int | None]] = {}
 
 
+# Layers (kind, C, O, input height) where the gemm layer (forward and backward) measured faster than these kernels:
+# train_packed(impl="triton") runs the gemm layer there (``triton_tune.py`` measures both; :func:`set_layer_impls`).
+GEMM_LAYERS: set[tuple[str, int, int, int]] = set()
+
+
+def uses_kernels(kind: str, c: int, o: int, height: int) -> bool:
+    """Whether impl "triton" runs this layer with the fused kernels (else with the gemm layer, :data:`GEMM_LAYERS`)."""
+    return (kind, c, o, height) not in GEMM_LAYERS
+
+
+def set_layer_impls(rows) -> int:
+    """Install measured per-layer choices: rows of dicts with kind, c, o, height and impl "gemm" or "triton"
+    (``triton_tune.py --json``'s "layers"). Returns the number of layers that will run the gemm layer."""
+    for row in rows:
+        key = (row["kind"], int(row["c"]), int(row["o"]), int(row["height"]))
+        if row["kind"] not in FORWARD or row["impl"] not in ("gemm", "triton"):
+            raise ValueError(f"not a layer choice of this module: {row}")
+        if row["impl"] == "gemm":
+            GEMM_LAYERS.add(key)
+        else:
+            GEMM_LAYERS.discard(key)
+    return len(GEMM_LAYERS)
+
+
 def launch_config(kind: str, c: int, o: int, height: int, pass_name: str) -> dict:
     """``block_m``, ``num_warps``, ``num_stages`` of one layer's pass (:data:`LAUNCH_CONFIGS`, else the defaults)."""
     block_m, num_warps, num_stages = LAUNCH_CONFIGS.get((kind, c, o, height, pass_name), (None, NUM_WARPS, None))
