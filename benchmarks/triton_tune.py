@@ -2,11 +2,12 @@
 
 For every convolution of the shared architecture (beta-VAE on 64x64x1 images, batch 64) and each of its passes
 (forward, input gradient, weight gradient), on a pack of K models in bf16, this times the kernel with each
-(rows per program, warps, pipeline stages) of ``--configs`` and prints the time, the achieved TFLOP/s and GB/s
-(the bytes the pass must read and write at least once), and the best config. The sum of the best times is the
-convolutions' share of a packed training step; ``K / sum`` bounds the model-steps/s these kernels allow.
+(rows per program, warps, pipeline stages[, reduction indices per tile]) of ``--configs`` and prints the time, the
+achieved TFLOP/s and GB/s (the bytes the pass must read and write at least once), and the best config. The sum of
+the best times is the convolutions' share of a packed training step; ``K / sum`` bounds the model-steps/s these
+kernels allow.
 
-    python benchmarks/triton_tune.py [--k 512] [--configs 64:4:3 64:8:3 128:8:3] [--json out.json]
+    python benchmarks/triton_tune.py [--k 512] [--configs 64:8:3 128:8:3 32:4:3:128] [--json out.json]
 
 The JSON's "best" lists the fastest configuration of each layer and pass in the form
 ``training.models.triton_layers.set_launch_configs`` installs (``gpu_pack.py --launch out.json``). Then each layer's
@@ -43,6 +44,19 @@ def _timer(device):
         fn()
         return 1e3 * (time.perf_counter() - start)
     return plain
+
+
+def parse_config(spec: str) -> tuple[int, int, int, int | None]:
+    """``block_m:num_warps:num_stages[:block_r]`` -> (block_m, num_warps, num_stages, block_r or None)."""
+    values = [int(v) for v in spec.split(":")]
+    if len(values) not in (3, 4):
+        raise SystemExit(f"a launch config is block_m:num_warps:num_stages[:block_r], got {spec!r}")
+    return tuple(values) if len(values) == 4 else (*values, None)
+
+
+def _spec(cfg: dict) -> str:
+    return ":".join(str(cfg[key]) for key in ("block_m", "num_warps", "num_stages", "block_r")
+                    if cfg[key] is not None)
 
 
 def compare_layer(time_ms, T, L, name, kind, c, o, size, relu, weight, bias, x, grad, best, device) -> dict:
@@ -84,8 +98,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--k", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--configs", nargs="+", default=["64:8:3", "128:8:3", "64:4:3", "128:8:2", "64:8:4"],
-                        help="block_m:num_warps:num_stages ...")
+    parser.add_argument("--configs", nargs="+", default=["64:8:3", "128:8:3", "32:4:3", "64:8:3:128", "32:4:3:128"],
+                        help="block_m:num_warps:num_stages[:block_r] ...")
     parser.add_argument("--json", default=None)
     parser.add_argument("--tiny", action="store_true")
     args = parser.parse_args(argv)
@@ -106,7 +120,7 @@ def main(argv=None) -> int:
 
     dtype = torch.float32 if args.tiny else torch.bfloat16
     time_ms = _timer(device)
-    configs = [tuple(int(v) for v in spec.split(":")) for spec in args.configs]
+    configs = [parse_config(spec) for spec in args.configs]
     rows, best_rows, layer_rows, total = [], [], [], 0.0
     g = torch.Generator(device=device).manual_seed(0)
     print(f"{torch.cuda.get_device_name(0) if device.type == 'cuda' else 'cpu (interpreter)'}, K={k}, batch {n}")
@@ -124,40 +138,41 @@ def main(argv=None) -> int:
         # two gradients cost the same
         flops = 2.0 * out.numel() * T.FORWARD[kind].taps ** 2 * c
         size_of = x.element_size()
-        passes = {
-            "forward": (lambda bm, w, s: T.gather_gemm(x, T.forward_matrix(kind, matrix), bias, T.FORWARD[kind],
-                                                       out_hw, relu=relu, block_m=bm, num_warps=w, num_stages=s),
+        passes = {   # each: launch config (block_m, num_warps, num_stages, block_r) -> the pass
+            "forward": (lambda cfg: T.gather_gemm(x, T.forward_matrix(kind, matrix), bias, T.FORWARD[kind], out_hw,
+                                                  relu=relu, **cfg),
                         (x.numel() + out.numel()) * size_of),
-            "wgrad": (lambda bm, w, s: T.gather_gemm_wgrad(x, grad, T.FORWARD[kind], mask=mask, block_m=bm,
-                                                           num_warps=w, num_stages=s),
+            "wgrad": (lambda cfg: T.gather_gemm_wgrad(x, grad, T.FORWARD[kind], mask=mask, **cfg),
                       (x.numel() + out.numel() * (2 if relu else 1)) * size_of),
         }
         if name != "conv1":
             dmatrix = T.dgrad_matrix(kind, matrix, c)
-            passes["dgrad"] = (lambda bm, w, s: T.gather_gemm(grad, dmatrix, None, T.DGRAD[kind], (size, size),
-                                                              mask=mask, block_m=bm, num_warps=w, num_stages=s),
+            passes["dgrad"] = (lambda cfg: T.gather_gemm(grad, dmatrix, None, T.DGRAD[kind], (size, size),
+                                                         mask=mask, **cfg),
                                (x.numel() + out.numel() * (2 if relu else 1)) * size_of)
         for pass_name, (fn, nbytes) in passes.items():
             best = None
-            for bm, warps, stages in configs:
+            for bm, warps, stages, block_r in configs:
+                cfg = {"block_m": bm, "num_warps": warps, "num_stages": stages, "block_r": block_r}
                 try:
-                    ms = time_ms(lambda: fn(bm, warps, stages))
+                    ms = time_ms(lambda: fn(cfg))
                 except Exception as exc:  # noqa: BLE001 (e.g. out of shared memory: report, go on)
-                    print(f"  {name:8s} {pass_name:8s} {bm}:{warps}:{stages} failed: {type(exc).__name__}: "
+                    print(f"  {name:8s} {pass_name:8s} {_spec(cfg)} failed: {type(exc).__name__}: "
                           f"{str(exc)[:200]}", flush=True)
                     continue
-                row = {"layer": name, "pass": pass_name, "block_m": bm, "num_warps": warps, "num_stages": stages,
-                       "ms": ms, "tflops": flops / ms / 1e9, "gbps": nbytes / ms / 1e6}
+                row = {"layer": name, "pass": pass_name, **cfg, "ms": ms, "tflops": flops / ms / 1e9,
+                       "gbps": nbytes / ms / 1e6}
                 rows.append(row)
                 if best is None or ms < best["ms"]:
                     best = row
             if best is not None:
                 total += best["ms"]
                 best_rows.append({"kind": kind, "c": c, "o": o, "height": size, "pass": pass_name,
-                                  **{key: best[key] for key in ("block_m", "num_warps", "num_stages", "ms")}})
-                print(f"{name:8s} {pass_name:8s} best {best['block_m']}:{best['num_warps']}:{best['num_stages']} "
-                      f"{best['ms']:8.3f} ms  {best['tflops']:7.1f} TFLOP/s  {best['gbps']:7.0f} GB/s  ("
-                      + ", ".join(f"{r['block_m']}:{r['num_warps']}:{r['num_stages']} {r['ms']:.3f}"
+                                  **{key: best[key] for key in ("block_m", "num_warps", "num_stages", "block_r",
+                                                                "ms")}})
+                print(f"{name:8s} {pass_name:8s} best {_spec(best)} {best['ms']:8.3f} ms  {best['tflops']:7.1f} "
+                      f"TFLOP/s  {best['gbps']:7.0f} GB/s  ("
+                      + ", ".join(f"{_spec(r)} {r['ms']:.3f}"
                                   for r in rows if r["layer"] == name and r["pass"] == pass_name) + ")", flush=True)
         layer_rows.append(compare_layer(time_ms, T, L, name, kind, c, o, size, relu, weight, bias, x, grad,
                                         [r for r in best_rows if r["kind"] == kind and r["c"] == c and r["o"] == o

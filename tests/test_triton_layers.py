@@ -94,13 +94,39 @@ def test_weight_gradient_is_the_same_for_any_row_split_and_block(kind):
     torch.testing.assert_close(db3, db)
 
 
+@pytest.mark.parametrize("kind", T.KINDS)
+def test_any_reduction_tile_gives_the_same_values(kind):
+    """block_r: one tap's channels in halves (16), a whole tap (32), tiles spanning two or four taps (64, 128, the
+    "flat" addressing) -> the same forward pass, input gradient and weight gradient."""
+    g = torch.Generator().manual_seed(6)
+    c, o, size = 32, 16, 8
+    x = torch.randn((K, N, size, size, c), generator=g, dtype=DTYPE).to(DEVICE)
+    weight, bias = _weights(kind, c, o, g)
+    matrix = T.forward_matrix(kind, L.gemm_matrix(kind, weight, L.TRITON_FORMS[kind]).to(DEVICE))
+    out_hw = (T.out_size(kind, size),) * 2
+    grad = torch.randn((K, N) + out_hw + (o,), generator=g, dtype=DTYPE).to(DEVICE)
+    mask = torch.randn(grad.shape, generator=g, dtype=DTYPE).to(DEVICE)   # a ReLU mask is shaped like the gradient
+    dmatrix = T.dgrad_matrix(kind, L.gemm_matrix(kind, weight, L.TRITON_FORMS[kind]).to(DEVICE), c)
+    want = (T.gather_gemm(x, matrix, bias.to(DEVICE), T.FORWARD[kind], out_hw, relu=True),
+            T.gather_gemm(grad, dmatrix, None, T.DGRAD[kind], (size, size), mask=mask),
+            *T.gather_gemm_wgrad(x, grad, T.FORWARD[kind], mask=mask))
+    for block_r in (16, 32, 64, 128):
+        got = (T.gather_gemm(x, matrix, bias.to(DEVICE), T.FORWARD[kind], out_hw, relu=True, block_r=block_r),
+               T.gather_gemm(grad, dmatrix, None, T.DGRAD[kind], (size, size), mask=mask, block_r=block_r),
+               *T.gather_gemm_wgrad(x, grad, T.FORWARD[kind], mask=mask, block_r=block_r))
+        for a, b in zip(got, want):
+            torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match="block_r"):
+        T.gather_gemm_wgrad(x, grad, T.FORWARD[kind], block_r=48)
+
+
 def test_installed_launch_configurations_reach_the_kernels_and_keep_the_values(monkeypatch):
     """A measured launch table (triton_tune.py's "best") changes how a layer's passes are launched, not what they
     compute; bad rows are refused."""
     monkeypatch.setattr(T, "LAUNCH_CONFIGS", {})
     kind, c, o, size = "conv4x4_s2", 32, 16, 8
     assert T.launch_config(kind, c, o, size, "wgrad") == {"block_m": None, "num_warps": T.NUM_WARPS,
-                                                          "num_stages": None}
+                                                          "num_stages": None, "block_r": None}
     g = torch.Generator().manual_seed(9)
     x = torch.randn((K, N, size, size, c), generator=g, dtype=DTYPE).to(DEVICE)
     weight, bias = _weights(kind, c, o, g)
@@ -115,15 +141,17 @@ def test_installed_launch_configurations_reach_the_kernels_and_keep_the_values(m
 
     before = run()
     rows = [{"kind": kind, "c": c, "o": o, "height": size, "pass": name, "block_m": 16, "num_warps": 4,
-             "num_stages": 2} for name in ("forward", "dgrad", "wgrad")]
+             "num_stages": 2, "block_r": 64} for name in ("forward", "dgrad", "wgrad")]
     assert T.set_launch_configs(rows) == 3
-    assert T.launch_config(kind, c, o, size, "dgrad") == {"block_m": 16, "num_warps": 4, "num_stages": 2}
+    assert T.launch_config(kind, c, o, size, "dgrad") == {"block_m": 16, "num_warps": 4, "num_stages": 2,
+                                                          "block_r": 64}
     seen = []
     real = T.gather_gemm_wgrad
-    monkeypatch.setattr(T, "gather_gemm_wgrad", lambda *a, **kw: seen.append(kw["block_m"]) or real(*a, **kw))
+    monkeypatch.setattr(T, "gather_gemm_wgrad",
+                        lambda *a, **kw: seen.append((kw["block_m"], kw["block_r"])) or real(*a, **kw))
     for got, want in zip(run(), before):
         torch.testing.assert_close(got, want)
-    assert seen == [16]
+    assert seen == [(16, 64)]
     with pytest.raises(ValueError, match="launch configuration"):
         T.set_launch_configs([dict(rows[0], **{"pass": "sideways"})])
 

@@ -231,10 +231,11 @@ def _wgrad_kernel(x_ptr, g_ptr, mask_ptr, dw_ptr, db_ptr,
 NUM_WARPS = 8
 
 
-# Measured launch configurations: (kind, C, O, input height, pass) -> (block_m, num_warps, num_stages), pass one of
-# "forward", "dgrad", "wgrad"; a layer not listed gets (64, NUM_WARPS, Triton's default). ``benchmarks/triton_tune.py``
-# times the candidates on a GPU and writes its best as a table that :func:`set_launch_configs` installs.
-LAUNCH_CONFIGS: dict[tuple[str, int, int, int, str], tuple[int, int, int | None]] = {}
+# Measured launch configurations: (kind, C, O, input height, pass) -> (block_m, num_warps, num_stages, block_r), pass
+# one of "forward", "dgrad", "wgrad"; a layer not listed gets (64, NUM_WARPS, Triton's default, see _block_r).
+# ``benchmarks/triton_tune.py`` times the candidates on a GPU and writes its best as a table that
+# :func:`set_launch_configs` installs.
+LAUNCH_CONFIGS: dict[tuple[str, int, int, int, str], tuple[int, int, int | None, int | None]] = {}
 
 
 # Layers (kind, C, O, input height) where the gemm layer (forward and backward) measured faster than these kernels:
@@ -262,20 +263,23 @@ def set_layer_impls(rows) -> int:
 
 
 def launch_config(kind: str, c: int, o: int, height: int, pass_name: str) -> dict:
-    """``block_m``, ``num_warps``, ``num_stages`` of one layer's pass (:data:`LAUNCH_CONFIGS`, else the defaults)."""
-    block_m, num_warps, num_stages = LAUNCH_CONFIGS.get((kind, c, o, height, pass_name), (None, NUM_WARPS, None))
-    return {"block_m": block_m, "num_warps": num_warps, "num_stages": num_stages}
+    """``block_m``, ``num_warps``, ``num_stages``, ``block_r`` of one layer's pass (:data:`LAUNCH_CONFIGS`, else the
+    defaults)."""
+    block_m, num_warps, num_stages, block_r = LAUNCH_CONFIGS.get((kind, c, o, height, pass_name),
+                                                                 (None, NUM_WARPS, None, None))
+    return {"block_m": block_m, "num_warps": num_warps, "num_stages": num_stages, "block_r": block_r}
 
 
 def set_launch_configs(rows) -> int:
     """Install measured launch configurations: rows of dicts with kind, c, o, height, pass, block_m, num_warps,
-    num_stages (``triton_tune.py --json``'s "best"). Returns the number installed."""
+    num_stages and optionally block_r (``triton_tune.py --json``'s "best"). Returns the number installed."""
     for row in rows:
         if row["kind"] not in FORWARD or row["pass"] not in ("forward", "dgrad", "wgrad"):
             raise ValueError(f"not a launch configuration of this module: {row}")
         LAUNCH_CONFIGS[(row["kind"], int(row["c"]), int(row["o"]), int(row["height"]), row["pass"])] = (
             int(row["block_m"]), int(row["num_warps"]),
-            None if row.get("num_stages") is None else int(row["num_stages"]))
+            None if row.get("num_stages") is None else int(row["num_stages"]),
+            None if row.get("block_r") is None else int(row["block_r"]))
     return len(rows)
 
 
@@ -291,12 +295,20 @@ def _pow2(value: int, low: int, high: int) -> int:
     return max(low, min(high, triton.next_power_of_2(value)))
 
 
-def _block_r(r: int, c: int) -> int:
-    """Reduction indices per tile: with C a multiple of 16, the largest power of two <= 64 dividing C (a tile within
-    one tap); else ("flat" tiles, C < 16 in this architecture) all R rounded up to a power of two, 16 to 64."""
+def _block_r(r: int, c: int, block_r: int | None = None) -> tuple[int, bool]:
+    """Reduction indices per tile and whether the tile is "flat" -> (BR, FLAT).
+
+    Default: with C a multiple of 16, the largest power of two <= 64 dividing C (a tile within one tap); else
+    ("flat" tiles, C < 16 in this architecture) all R rounded up to a power of two, 16 to 64. ``block_r`` (a power of
+    two >= 16) asks for that many instead: more than C makes a flat tile spanning several taps (fewer passes over
+    the other operand in the weight gradient, more address arithmetic)."""
+    if block_r is not None:
+        if block_r < 16 or block_r & (block_r - 1):
+            raise ValueError(f"block_r must be a power of two >= 16, got {block_r}")
+        return block_r, c % 16 != 0 or block_r > c or c % block_r != 0
     if c % 16 == 0:
-        return min(64, c & -c)
-    return _pow2(r, 16, 64)
+        return min(64, c & -c), False
+    return _pow2(r, 16, 64), True
 
 
 def _precision(dtype: torch.dtype, precision: str) -> str | None:
@@ -319,12 +331,12 @@ def _accumulator(dtype: torch.dtype):
 def gather_gemm(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, geometry: Geometry,
                 out_hw: tuple[int, int], relu: bool = False, mask: torch.Tensor | None = None,
                 precision: str = "fp32", block_m: int | None = None, num_warps: int = NUM_WARPS,
-                num_stages: int | None = None) -> torch.Tensor:
+                num_stages: int | None = None, block_r: int | None = None) -> torch.Tensor:
     """One gather GEMM for all K models: x (K, N, H, W, C) channels-last, contiguous; w (K, P, R, O) with
     R = taps**2 * C (any float dtype, cast to x's on load); bias (K, O) or None; ``mask`` (like x) zeroes the
     operand where ``mask <= 0`` (the ReLU mask of a gradient) -> (K, N, HO, WO, O) in x's dtype. ``block_m``,
-    ``num_warps``, ``num_stages``: the launch (rows per program, warps per program, software-pipeline depth; see
-    ``benchmarks/triton_tune.py``)."""
+    ``num_warps``, ``num_stages``, ``block_r``: the launch (rows per program, warps per program, software-pipeline
+    depth, reduction indices per tile (:func:`_block_r`); see ``benchmarks/triton_tune.py``)."""
     k, n, h, w_in, c = x.shape
     kw, phases, r, o = w.shape
     if kw != k or phases != geometry.phases or r != geometry.taps ** 2 * c:
@@ -333,33 +345,34 @@ def gather_gemm(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, geo
     gh, gw = ho // geometry.out_stride, wo // geometry.out_stride
     w, bias = w.contiguous(), (None if bias is None else bias.contiguous())   # the kernel assumes dense rows
     out = x.new_empty((k, n, ho, wo, o))
-    bm, br, bo = _block_m(block_m), _block_r(r, c), _pow2(o, 16, 64)
+    (br, flat), bm, bo = _block_r(r, c, block_r), _block_m(block_m), _pow2(o, 16, 64)
     grid = (triton.cdiv(n * gh * gw, bm), k * phases, triton.cdiv(o, bo))
     _gather_gemm_kernel[grid](
         x, x if mask is None else mask, w, w if bias is None else bias, out,
         n, h, w_in, c, gh, gw, ho, wo, o, r,
         S=geometry.stride, D=geometry.step, TX=geometry.taps, OFF=geometry.offset, PIN=geometry.phase_in,
         OS=geometry.out_stride, P=phases, HAS_MASK=mask is not None, HAS_BIAS=bias is not None, RELU=relu,
-        PREC=_precision(x.dtype, precision), ACC=_accumulator(x.dtype), FLAT=c % 16 != 0, BM=bm, BR=br, BO=bo,
+        PREC=_precision(x.dtype, precision), ACC=_accumulator(x.dtype), FLAT=flat, BM=bm, BR=br, BO=bo,
         **_launch(num_warps, num_stages))
     return out
 
 
 def gather_gemm_wgrad(x: torch.Tensor, grad: torch.Tensor, geometry: Geometry, mask: torch.Tensor | None = None,
                       with_bias: bool = True, precision: str = "fp32", split: int | None = None,
-                      block_m: int | None = None, num_warps: int = NUM_WARPS, num_stages: int | None = None
-                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
+                      block_m: int | None = None, num_warps: int = NUM_WARPS, num_stages: int | None = None,
+                      block_r: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The weight (and bias) gradient of :func:`gather_gemm`'s forward pass: x (K, N, H, W, C) its input,
     grad (K, N, HO, WO, O) the gradient of its output (zeroed where ``mask <= 0``) -> dW (K, P, R, O) float32 and
     dbias (K, O) float32 (summed over the phases) or None (float64 for float64 inputs). ``split``: row chunks per
     model, each summed by its own programs (default: enough programs to fill a large GPU). ``block_m``: rows per
-    step of a program's loop (see :func:`_block_m`)."""
+    step of a program's loop (see :func:`_block_m`); ``block_r``: see :func:`_block_r` (each program re-reads the
+    gradient once per tile of R)."""
     k, n, h, w_in, c = x.shape
     _, _, ho, wo, o = grad.shape
     phases, r = geometry.phases, geometry.taps ** 2 * c
     gh, gw = ho // geometry.out_stride, wo // geometry.out_stride
     m = n * gh * gw
-    bm, br, bo = _block_m(block_m), _block_r(r, c), _pow2(o, 16, 64)
+    (br, flat), bm, bo = _block_r(r, c, block_r), _block_m(block_m), _pow2(o, 16, 64)
     tiles = triton.cdiv(r, br) * k * phases * triton.cdiv(o, bo)
     if split is None:   # aim at ~2,048 programs, each at least 8 row tiles
         split = max(1, min(triton.cdiv(2048, tiles), m // (8 * bm)))
@@ -374,7 +387,7 @@ def gather_gemm_wgrad(x: torch.Tensor, grad: torch.Tensor, geometry: Geometry, m
         n, h, w_in, c, gh, gw, ho, wo, o, r, rows_per_split, split, k * phases,
         S=geometry.stride, D=geometry.step, TX=geometry.taps, OFF=geometry.offset, PIN=geometry.phase_in,
         OS=geometry.out_stride, P=phases, HAS_MASK=mask is not None, HAS_BIAS=with_bias,
-        PREC=_precision(x.dtype, precision), ACC=_accumulator(x.dtype), FLAT=c % 16 != 0, BM=bm, BR=br, BO=bo,
+        PREC=_precision(x.dtype, precision), ACC=_accumulator(x.dtype), FLAT=flat, BM=bm, BR=br, BO=bo,
         **_launch(num_warps, num_stages))
     dw = (dw[0] if split == 1 else dw.sum(0)).view(k, phases, r, o)
     return dw, (db.sum(0).view(k, phases, o).sum(1) if with_bias else None)
