@@ -7,7 +7,7 @@
 #   2 gpu_pack.py agree: the same 4 runs trained with gemm and triton, fp32 and bf16          \
 #     gpu_pack.py speed: triton bf16 K=128,512, gemm bf16 K=512, triton tf32 K=512, ...       } <= 250 s
 #     gpu_pack.py profile: the fastest configuration (host vs GPU time, host floor, kernels)  /
-#   3 triton_tune.py: each kernel per layer and pass at K=512 for three launch configs, then   <= 130 s
+#   3 triton_tune.py: each kernel per layer and pass at K=512 for six launch configs, then     <= 130 s
 #     each layer's forward + backward with the fused kernels and with gemm's layer
 #   4 gpu_pack.py speed and profile again: triton bf16 K=512,1024 with the launch configs and   <= 120 s
 #     the per-layer choices (fused kernels or gemm's) phase 3 found, gemm bf16 K=512
@@ -23,6 +23,7 @@ PY="${PY:-python3}"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 TINY=""; T1=90; T2=250; T3=130; T4=120; PACK=""; TUNED="triton:bf16:512,1024 gemm:bf16:512"
 PHASES=" ${GPU_TRITON_PHASES:-1 2 3 4} "
+TUNE_CONFIGS="64:8:3 128:8:3 32:4:3 64:8:3:128 32:4:3:128 32:8:3:256"
 if [ "${GPU_TRITON_TINY:-0}" = "1" ]; then
   TINY="--tiny"; T1=300; T2=900; T3=900; T4=300; export TRITON_INTERPRET=1
   PACK="--configs triton:fp32:2 gemm:fp32:2 --agree-precisions fp32"; TUNED="triton:fp32:2"
@@ -48,7 +49,7 @@ fi
 
 phase "3 tune"
 if run 3; then
-  timeout $T3 $PY benchmarks/triton_tune.py $TINY --k 512 --configs 64:8:3 128:8:3 32:4:3 \
+  timeout $T3 $PY benchmarks/triton_tune.py $TINY --k 512 --configs $TUNE_CONFIGS \
     --json "$OUT/triton_tune.json" > "$OUT/triton_tune.log" 2>&1
   echo "triton_tune exit $?" | tee -a "$OUT/phases.log"; tail -38 "$OUT/triton_tune.log"
 fi
