@@ -5,12 +5,13 @@
 #
 #   1 the kernels' tests on CUDA (fp32, against cuDNN without TF32)                         <= 90 s
 #   2 gpu_pack.py agree: the same 4 runs trained with gemm and triton, fp32 and bf16          \
-#     gpu_pack.py speed: triton bf16 K=128,512, gemm bf16 K=512, triton tf32 K=512, ...       } <= 250 s
+#     gpu_pack.py speed: triton bf16 K=128,512, gemm bf16 K=512, triton tf32 K=512, ...       } <= 220 s
 #     gpu_pack.py profile: the fastest configuration (host vs GPU time, host floor, kernels)  /
 #   3 triton_tune.py: each kernel per layer and pass at K=512 for six launch configs, then     <= 130 s
 #     each layer's forward + backward with the fused kernels and with gemm's layer
-#   4 gpu_pack.py speed and profile again: triton bf16 K=512,1024 with the launch configs and   <= 120 s
-#     the per-layer choices (fused kernels or gemm's) phase 3 found, gemm bf16 K=512
+#   4 gpu_pack.py speed and profile again: triton bf16 K=512,1024 with the launch configs and   <= 150 s
+#     the per-layer choices (fused kernels or gemm's) phase 3 found, gemm bf16 K=512, then
+#     triton bf16 K=512 with torch.compile
 # GPU_TRITON_PHASES="3 4" runs only those phases (default: all four).
 # Every phase writes its log and JSON under $OUT as it goes, so a phase cut by its timeout still leaves its results.
 # (8 files at most come back from a lent machine: phases.log, tests.log and the logs and JSON of phases 2-4.)
@@ -21,7 +22,7 @@ mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 PY="${PY:-python3}"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-TINY=""; T1=90; T2=250; T3=130; T4=120; PACK=""; TUNED="triton:bf16:512,1024 gemm:bf16:512"
+TINY=""; T1=90; T2=220; T3=130; T4=150; PACK=""; TUNED="triton:bf16:512,1024 gemm:bf16:512 triton:bf16:512:compile"
 PHASES=" ${GPU_TRITON_PHASES:-1 2 3 4} "
 TUNE_CONFIGS="64:8:3 128:8:3 32:4:3 64:8:3:128 32:4:3:128 32:8:3:256"
 if [ "${GPU_TRITON_TINY:-0}" = "1" ]; then
@@ -58,7 +59,7 @@ phase "4 speed with the tuned launches"
 if ! run 4; then
   :
 elif [ -s "$OUT/triton_tune.json" ]; then
-  timeout $T4 $PY benchmarks/gpu_pack.py $TINY --phases speed,profile --budget 60 --configs $TUNED \
+  timeout $T4 $PY benchmarks/gpu_pack.py $TINY --phases speed,profile --budget 90 --configs $TUNED \
     --launch "$OUT/triton_tune.json" --json "$OUT/gpu_tuned.json" > "$OUT/gpu_tuned.log" 2>&1
   echo "gpu_pack tuned exit $?" | tee -a "$OUT/phases.log"; grep -E "model-steps|launch|profile:" "$OUT/gpu_tuned.log"
 else

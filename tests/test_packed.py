@@ -238,3 +238,15 @@ def test_triton_impl_runs_measured_gemm_layers_with_gemm(monkeypatch):
         _assert_same_run(triton_run, gemm_run, steps=2, pack_size=2)
     with pytest.raises(ValueError, match="layer choice"):
         triton_layers.set_layer_impls([dict(chosen[0], impl="cudnn")])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAVE_TRITON, reason="impl 'triton' needs the triton package")
+def test_compiled_triton_impl_matches_eager():
+    """compile=True with impl "triton": torch.compile compiles the step around the fused kernels (custom operators)
+    and trains the same runs (here on the CPU, the kernels in Triton's interpreter)."""
+    runs = [({"beta": 1.0}, 0), ({"beta": 8.0}, 3)]
+    out = {compiled: train_packed(BlobDataset(), "beta_vae", runs, steps=2, batch_size=4, device="cpu",
+                                  num_eval_samples=4, impl="triton", compile=compiled) for compiled in (False, True)}
+    for eager_run, compiled_run in zip(out[False], out[True]):
+        _assert_same_run(compiled_run, eager_run, steps=2, pack_size=2)

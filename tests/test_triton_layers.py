@@ -166,13 +166,43 @@ def test_bad_shapes_and_kinds_raise():
                                                                                           device=DEVICE), "conv3x3")
 
 
-def test_impl_triton_without_cuda_or_interpreter_or_with_compile_is_refused(monkeypatch):
-    from training.packed import PackedModels, _check_triton
-    from training.train import Trainer
+@pytest.mark.parametrize("kind, relu", [("conv4x4_s2", True), ("conv_transpose4x4_s2", False)])
+def test_the_layer_is_a_well_formed_custom_operator(kind, relu):
+    """torch.library.opcheck: schema, fake (shape-only) implementations, autograd registration and the traced
+    (AOT) forward and backward agree with eager, as torch.compile will use them."""
+    g = torch.Generator().manual_seed(2)
+    c, o, size = 3, 5, 4
+    x = torch.randn((K, N, size, size, c), generator=g, dtype=DTYPE).to(DEVICE).requires_grad_(True)
+    weight, bias = _weights(kind, c, o, g)
+    matrix = L.gemm_matrix(kind, weight, L.TRITON_FORMS[kind]).contiguous().to(DEVICE).requires_grad_(True)
+    torch.library.opcheck(torch.ops.dstudy.triton_packed_conv.default,
+                          (x, matrix, bias.to(DEVICE).requires_grad_(True), kind, relu, "fp32"))
 
-    trainers = [Trainer("beta_vae", {"beta": 1.0}, 0, 1, torch.device(DEVICE), channels_last=False, fused_adam=False)]
-    with pytest.raises(ValueError, match="compile"):
-        PackedModels(trainers, torch.device(DEVICE), 1e-4, 1e-4, impl="triton", compile=True)
+
+def test_impl_triton_without_cuda_or_interpreter_is_refused(monkeypatch):
+    from training.packed import _check_triton
+
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     with pytest.raises(ValueError, match="runs on CUDA"):
         _check_triton(torch.device("cpu"))
+
+
+def test_measured_tables_name_layers_of_the_architecture():
+    """Every entry of the H200 tables is a (kind, C, O, input height) of the shared architecture (1 or 3 channels),
+    so none is silently never used; the passes and configurations are well formed."""
+    from training.models.architecture import GaussianVAE
+    from training.packed import _CONVOLUTIONS
+
+    layers = set()
+    for channels in (1, 3):
+        vae = GaussianVAE(channels, 10)
+        for name, kind, height in _CONVOLUTIONS:
+            module = vae.get_submodule(name)
+            layers.add((kind, module.in_channels, module.out_channels, height))
+    assert T.H200_GEMM_LAYERS <= layers
+    assert {key[:4] for key in T.H200_LAUNCH_CONFIGS} <= layers
+    for (kind, c, o, height, pass_name), (block_m, warps, stages, block_r) in T.H200_LAUNCH_CONFIGS.items():
+        assert pass_name in ("forward", "dgrad", "wgrad") and block_m in (32, 64, 128) and warps in (4, 8)
+    # installed on a GPU only: the interpreter runs every layer fused, with its own tiles
+    installed = os.environ.get("TRITON_INTERPRET") != "1"
+    assert (T.H200_GEMM_LAYERS <= T.GEMM_LAYERS) == installed

@@ -116,8 +116,6 @@ class PackedModels:
         self.impl = impl
         if impl == "triton":
             _check_triton(device)
-            if compile:
-                raise ValueError("compile=True does not apply to impl 'triton' (its layers are fused kernels already)")
         vae_params, _ = stack_module_state([t.vae for t in trainers])
         # impls "gemm" and "triton" keep the convolution weights as the matrices their kernels consume (the stacked
         # parameters and Adam's states live in that layout; write_back converts a run's rows back)
@@ -555,8 +553,9 @@ def train_packed(dataset, method: str, runs: Sequence[tuple[dict, int]], steps: 
         CPU, where oneDNN's single-model convolutions beat the packed layers), ``"triton"`` (fused kernels, CUDA;
         needs the triton package), ``"vmap"``, ``"grouped"`` or ``"bmm"``. Same results up to rounding.
     compile: ``torch.compile`` the pack's forward pass and objectives (and so their backward pass). Meant for
-        CUDA with ``impl="gemm"``, where Inductor fuses the memory-bound glue around the matrix products into few
-        kernels; the first step then takes a minute or more to compile. Same results up to rounding.
+        CUDA with ``impl="gemm"`` or ``"triton"``, where Inductor fuses the memory-bound glue around the matrix
+        products into few kernels (the fused Triton layers are custom operators it calls as they are); the first
+        step then takes a minute or more to compile. Same results up to rounding.
     workers: CPU only: the pack is dealt round-robin into this many sub-packs, trained at the same time in as many
         threads, each sub-pack one stacked computation on ONE intra-op thread. Default: torch's intra-op thread
         count (the cores this process uses), at most K. Two single-threaded sub-packs beat one two-threaded pack on

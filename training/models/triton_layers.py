@@ -4,9 +4,10 @@ The ``gemm`` implementation (:mod:`training.models.packed_layers`) spends most o
 products: window gathers, shifted sums, phase interleaves, casts, bias adds and ReLUs are separate memory-bound
 kernels (measured on an H200: copies 44 % of the step, products 18 %). Here each layer's forward pass, input
 gradient and weight gradient is ONE kernel that gathers its operand tiles straight from the channels-last
-activations (no im2col tensor) and fuses bias, ReLU and the ReLU mask of the gradient. Not yet measured on a GPU:
-``benchmarks/gpu_triton.sh`` is the prepared check (``benchmarks/triton_compile.py`` compiles every variant for a
-GPU target here).
+activations (no im2col tensor) and fuses bias, ReLU and the ReLU mask of the gradient. Measured on an H200
+(``benchmarks/gpu_triton.sh``; ``benchmarks/triton_compile.py`` compiles every variant for a GPU target without
+one): faster than gemm's layers for conv1, conv4 and deconv1, slower for the other five (mostly their weight
+gradients), so impl "triton" runs gemm's layer where the measured table :data:`GEMM_LAYERS` says so.
 
 Every layer of the shared architecture, and every input gradient, is one **gather GEMM**. For model k and phase p
 (of P), output grid row m = (n, i, j) and reduction index r = (ty, tx, c) (c fastest):
@@ -243,6 +244,52 @@ LAUNCH_CONFIGS: dict[tuple[str, int, int, int, str], tuple[int, int, int | None,
 GEMM_LAYERS: set[tuple[str, int, int, int]] = set()
 
 
+# Measured on one NVIDIA H200 (torch 2.11, Triton 3.6; K = 512 runs, batch 64, bf16;
+# benchmarks/measured/2026-11-28-h200-triton/triton_tune2.json): the fastest of three launch configurations per layer
+# and pass, and the layers whose gemm forward + backward beat the fused kernels (forward + backward per step of 512
+# runs). The 3-channel output layer is put with its 1-channel twin by analogy (its 3 columns waste a 16-column tile
+# the same way; not timed). Installed at import on a GPU; in Triton's interpreter (a correctness tool) every layer
+# runs the fused kernels with the interpreter's tiles.
+H200_LAUNCH_CONFIGS = {
+    ("conv4x4_s2", 1, 32, 64, "forward"): (128, 8, 3, None),
+    ("conv4x4_s2", 1, 32, 64, "wgrad"): (32, 4, 3, None),
+    ("conv4x4_s2", 32, 32, 32, "forward"): (128, 8, 3, None),
+    ("conv4x4_s2", 32, 32, 32, "wgrad"): (128, 8, 3, None),
+    ("conv4x4_s2", 32, 32, 32, "dgrad"): (128, 8, 3, None),
+    ("conv2x2_s2", 32, 64, 16, "forward"): (32, 4, 3, None),
+    ("conv2x2_s2", 32, 64, 16, "wgrad"): (32, 4, 3, None),
+    ("conv2x2_s2", 32, 64, 16, "dgrad"): (32, 4, 3, None),
+    ("conv2x2_s2", 64, 64, 8, "forward"): (64, 8, 3, None),
+    ("conv2x2_s2", 64, 64, 8, "wgrad"): (32, 4, 3, None),
+    ("conv2x2_s2", 64, 64, 8, "dgrad"): (32, 4, 3, None),
+    ("conv_transpose4x4_s2", 64, 64, 4, "forward"): (128, 8, 3, None),
+    ("conv_transpose4x4_s2", 64, 64, 4, "wgrad"): (32, 4, 3, None),
+    ("conv_transpose4x4_s2", 64, 64, 4, "dgrad"): (64, 8, 3, None),
+    ("conv_transpose4x4_s2", 64, 32, 8, "forward"): (32, 4, 3, None),
+    ("conv_transpose4x4_s2", 64, 32, 8, "wgrad"): (32, 4, 3, None),
+    ("conv_transpose4x4_s2", 64, 32, 8, "dgrad"): (32, 4, 3, None),
+    ("conv_transpose4x4_s2", 32, 32, 16, "forward"): (128, 8, 3, None),
+    ("conv_transpose4x4_s2", 32, 32, 16, "wgrad"): (128, 8, 3, None),
+    ("conv_transpose4x4_s2", 32, 32, 16, "dgrad"): (128, 8, 3, None),
+    ("conv_transpose4x4_s2", 32, 1, 32, "forward"): (32, 4, 3, None),
+    ("conv_transpose4x4_s2", 32, 1, 32, "wgrad"): (32, 4, 3, None),
+    ("conv_transpose4x4_s2", 32, 1, 32, "dgrad"): (128, 8, 3, None),
+}
+H200_GEMM_LAYERS = {
+    ("conv4x4_s2", 32, 32, 32),   # conv2: gemm 20.1 ms, fused 29.9 ms
+    ("conv2x2_s2", 32, 64, 16),   # conv3: gemm 2.8 ms, fused 5.3 ms
+    ("conv_transpose4x4_s2", 64, 32, 8),   # deconv2: gemm 8.8 ms, fused 13.8 ms
+    ("conv_transpose4x4_s2", 32, 32, 16),   # deconv3: gemm 24.8 ms, fused 29.8 ms
+    ("conv_transpose4x4_s2", 32, 1, 32),   # deconv4: gemm 9.4 ms, fused 68.7 ms
+    ("conv_transpose4x4_s2", 32, 3, 32),   # deconv4 of the 3-channel datasets, by analogy
+}
+
+
+if os.environ.get("TRITON_INTERPRET") != "1":
+    LAUNCH_CONFIGS.update(H200_LAUNCH_CONFIGS)
+    GEMM_LAYERS.update(H200_GEMM_LAYERS)
+
+
 def uses_kernels(kind: str, c: int, o: int, height: int) -> bool:
     """Whether impl "triton" runs this layer with the fused kernels (else with the gemm layer, :data:`GEMM_LAYERS`)."""
     return (kind, c, o, height) not in GEMM_LAYERS
@@ -396,32 +443,64 @@ def gather_gemm_wgrad(x: torch.Tensor, grad: torch.Tensor, geometry: Geometry, m
 # ---- the layer ----------------------------------------------------------------------------------------------------
 
 
-class _PackedConv(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, matrix, bias, kind, relu, precision):
-        h, w = out_size(kind, x.shape[2]), out_size(kind, x.shape[3])
-        # every program reads the whole weight tile it needs: cast the (small) weights to the activations' dtype
-        # once, not in every program
-        layer = (kind, x.shape[-1], matrix.shape[-1], x.shape[2])
-        out = gather_gemm(x, forward_matrix(kind, matrix).to(x.dtype), bias, FORWARD[kind], (h, w), relu=relu,
-                          precision=precision, **launch_config(*layer, "forward"))
-        ctx.kind, ctx.relu, ctx.precision = kind, relu, precision
-        ctx.save_for_backward(x, matrix, out if relu else None)
-        return out
+# The layer is a pair of custom operators: torch.compile then calls the kernels as opaque operators (with their
+# output shapes from the fake implementations) and compiles the rest of the step around them.
 
-    @staticmethod
-    def backward(ctx, grad):
-        x, matrix, out = ctx.saved_tensors
-        grad = grad.contiguous()
-        kind, c = ctx.kind, x.shape[-1]
-        layer = (kind, c, grad.shape[-1], x.shape[2])
-        dx = None
-        if ctx.needs_input_grad[0]:
-            dx = gather_gemm(grad, dgrad_matrix(kind, matrix.to(grad.dtype), c), None, DGRAD[kind],
-                             tuple(x.shape[2:4]), mask=out, precision=ctx.precision, **launch_config(*layer, "dgrad"))
-        dw, db = gather_gemm_wgrad(x, grad, FORWARD[kind], mask=out, with_bias=ctx.needs_input_grad[2],
-                                   precision=ctx.precision, **launch_config(*layer, "wgrad"))
-        return dx, dw.view(matrix.shape), db, None, None, None
+
+@torch.library.custom_op("dstudy::triton_packed_conv", mutates_args=())
+def _conv_op(x: torch.Tensor, matrix: torch.Tensor, bias: torch.Tensor, kind: str, relu: bool,
+             precision: str) -> torch.Tensor:
+    h, w = out_size(kind, x.shape[2]), out_size(kind, x.shape[3])
+    layer = (kind, x.shape[-1], matrix.shape[-1], x.shape[2])
+    # every program reads the whole weight tile it needs: cast the (small) weights to the activations' dtype once,
+    # not in every program
+    return gather_gemm(x, forward_matrix(kind, matrix).to(x.dtype), bias, FORWARD[kind], (h, w), relu=relu,
+                       precision=precision, **launch_config(*layer, "forward"))
+
+
+@_conv_op.register_fake
+def _conv_shape(x, matrix, bias, kind, relu, precision):
+    return x.new_empty((x.shape[0], x.shape[1], out_size(kind, x.shape[2]), out_size(kind, x.shape[3]),
+                        matrix.shape[-1]))
+
+
+@torch.library.custom_op("dstudy::triton_packed_conv_backward", mutates_args=())
+def _conv_backward_op(grad: torch.Tensor, x: torch.Tensor, matrix: torch.Tensor, out: torch.Tensor | None, kind: str,
+                      precision: str, input_grad: bool, bias_grad: bool
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """-> (dx, dmatrix, dbias); dx and dbias are empty when not asked for (an operator returns tensors only)."""
+    c = x.shape[-1]
+    layer = (kind, c, grad.shape[-1], x.shape[2])
+    dx = x.new_empty(0)
+    if input_grad:
+        dx = gather_gemm(grad, dgrad_matrix(kind, matrix.to(grad.dtype), c), None, DGRAD[kind], tuple(x.shape[2:4]),
+                         mask=out, precision=precision, **launch_config(*layer, "dgrad"))
+    dw, db = gather_gemm_wgrad(x, grad, FORWARD[kind], mask=out, with_bias=bias_grad, precision=precision,
+                               **launch_config(*layer, "wgrad"))
+    return dx, dw.view(matrix.shape), (db if bias_grad else dw.new_empty(0))
+
+
+@_conv_backward_op.register_fake
+def _conv_backward_shapes(grad, x, matrix, out, kind, precision, input_grad, bias_grad):
+    accumulator = torch.float64 if x.dtype == torch.float64 else torch.float32
+    return (x.new_empty(x.shape if input_grad else (0,)), matrix.new_empty(matrix.shape, dtype=accumulator),
+            matrix.new_empty((x.shape[0], grad.shape[-1]) if bias_grad else (0,), dtype=accumulator))
+
+
+def _conv_setup(ctx, inputs, output):
+    x, matrix, _, kind, relu, precision = inputs
+    ctx.kind, ctx.precision = kind, precision
+    ctx.save_for_backward(x, matrix, output if relu else None)
+
+
+def _conv_backward(ctx, grad):
+    x, matrix, out = ctx.saved_tensors
+    input_grad, bias_grad = ctx.needs_input_grad[0], ctx.needs_input_grad[2]
+    dx, dw, db = _conv_backward_op(grad.contiguous(), x, matrix, out, ctx.kind, ctx.precision, input_grad, bias_grad)
+    return (dx if input_grad else None), dw, (db if bias_grad else None), None, None, None
+
+
+_conv_op.register_autograd(_conv_backward, setup_context=_conv_setup)
 
 
 def packed_conv(x: torch.Tensor, matrix: torch.Tensor, bias: torch.Tensor, kind: str, relu: bool = False,
@@ -432,6 +511,6 @@ def packed_conv(x: torch.Tensor, matrix: torch.Tensor, bias: torch.Tensor, kind:
     -> (K, N, HO, WO, O) in x's dtype. ``precision`` "tf32" lets fp32 operands use TF32 products."""
     if kind not in FORWARD:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
-    return _PackedConv.apply(x.contiguous(), matrix, bias, kind, relu, precision)
+    return _conv_op(x.contiguous(), matrix, bias, kind, relu, precision)
 
 
