@@ -63,11 +63,17 @@ def record_launches(channels: int, precision: str, k: int = 2, n: int = 64) -> l
         for name, kind, c, o, size, relu in architecture(channels):
             shape = (k,) + L.weight_shape(kind, c, o)
             matrix = L.gemm_matrix(kind, torch.empty(shape, device="meta"), L.TRITON_FORMS[kind])
-            matrix.requires_grad_(True)
-            bias = torch.empty((k, o), device="meta", requires_grad=True)
-            x = torch.empty((k, n, size, size, c), device="meta", dtype=dtype, requires_grad=name != "conv1")
-            out = T.packed_conv(x, matrix, bias, kind, relu=relu, precision=precision)
-            out.backward(torch.empty_like(out))
+            bias = torch.empty((k, o), device="meta")
+            x = torch.empty((k, n, size, size, c), device="meta", dtype=dtype)
+            # the custom operators' bodies (through the dispatcher, meta tensors would run the shape-only fakes)
+            if kind == "conv_transpose4x4_s2" and o <= T.COL2IM_MAX_O:
+                w_all = T.col2im_matrix(matrix, c)
+                out = T.col2im_forward(x, w_all, bias, relu, precision)
+                T.col2im_backward(torch.empty_like(out), x, w_all, out if relu else None, precision, True)
+            else:
+                out = T.conv_forward(x, matrix, bias, kind, relu, precision)
+                T.conv_backward(torch.empty_like(out), x, matrix, out if relu else None, kind, precision,
+                                name != "conv1", True)
     finally:
         T._gather_gemm_kernel, T._wgrad_kernel = saved
     return calls
@@ -106,27 +112,34 @@ def main(argv=None) -> int:
     parser.add_argument("--channels", type=int, default=1)
     parser.add_argument("--precision", default="bf16", choices=("fp32", "tf32", "bf16"))
     parser.add_argument("--num-warps", type=int, default=None, help="default: the launchers' own choice")
-    parser.add_argument("--num-stages", type=int, default=3)
+    parser.add_argument("--num-stages", type=int, default=None,
+                        help="default: the launch table's, else 3")
     args = parser.parse_args(argv)
+    args.num_stages_given = args.num_stages is not None
+    args.num_stages = 3 if args.num_stages is None else args.num_stages
     target = GPUTarget("cuda", args.arch, 32)
     seen, failed = set(), 0
     print(f"triton {triton.__version__}, target sm_{args.arch}, {args.precision}, {args.channels} channel(s)")
     for kernel, _grid, call_args, constexprs in record_launches(args.channels, args.precision):
-        constexprs = dict(constexprs)
+        constexprs = dict(constexprs)   # the launch options (a launch table's) are not kernel arguments
         num_warps = constexprs.pop("num_warps", 4) if args.num_warps is None else args.num_warps
         constexprs.pop("num_warps", None)
+        launch_stages = constexprs.pop("num_stages", None)
+        num_stages = args.num_stages if launch_stages is None or args.num_stages_given else launch_stages
         signature, values = _variant(kernel, call_args, constexprs)
-        key = (kernel.__name__, tuple(sorted(signature.items())), tuple(sorted((k, str(v)) for k, v in values.items())))
+        key = (kernel.__name__, tuple(sorted(signature.items())), tuple(sorted((k, str(v)) for k, v in values.items())),
+               num_warps, num_stages)
         if key in seen:
             continue
         seen.add(key)
-        label = f"{kernel.__name__:20s} " + " ".join(f"{k}={v}" for k, v in values.items() if k not in ("ACC",))
+        label = (f"{kernel.__name__:20s} " + " ".join(f"{k}={v}" for k, v in values.items() if k not in ("ACC",))
+                 + f" warps={num_warps} stages={num_stages}")
         start = time.perf_counter()
         try:
             src = ASTSource(fn=kernel, signature=signature,
                             constexprs={(kernel.arg_names.index(k),): v for k, v in values.items()})
             compiled = triton.compile(src, target=target, options={"num_warps": num_warps,
-                                                                   "num_stages": args.num_stages})
+                                                                   "num_stages": num_stages})
         except Exception as exc:  # noqa: BLE001 (report every failing variant)
             failed += 1
             print(f"FAILED {label}: {type(exc).__name__}: {str(exc)[:400]}", flush=True)

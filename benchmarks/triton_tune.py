@@ -14,7 +14,8 @@ The JSON's "best" lists the fastest configuration of each layer and pass in the 
 whole forward and backward pass (autograd, bf16 autocast, as training runs it) is timed twice: the fused kernels with
 their best configurations, and impl gemm's layer (``packed_layers``). The JSON's "layers" gives the faster of the two
 per layer, the form ``triton_layers.set_layer_impls`` installs (impl "triton" then runs the gemm layer where it is
-faster).
+faster). The output layer (at most ``triton_layers.COL2IM_MAX_O`` channels) trains by the col2im path: its
+per-pass rows time the four-phase kernels, its forward + backward row the col2im path that training runs.
 
 ``--tiny`` runs the script on the CPU in Triton's interpreter (K=2, batch 4; timings meaningless).
 """

@@ -179,6 +179,35 @@ def test_the_layer_is_a_well_formed_custom_operator(kind, relu):
                           (x, matrix, bias.to(DEVICE).requires_grad_(True), kind, relu, "fp32"))
 
 
+@pytest.mark.parametrize("o, relu", [(1, False), (3, True)])
+def test_col2im_output_layer_equals_the_four_phase_kernels(o, relu, monkeypatch):
+    """A transposed convolution to few channels (O <= COL2IM_MAX_O) takes the col2im path (a pointwise GEMM to
+    16 * O columns, then a fixed 0/1 gather); values and all gradients equal the four-phase kernels'; the custom
+    operator is well formed."""
+    kind, c, size = "conv_transpose4x4_s2", 8, 4
+    assert o <= T.COL2IM_MAX_O
+    g = torch.Generator().manual_seed(o)
+    x = torch.randn((K, N, size, size, c), generator=g, dtype=DTYPE).to(DEVICE)
+    weight, bias = _weights(kind, c, o, g)
+    matrix = L.gemm_matrix(kind, weight, L.TRITON_FORMS[kind]).contiguous().to(DEVICE)
+    grad = torch.randn((K, N, 2 * size, 2 * size, o), generator=g, dtype=DTYPE).to(DEVICE)
+    calls = []
+    op = T._col2im_op
+    monkeypatch.setattr(T, "_col2im_op", lambda *a: calls.append(1) or op(*a))
+    results = []
+    for layer in (lambda *a: T.packed_conv(*a, kind, relu=relu), lambda *a: T._conv_op(*a, kind, relu, "fp32")):
+        xt, mt, bt = (t.clone().requires_grad_(True) for t in (x, matrix, bias.to(DEVICE)))
+        out = layer(xt, mt, bt)
+        (out * grad).sum().backward()
+        results.append((out, xt.grad, mt.grad, bt.grad))
+    assert calls == [1]   # packed_conv took the col2im path, _conv_op the four phases
+    for got, want in zip(*results):
+        torch.testing.assert_close(got, want)
+    w_all = weight.permute(0, 1, 3, 4, 2).reshape(K, 1, c, 16 * o).to(DEVICE).requires_grad_(True)
+    torch.library.opcheck(torch.ops.dstudy.triton_col2im_conv.default,
+                          (x.clone().requires_grad_(True), w_all, bias.to(DEVICE).requires_grad_(True), relu, "fp32"))
+
+
 def test_impl_triton_without_cuda_or_interpreter_is_refused(monkeypatch):
     from training.packed import _check_triton
 

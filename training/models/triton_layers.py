@@ -29,11 +29,16 @@ The input gradient of a 4x4 stride-2 convolution is a transposed convolution of 
 weight gradient (:func:`gather_gemm_wgrad`) is ``A^T @ grad`` over all rows m, with A gathered as in the forward
 pass, split over row chunks for parallelism, the bias gradient (the column sums of the gradient) in the same pass.
 
+A transposed convolution to few channels (the output layer) pads its O columns to a 16-column tile and reads its
+input once per phase; it takes a col2im path instead (:func:`col2im_forward`): a pointwise GEMM to 16 * O columns,
+then a fixed 0/1 gather GEMM in the transposed geometry (not yet timed on a GPU).
+
 Without a CUDA device the kernels run in Triton's interpreter (``TRITON_INTERPRET=1`` set before importing this
 module): slow, for tests on small shapes.
 """
 from __future__ import annotations
 
+import functools
 import os
 from typing import NamedTuple
 
@@ -447,9 +452,9 @@ def gather_gemm_wgrad(x: torch.Tensor, grad: torch.Tensor, geometry: Geometry, m
 # output shapes from the fake implementations) and compiles the rest of the step around them.
 
 
-@torch.library.custom_op("dstudy::triton_packed_conv", mutates_args=())
-def _conv_op(x: torch.Tensor, matrix: torch.Tensor, bias: torch.Tensor, kind: str, relu: bool,
-             precision: str) -> torch.Tensor:
+def conv_forward(x: torch.Tensor, matrix: torch.Tensor, bias: torch.Tensor | None, kind: str, relu: bool,
+                 precision: str) -> torch.Tensor:
+    """The layer's forward pass (the body of its custom operator; see :func:`packed_conv`)."""
     h, w = out_size(kind, x.shape[2]), out_size(kind, x.shape[3])
     layer = (kind, x.shape[-1], matrix.shape[-1], x.shape[2])
     # every program reads the whole weight tile it needs: cast the (small) weights to the activations' dtype once,
@@ -458,17 +463,23 @@ def _conv_op(x: torch.Tensor, matrix: torch.Tensor, bias: torch.Tensor, kind: st
                        precision=precision, **launch_config(*layer, "forward"))
 
 
+@torch.library.custom_op("dstudy::triton_packed_conv", mutates_args=())
+def _conv_op(x: torch.Tensor, matrix: torch.Tensor, bias: torch.Tensor, kind: str, relu: bool,
+             precision: str) -> torch.Tensor:
+    return conv_forward(x, matrix, bias, kind, relu, precision)
+
+
 @_conv_op.register_fake
 def _conv_shape(x, matrix, bias, kind, relu, precision):
     return x.new_empty((x.shape[0], x.shape[1], out_size(kind, x.shape[2]), out_size(kind, x.shape[3]),
                         matrix.shape[-1]))
 
 
-@torch.library.custom_op("dstudy::triton_packed_conv_backward", mutates_args=())
-def _conv_backward_op(grad: torch.Tensor, x: torch.Tensor, matrix: torch.Tensor, out: torch.Tensor | None, kind: str,
-                      precision: str, input_grad: bool, bias_grad: bool
-                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """-> (dx, dmatrix, dbias); dx and dbias are empty when not asked for (an operator returns tensors only)."""
+def conv_backward(grad: torch.Tensor, x: torch.Tensor, matrix: torch.Tensor, out: torch.Tensor | None, kind: str,
+                  precision: str, input_grad: bool, bias_grad: bool
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The layer's backward pass: ``out`` the forward output where it was ReLU'd (the gradient's mask), else None
+    -> (dx, dmatrix, dbias); dx and dbias are empty when not asked for (an operator returns tensors only)."""
     c = x.shape[-1]
     layer = (kind, c, grad.shape[-1], x.shape[2])
     dx = x.new_empty(0)
@@ -478,6 +489,13 @@ def _conv_backward_op(grad: torch.Tensor, x: torch.Tensor, matrix: torch.Tensor,
     dw, db = gather_gemm_wgrad(x, grad, FORWARD[kind], mask=out, with_bias=bias_grad, precision=precision,
                                **launch_config(*layer, "wgrad"))
     return dx, dw.view(matrix.shape), (db if bias_grad else dw.new_empty(0))
+
+
+@torch.library.custom_op("dstudy::triton_packed_conv_backward", mutates_args=())
+def _conv_backward_op(grad: torch.Tensor, x: torch.Tensor, matrix: torch.Tensor, out: torch.Tensor | None, kind: str,
+                      precision: str, input_grad: bool, bias_grad: bool
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return conv_backward(grad, x, matrix, out, kind, precision, input_grad, bias_grad)
 
 
 @_conv_backward_op.register_fake
@@ -503,6 +521,117 @@ def _conv_backward(ctx, grad):
 _conv_op.register_autograd(_conv_backward, setup_context=_conv_setup)
 
 
+# ---- the output layer: a transposed convolution to few channels as a 1x1 GEMM and a col2im gather ------------------
+# With O output channels (1 or 3: the images), the four-phase kernels pad O to a 16-column tile and read the input
+# once per phase. Instead: P = x @ W_all, one pointwise GEMM to 16 * O columns (one per tap and channel), reading x
+# once; then out[Y, X, o] = sum of P's columns (ky, kx, o) over the pixels with Y = 2i - 1 + ky, X = 2j - 1 + kx: a
+# gather GEMM of P in the transposed geometry with a fixed 0/1 selection matrix (bias and ReLU fused there).
+
+COL2IM_MAX_O = 4   # transposed convolutions with at most this many output channels take the col2im path
+_POINTWISE = Geometry(stride=1, step=1, taps=1, offset=0, phase_in=0, out_stride=1, phases=1)
+
+
+@functools.lru_cache(maxsize=16)
+def _selection(o: int, device: str, dtype: torch.dtype) -> torch.Tensor:
+    """The col2im gather's weights (1, 4 * 4 * 16 * O, O) in the "phases" form: the transposed convolution whose
+    input channel (ky, kx, o') reaches output channel o through tap (ky, kx) alone, with weight 1 if o' = o."""
+    from training.models import packed_layers
+
+    w = torch.zeros((1, 16 * o, o, 4, 4), dtype=torch.float64)
+    for ky in range(4):
+        for kx in range(4):
+            for c in range(o):
+                w[0, (ky * 4 + kx) * o + c, c, ky, kx] = 1.0
+    return packed_layers.gemm_matrix("conv_transpose4x4_s2", w, "phases").to(device=device, dtype=dtype)
+
+
+def col2im_forward(x: torch.Tensor, w_all: torch.Tensor, bias: torch.Tensor, relu: bool, precision: str
+                   ) -> torch.Tensor:
+    """The col2im path's forward pass: x (K, N, H, W, C), w_all (K, 1, C, 16 * O) columns (ky, kx, o), bias (K, O)
+    -> (K, N, 2H, 2W, O)."""
+    k, _, h, w, _ = x.shape
+    o = bias.shape[-1]
+    cols = gather_gemm(x, w_all.to(x.dtype), None, _POINTWISE, (h, w), precision=precision)
+    select = forward_matrix("conv_transpose4x4_s2", _selection(o, str(x.device), x.dtype).expand(k, -1, -1))
+    return gather_gemm(cols, select, bias, FORWARD["conv_transpose4x4_s2"], (2 * h, 2 * w), relu=relu,
+                       precision=precision)
+
+
+@torch.library.custom_op("dstudy::triton_col2im_conv", mutates_args=())
+def _col2im_op(x: torch.Tensor, w_all: torch.Tensor, bias: torch.Tensor, relu: bool, precision: str
+               ) -> torch.Tensor:
+    return col2im_forward(x, w_all, bias, relu, precision)
+
+
+@_col2im_op.register_fake
+def _col2im_shape(x, w_all, bias, relu, precision):
+    return x.new_empty((x.shape[0], x.shape[1], 2 * x.shape[2], 2 * x.shape[3], bias.shape[-1]))
+
+
+def col2im_backward(grad: torch.Tensor, x: torch.Tensor, w_all: torch.Tensor, out: torch.Tensor | None,
+                    precision: str, input_grad: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The col2im path's backward pass (``out`` as in :func:`conv_backward`) -> (dx, dw_all); dx is empty when
+    not asked for."""
+    k, _, h, w, c = x.shape
+    o = grad.shape[-1]
+    select = _selection(o, str(x.device), grad.dtype).expand(k, -1, -1)
+    # the gradient of P: the col2im gather's input gradient (the ReLU mask applied to the output gradient's loads)
+    dcols = gather_gemm(grad, dgrad_matrix("conv_transpose4x4_s2", select, 16 * o), None,
+                        DGRAD["conv_transpose4x4_s2"], (h, w), mask=out, precision=precision)
+    dx = x.new_empty(0)
+    if input_grad:
+        dx = gather_gemm(dcols, w_all.to(grad.dtype).transpose(2, 3), None, _POINTWISE, (h, w), precision=precision)
+    dw, _ = gather_gemm_wgrad(x, dcols, _POINTWISE, with_bias=False, precision=precision)
+    return dx, dw
+
+
+@torch.library.custom_op("dstudy::triton_col2im_conv_backward", mutates_args=())
+def _col2im_backward_op(grad: torch.Tensor, x: torch.Tensor, w_all: torch.Tensor, out: torch.Tensor | None,
+                        precision: str, input_grad: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    return col2im_backward(grad, x, w_all, out, precision, input_grad)
+
+
+@_col2im_backward_op.register_fake
+def _col2im_backward_shapes(grad, x, w_all, out, precision, input_grad):
+    accumulator = torch.float64 if x.dtype == torch.float64 else torch.float32
+    return x.new_empty(x.shape if input_grad else (0,)), w_all.new_empty(w_all.shape, dtype=accumulator)
+
+
+def _col2im_setup(ctx, inputs, output):
+    x, w_all, _, relu, precision = inputs
+    ctx.precision = precision
+    ctx.save_for_backward(x, w_all, output if relu else None)
+
+
+def _col2im_backward(ctx, grad):
+    x, w_all, out = ctx.saved_tensors
+    grad = grad.contiguous()
+    dx, dw = _col2im_backward_op(grad, x, w_all, out, ctx.precision, ctx.needs_input_grad[0])
+    db = None
+    if ctx.needs_input_grad[2]:
+        masked = grad if out is None else torch.where(out > 0, grad, torch.zeros_like(grad))
+        db = masked.sum(dim=(1, 2, 3), dtype=torch.float64 if grad.dtype == torch.float64 else torch.float32)
+    return (dx if ctx.needs_input_grad[0] else None), dw, db, None, None
+
+
+_col2im_op.register_autograd(_col2im_backward, setup_context=_col2im_setup)
+
+
+def _col2im_conv(x: torch.Tensor, matrix: torch.Tensor, bias: torch.Tensor, relu: bool, precision: str):
+    """The transposed convolution of the stored "phases" matrix (K, 16 * C, O) by the col2im path."""
+    return _col2im_op(x, col2im_matrix(matrix, x.shape[-1]), bias, relu, precision)
+
+
+def col2im_matrix(matrix: torch.Tensor, c_in: int) -> torch.Tensor:
+    """The col2im path's pointwise weights from the stored "phases" matrix (K, 16 * C, O) -> (K, 1, C, 16 * O),
+    columns (ky, kx, o) (differentiable torch ops)."""
+    from training.models import packed_layers
+
+    k, o = matrix.shape[0], matrix.shape[-1]
+    weight = packed_layers.gemm_weight("conv_transpose4x4_s2", matrix, (k, c_in, o, 4, 4), "phases")
+    return weight.permute(0, 1, 3, 4, 2).reshape(k, 1, c_in, 16 * o)
+
+
 def packed_conv(x: torch.Tensor, matrix: torch.Tensor, bias: torch.Tensor, kind: str, relu: bool = False,
                 precision: str = "fp32") -> torch.Tensor:
     """K convolutions of ``kind`` (:data:`KINDS`) with fused bias and optional ReLU: x (K, N, H, W, C)
@@ -511,6 +640,8 @@ def packed_conv(x: torch.Tensor, matrix: torch.Tensor, bias: torch.Tensor, kind:
     -> (K, N, HO, WO, O) in x's dtype. ``precision`` "tf32" lets fp32 operands use TF32 products."""
     if kind not in FORWARD:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    if kind == "conv_transpose4x4_s2" and matrix.shape[-1] <= COL2IM_MAX_O:
+        return _col2im_conv(x.contiguous(), matrix, bias, relu, precision)
     return _conv_op(x.contiguous(), matrix, bias, kind, relu, precision)
 
 
