@@ -482,7 +482,7 @@ def conv_backward(grad: torch.Tensor, x: torch.Tensor, matrix: torch.Tensor, out
     -> (dx, dmatrix, dbias); dx and dbias are empty when not asked for (an operator returns tensors only)."""
     c = x.shape[-1]
     layer = (kind, c, grad.shape[-1], x.shape[2])
-    dx = x.new_empty(0)
+    dx = grad.new_empty(0)
     if input_grad:
         dx = gather_gemm(grad, dgrad_matrix(kind, matrix.to(grad.dtype), c), None, DGRAD[kind], tuple(x.shape[2:4]),
                          mask=out, precision=precision, **launch_config(*layer, "dgrad"))
@@ -501,7 +501,7 @@ def _conv_backward_op(grad: torch.Tensor, x: torch.Tensor, matrix: torch.Tensor,
 @_conv_backward_op.register_fake
 def _conv_backward_shapes(grad, x, matrix, out, kind, precision, input_grad, bias_grad):
     accumulator = torch.float64 if x.dtype == torch.float64 else torch.float32
-    return (x.new_empty(x.shape if input_grad else (0,)), matrix.new_empty(matrix.shape, dtype=accumulator),
+    return (grad.new_empty(x.shape if input_grad else (0,)), matrix.new_empty(matrix.shape, dtype=accumulator),
             matrix.new_empty((x.shape[0], grad.shape[-1]) if bias_grad else (0,), dtype=accumulator))
 
 
@@ -578,7 +578,7 @@ def col2im_backward(grad: torch.Tensor, x: torch.Tensor, w_all: torch.Tensor, ou
     # the gradient of P: the col2im gather's input gradient (the ReLU mask applied to the output gradient's loads)
     dcols = gather_gemm(grad, dgrad_matrix("conv_transpose4x4_s2", select, 16 * o), None,
                         DGRAD["conv_transpose4x4_s2"], (h, w), mask=out, precision=precision)
-    dx = x.new_empty(0)
+    dx = grad.new_empty(0)
     if input_grad:
         dx = gather_gemm(dcols, w_all.to(grad.dtype).transpose(2, 3), None, _POINTWISE, (h, w), precision=precision)
     dw, _ = gather_gemm_wgrad(x, dcols, _POINTWISE, with_bias=False, precision=precision)
@@ -594,7 +594,7 @@ def _col2im_backward_op(grad: torch.Tensor, x: torch.Tensor, w_all: torch.Tensor
 @_col2im_backward_op.register_fake
 def _col2im_backward_shapes(grad, x, w_all, out, precision, input_grad):
     accumulator = torch.float64 if x.dtype == torch.float64 else torch.float32
-    return x.new_empty(x.shape if input_grad else (0,)), w_all.new_empty(w_all.shape, dtype=accumulator)
+    return grad.new_empty(x.shape if input_grad else (0,)), w_all.new_empty(w_all.shape, dtype=accumulator)
 
 
 def _col2im_setup(ctx, inputs, output):
