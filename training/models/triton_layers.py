@@ -46,6 +46,8 @@ import torch
 import triton
 import triton.language as tl
 
+from training.models import packed_layers
+
 
 class Geometry(NamedTuple):
     """A gather GEMM's index map (see the module docstring)."""
@@ -532,11 +534,12 @@ _POINTWISE = Geometry(stride=1, step=1, taps=1, offset=0, phase_in=0, out_stride
 
 
 @functools.lru_cache(maxsize=16)
-def _selection(o: int, device: str, dtype: torch.dtype) -> torch.Tensor:
+def _selection(o: int, device: str, dtype: torch.dtype, dgrad: bool = False) -> torch.Tensor:
     """The col2im gather's weights (1, 4 * 4 * 16 * O, O) in the "phases" form: the transposed convolution whose
-    input channel (ky, kx, o') reaches output channel o through tap (ky, kx) alone, with weight 1 if o' = o."""
-    from training.models import packed_layers
-
+    input channel (ky, kx, o') reaches output channel o through tap (ky, kx) alone, with weight 1 if o' = o.
+    ``dgrad``: its input gradient's weights instead (:func:`dgrad_matrix`), a constant too."""
+    if dgrad:
+        return dgrad_matrix("conv_transpose4x4_s2", _selection(o, device, dtype), 16 * o)
     w = torch.zeros((1, 16 * o, o, 4, 4), dtype=torch.float64)
     for ky in range(4):
         for kx in range(4):
@@ -572,12 +575,11 @@ def col2im_backward(grad: torch.Tensor, x: torch.Tensor, w_all: torch.Tensor, ou
                     precision: str, input_grad: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """The col2im path's backward pass (``out`` as in :func:`conv_backward`) -> (dx, dw_all); dx is empty when
     not asked for."""
-    k, _, h, w, c = x.shape
+    k, _, h, w, _ = x.shape
     o = grad.shape[-1]
-    select = _selection(o, str(x.device), grad.dtype).expand(k, -1, -1)
+    select = _selection(o, str(x.device), grad.dtype, dgrad=True).expand(k, -1, -1, -1)
     # the gradient of P: the col2im gather's input gradient (the ReLU mask applied to the output gradient's loads)
-    dcols = gather_gemm(grad, dgrad_matrix("conv_transpose4x4_s2", select, 16 * o), None,
-                        DGRAD["conv_transpose4x4_s2"], (h, w), mask=out, precision=precision)
+    dcols = gather_gemm(grad, select, None, DGRAD["conv_transpose4x4_s2"], (h, w), mask=out, precision=precision)
     dx = grad.new_empty(0)
     if input_grad:
         dx = gather_gemm(dcols, w_all.to(grad.dtype).transpose(2, 3), None, _POINTWISE, (h, w), precision=precision)
@@ -625,8 +627,6 @@ def _col2im_conv(x: torch.Tensor, matrix: torch.Tensor, bias: torch.Tensor, relu
 def col2im_matrix(matrix: torch.Tensor, c_in: int) -> torch.Tensor:
     """The col2im path's pointwise weights from the stored "phases" matrix (K, 16 * C, O) -> (K, 1, C, 16 * O),
     columns (ky, kx, o) (differentiable torch ops)."""
-    from training.models import packed_layers
-
     k, o = matrix.shape[0], matrix.shape[-1]
     weight = packed_layers.gemm_weight("conv_transpose4x4_s2", matrix, (k, c_in, o, 4, 4), "phases")
     return weight.permute(0, 1, 3, 4, 2).reshape(k, 1, c_in, 16 * o)
