@@ -2,6 +2,11 @@
 
 Phases (``--phases``, in this order; every result is appended to ``--json`` as soon as it exists):
 
+* ``ceiling``: ONE model trained at batch 64·K (``--ceiling-configs``), with the vendor's kernels (``nn.Conv2d`` /
+  ``nn.ConvTranspose2d`` on cuDNN, channels-last, fused Adam; optionally compiled): exactly the matrix arithmetic of a
+  pack of K runs at batch 64, with one set of weights instead of K. Reported in model-step equivalents per second
+  (images/s / 64) and TFLOP/s (``training.models.flops``), it is the speed the packed implementations are measured
+  against: a pack of K separate models does the same work in the same shapes with K times the weights;
 * ``agree``: the same 4 runs trained 30 steps in fp32, then bf16, with each impl of ``--agree`` (default gemm,
   triton: the fused Triton kernels checked against the measured default before they are timed): largest weight
   difference (Adam moves a weight whose gradient is ~0 by up to the learning rate per step on rounding noise
@@ -80,6 +85,8 @@ def label(impl: str, compiled: bool) -> str:
 
 
 def speed(dataset, device, configs, steps, warmup, budget, batch_size, record) -> None:
+    from training.models.flops import tflops
+
     start = time.perf_counter()
     for impl, precision, k, compiled in configs:
         if time.perf_counter() - start > budget:
@@ -99,12 +106,63 @@ def speed(dataset, device, configs, steps, warmup, budget, batch_size, record) -
                                  "error": str(exc)[:500]})
             continue
         peak = torch.cuda.max_memory_allocated(device) / 2 ** 30 if _cuda(device) else float("nan")
+        achieved = tflops(rate, batch_size=batch_size)
         print(f"{label(impl, compiled)} {precision:5s} K={k:4d}: {rate:9.0f} model-steps/s, "
-              f"{1e3 * seconds / steps:7.2f} ms/step, "
+              f"{achieved:6.1f} TFLOP/s, {1e3 * seconds / steps:7.2f} ms/step, "
               f"peak {peak:5.1f} GiB ({time.perf_counter() - t0:.0f} s with set-up)", flush=True)
         record.add("speed", {"impl": impl, "compile": compiled, "precision": precision, "k": k,
-                             "model_steps_per_s": rate, "seconds_with_set_up": time.perf_counter() - t0,
+                             "model_steps_per_s": rate, "tflops": achieved,
+                             "seconds_with_set_up": time.perf_counter() - t0,
                              "ms_per_step": 1e3 * seconds / steps, "peak_gib": peak})
+
+
+def ceiling(dataset, device, configs, steps, warmup, batch_size, record) -> None:
+    """One beta_vae model trained at batch ``batch_size * K`` for each (precision, K, compile) of ``configs`` (the
+    ``impl`` field of a config is ignored): model-step equivalents/s = K * steps / seconds, as a pack's."""
+    from contextlib import nullcontext
+
+    from training.models.flops import tflops
+    from training.train import Trainer
+
+    table, _ = dataset.device_table()
+    images = torch.from_numpy(table).to(device)
+    for _impl, precision, k, compiled in configs:
+        n = batch_size * k
+        if _cuda(device):
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(device)
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = precision != "fp32"
+        autocast = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
+        t0 = time.perf_counter()
+        try:
+            trainer = Trainer("beta_vae", dict(HPARAMS), 0, 1, device, compile=compiled)
+            draws = torch.Generator(device).manual_seed(0)
+            # the latent noise drawn on the device too (the trainer's host draw of 64*K x 10 values and its copy
+            # from pageable memory would make the host wait for the device every step)
+            trainer.noise = lambda num: (torch.randn((num, 10), device=device, generator=draws), None)
+            for t in range(warmup + steps):
+                if t == warmup:
+                    _sync(device)
+                    start = time.perf_counter()
+                rows = torch.randint(len(images), (n,), device=device, generator=draws)
+                batch = images[rows].unsqueeze(-1).float()
+                with autocast:
+                    trainer.step(batch, t)
+            _sync(device)
+            seconds = time.perf_counter() - start
+        except Exception as exc:  # noqa: BLE001 - e.g. out of memory: record it, go on
+            print(f"ceiling {precision:5s} batch {n:6d}{' compiled' if compiled else ''}: failed: "
+                  f"{type(exc).__name__}: {str(exc)[:300]}", flush=True)
+            record.add("ceiling", {"precision": precision, "k": k, "compile": compiled, "error": str(exc)[:500]})
+            continue
+        rate = k * steps / seconds
+        peak = torch.cuda.max_memory_allocated(device) / 2 ** 30 if _cuda(device) else float("nan")
+        achieved = tflops(rate, batch_size=batch_size)
+        print(f"ceiling {precision:5s} one model at batch {n:6d} (= K {k:4d}){' compiled' if compiled else ''}: "
+              f"{rate:9.0f} model-step equivalents/s, {achieved:6.1f} TFLOP/s, {1e3 * seconds / steps:7.2f} "
+              f"ms/step, peak {peak:5.1f} GiB ({time.perf_counter() - t0:.0f} s with set-up)", flush=True)
+        record.add("ceiling", {"precision": precision, "k": k, "compile": compiled, "model_steps_per_s": rate,
+                               "tflops": achieved, "ms_per_step": 1e3 * seconds / steps, "peak_gib": peak})
 
 
 def agree(dataset, device, impls, k, steps, batch_size, num_eval_samples, record, precision="fp32") -> None:
@@ -261,7 +319,7 @@ def encode(device, batch_size, record) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--phases", default="agree,speed,profile,encode")
+    parser.add_argument("--phases", default="ceiling,agree,speed,profile,encode")
     parser.add_argument("--agree", default="gemm,triton",
                         help="impls whose trained weights are compared (the first is the reference)")
     parser.add_argument("--agree-precisions", default="fp32,bf16")
@@ -269,6 +327,9 @@ def main(argv=None) -> int:
                         default=["triton:bf16:128,512", "gemm:bf16:512", "triton:tf32:512", "triton:bf16:1024",
                                  "gemm:bf16:512:compile"],
                         help="impl:precision:K1,K2,...[:compile] ... (tried in this order)")
+    parser.add_argument("--ceiling-configs", nargs="+", default=["cudnn:bf16:128,512", "cudnn:bf16:512:compile",
+                                                                  "cudnn:tf32:512"],
+                        help="ceiling phase: cudnn:precision:K1,K2,...[:compile] (one model at batch 64*K)")
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--budget", type=float, default=200.0, help="seconds for the speed phase")
@@ -303,6 +364,9 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     dataset = DSpritesSubgrid()
     phases = args.phases.split(",")
+    if "ceiling" in phases:
+        ceiling(dataset, device, parse_configs(args.ceiling_configs), 3 if args.tiny else 10,
+                1 if args.tiny else 3, batch_size, record)
     if "agree" in phases:
         for precision in args.agree_precisions.split(","):
             agree(dataset, device, args.agree.split(","), 2 if args.tiny else 4, 2 if args.tiny else 30, batch_size,

@@ -3,6 +3,10 @@
 For each K a pack of K runs (seeds 0..K-1, one hyperparameter value) is trained for ``--warmup`` untimed plus
 ``--steps`` timed steps; model-steps/s = K * timed steps / seconds. The baseline is the same ``--baseline-k`` runs
 trained one after another with ``training.train.train_model`` (its default speed settings), timed the same way.
+``--ceiling`` adds ONE model trained by ``train_model`` at batch ``baseline-k`` x 64: the same matrix arithmetic as
+the pack with one set of weights instead of K, in the single model's (vendor) kernels, reported in model-step
+equivalents per second (images/s / batch size). Every line also gives the achieved GFLOP/s of the network's matrix
+work (``training.models.flops``).
 Prints one line per configuration, the speed-up of the packed K = baseline-k over the sequential baseline, and the
 load average before and after (the CPU is shared: run it as
 ``flock /tmp/dstudy-bench.lock python benchmarks/train_many.py``). ``--json PATH`` also writes every number.
@@ -10,6 +14,7 @@ load average before and after (the CPU is shared: run it as
 Examples::
 
     python benchmarks/train_many.py --ks 1,2,4,8 --steps 10
+    python benchmarks/train_many.py --ks 8 --impls loop --workers 2 --steps 12 --warmup 2 --ceiling
     python benchmarks/train_many.py --device cuda --ks 1,8,32,128 --precisions fp32,tf32,bf16 --json out.json
 """
 from __future__ import annotations
@@ -26,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from training.models.flops import tflops  # noqa: E402
 from training.packed import train_packed  # noqa: E402
 from training.train import train_model  # noqa: E402
 from training.vocabulary import METHODS  # noqa: E402
@@ -63,11 +69,27 @@ def sequential_rate(dataset, method, hparams, k, steps, warmup, batch_size, devi
     """model-steps/s of k runs trained one after another with train_model (timed steps only)."""
     total = 0.0
     for seed in range(k):
-        marks, on_step = _timer(device, warmup, steps)
-        train_model(dataset, method, dict(hparams), seed, warmup + steps, batch_size=batch_size, device=device,
-                    num_eval_samples=0, progress=False, on_step=on_step)
-        total += marks[warmup + steps - 1] - marks[warmup - 1]
+        total += _model_seconds(dataset, method, hparams, seed, steps, warmup, batch_size, device)
     return k * steps / total, total
+
+
+def ceiling_rate(dataset, method, hparams, k, steps, warmup, batch_size, device):
+    """model-step equivalents/s of ONE model trained with train_model at batch k * batch_size (timed steps only)."""
+    seconds = _model_seconds(dataset, method, hparams, 0, steps, warmup, k * batch_size, device)
+    return k * steps / seconds, seconds
+
+
+def _model_seconds(dataset, method, hparams, seed, steps, warmup, batch_size, device) -> float:
+    marks, on_step = _timer(device, warmup, steps)
+    train_model(dataset, method, dict(hparams), seed, warmup + steps, batch_size=batch_size, device=device,
+                num_eval_samples=0, progress=False, on_step=on_step)
+    return marks[warmup + steps - 1] - marks[warmup - 1]
+
+
+def _gflops(rate: float, dataset, batch_size: int) -> str:
+    from training.train import dataset_channels
+
+    return f"{1e3 * tflops(rate, dataset_channels(dataset), batch_size):6.1f} GFLOP/s"
 
 
 def main(argv=None) -> int:
@@ -87,6 +109,9 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", default="auto",
                         help="comma-separated CPU sub-pack counts (auto: torch's intra-op threads; 1: one pack)")
     parser.add_argument("--baseline-k", type=int, default=8, help="runs of the sequential baseline (0: skip)")
+    parser.add_argument("--ceiling", action="store_true",
+                        help="also time one model at batch baseline-k x batch-size (the pack's arithmetic, one "
+                             "weight set)")
     parser.add_argument("--budget", type=float, default=float("inf"),
                         help="stop growing K once one configuration's timed part exceeds this many seconds")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
@@ -132,7 +157,8 @@ def main(argv=None) -> int:
                 results.append({"mode": "packed", "impl": label, "precision": precision, "k": k,
                                 "model_steps_per_s": rate, "seconds": seconds, "loadavg": os.getloadavg()[0]})
                 print(f"packed  {label:7s} {precision:5s} K={k:4d}  {rate:10.1f} model-steps/s  "
-                      f"({1000 * seconds / args.steps:.1f} ms per pack step, load {os.getloadavg()[0]:.1f})",
+                      f"{_gflops(rate, dataset, args.batch_size)}  ({1000 * seconds / args.steps:.1f} ms per pack "
+                      f"step, load {os.getloadavg()[0]:.1f})",
                       flush=True)
                 if args.json:   # partial results survive a time-out
                     Path(args.json).write_text(json.dumps({"info": info, "results": results}, indent=1))
@@ -143,8 +169,17 @@ def main(argv=None) -> int:
                                         args.batch_size, device)
         results.append({"mode": "sequential", "precision": "fp32", "k": args.baseline_k, "model_steps_per_s": rate,
                         "seconds": seconds, "loadavg": os.getloadavg()[0]})
-        print(f"sequential fp32 K={args.baseline_k:4d}  {rate:10.1f} model-steps/s  (train_model one run after "
-              f"another, load {os.getloadavg()[0]:.1f})", flush=True)
+        print(f"sequential fp32 K={args.baseline_k:4d}  {rate:10.1f} model-steps/s  "
+              f"{_gflops(rate, dataset, args.batch_size)}  (train_model one run after another, load "
+              f"{os.getloadavg()[0]:.1f})", flush=True)
+        if args.ceiling:
+            one, seconds = ceiling_rate(dataset, args.method, hparams, args.baseline_k, args.steps, args.warmup,
+                                        args.batch_size, device)
+            results.append({"mode": "ceiling", "precision": "fp32", "k": args.baseline_k, "model_steps_per_s": one,
+                            "seconds": seconds, "loadavg": os.getloadavg()[0]})
+            print(f"ceiling    fp32 K={args.baseline_k:4d}  {one:10.1f} model-step equivalents/s  "
+                  f"{_gflops(one, dataset, args.batch_size)}  (train_model, ONE model at batch "
+                  f"{args.baseline_k * args.batch_size}: {one / rate:.2f}x sequential)", flush=True)
         for r in results:
             if r["mode"] == "packed" and r["k"] == args.baseline_k and r["precision"] == "fp32" \
                     and "model_steps_per_s" in r:
