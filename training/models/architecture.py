@@ -83,7 +83,12 @@ class _ConvReLU(torch.autograd.Function):
     (the code table's build) takes 144 instead of 157 us per image; a beta_vae training step is unchanged within
     noise. The result is the same computation as ``nn.Conv2d`` / ``nn.ConvTranspose2d`` in the same memory format
     (bit-identical), and the backward pass is what autograd runs for the unfused pair: ``threshold_backward`` on
-    the saved output, then ``convolution_backward`` (tests/test_models_architecture.py).
+    the saved output, then ``convolution_backward`` for the input and weight gradients (bit-identical), except the
+    bias gradient, which is the masked gradient summed over (N, H, W) by ``torch.sum`` (equal up to the order of the
+    sum; tests/test_models_architecture.py). oneDNN's bias reduction inside ``convolution_backward`` is slow for
+    the transposed layers and the one-channel input layer (1-3 ms more per layer and step on one core); summing it
+    apart made a beta_vae step 0.92x as long on one thread (median of ten paired ``train_model`` runs, 0.85-1.05 on
+    this noisy VM) and 0.96x on two (five pairs).
     """
 
     @staticmethod
@@ -102,10 +107,10 @@ class _ConvReLU(torch.autograd.Function):
         x, weight, out = ctx.saved_tensors
         stride, padding, transposed = ctx.geometry
         grad = torch.ops.aten.threshold_backward(grad, out, 0)
-        bias_size = [weight.shape[1] if transposed else weight.shape[0]]
-        gx, gw, gb = torch.ops.aten.convolution_backward(
-            grad, x, weight, bias_size, stride, padding, [1, 1], transposed, [0, 0], 1,
-            [ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[2]])
+        gx, gw, _ = torch.ops.aten.convolution_backward(
+            grad, x, weight, None, stride, padding, [1, 1], transposed, [0, 0], 1,
+            [ctx.needs_input_grad[0], ctx.needs_input_grad[1], False])
+        gb = grad.sum((0, 2, 3)) if ctx.needs_input_grad[2] else None
         return gx, gw, gb, None, None, None
 
 
