@@ -7,6 +7,11 @@ trained one after another with ``training.train.train_model`` (its default speed
 the pack with one set of weights instead of K, in the single model's (vendor) kernels, reported in model-step
 equivalents per second (images/s / batch size). Every line also gives the achieved GFLOP/s of the network's matrix
 work (``training.models.flops``).
+
+On a shared or drifting machine (this project's 2-core VM drifts by 20-30 % within minutes) a single packed and a
+single sequential measurement, minutes apart, give a noisy ratio. ``--pairs N`` then times N more pairs of (packed
+K = baseline-k with the first implementation and worker count, sequential), alternating which of the two runs first,
+and prints every pair's ratio and their median.
 Prints one line per configuration, the speed-up of the packed K = baseline-k over the sequential baseline, and the
 load average before and after (the CPU is shared: run it as
 ``flock /tmp/dstudy-bench.lock python benchmarks/train_many.py``). ``--json PATH`` also writes every number.
@@ -15,6 +20,7 @@ Examples::
 
     python benchmarks/train_many.py --ks 1,2,4,8 --steps 10
     python benchmarks/train_many.py --ks 8 --impls loop --workers 2 --steps 12 --warmup 2 --ceiling
+    python benchmarks/train_many.py --ks 8 --impls loop --workers 2 --steps 12 --warmup 2 --pairs 6
     python benchmarks/train_many.py --device cuda --ks 1,8,32,128 --precisions fp32,tf32,bf16 --json out.json
 """
 from __future__ import annotations
@@ -112,6 +118,8 @@ def main(argv=None) -> int:
     parser.add_argument("--ceiling", action="store_true",
                         help="also time one model at batch baseline-k x batch-size (the pack's arithmetic, one "
                              "weight set)")
+    parser.add_argument("--pairs", type=int, default=0,
+                        help="then time this many alternating (packed K=baseline-k, sequential) pairs")
     parser.add_argument("--budget", type=float, default=float("inf"),
                         help="stop growing K once one configuration's timed part exceeds this many seconds")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
@@ -185,6 +193,31 @@ def main(argv=None) -> int:
                     and "model_steps_per_s" in r:
                 print(f"speed-up packed {r['impl']} K={args.baseline_k} / sequential: "
                       f"{r['model_steps_per_s'] / rate:.2f}x")
+    if args.pairs > 0 and args.baseline_k > 0:
+        ratios = []
+        packed_args = (dataset, args.method, hparams, args.baseline_k, args.steps, args.warmup, args.batch_size,
+                       device, "fp32", device_data, impls[0], worker_counts[0])
+        sequential_args = (dataset, args.method, hparams, args.baseline_k, args.steps, args.warmup, args.batch_size,
+                           device)
+        for pair in range(args.pairs):
+            if pair % 2 == 0:
+                packed, _ = packed_rate(*packed_args)
+                sequential, _ = sequential_rate(*sequential_args)
+            else:
+                sequential, _ = sequential_rate(*sequential_args)
+                packed, _ = packed_rate(*packed_args)
+            ratios.append(packed / sequential)
+            results.append({"mode": "pair", "k": args.baseline_k, "packed_model_steps_per_s": packed,
+                            "sequential_model_steps_per_s": sequential, "ratio": packed / sequential,
+                            "loadavg": os.getloadavg()[0]})
+            print(f"pair {pair + 1} ({'packed' if pair % 2 == 0 else 'sequential'} first): packed {packed:.1f}, "
+                  f"sequential {sequential:.1f} model-steps/s: {packed / sequential:.2f}x", flush=True)
+            if args.json:
+                Path(args.json).write_text(json.dumps({"info": info, "results": results}, indent=1))
+        ordered = sorted(ratios)
+        median = (ordered[(len(ordered) - 1) // 2] + ordered[len(ordered) // 2]) / 2
+        print(f"speed-up over {len(ratios)} alternating pairs: median {median:.2f}x "
+              f"(range {ordered[0]:.2f}-{ordered[-1]:.2f})", flush=True)
     info["loadavg_after"] = os.getloadavg()
     print(f"# load average after {info['loadavg_after']}")
     if args.json:
