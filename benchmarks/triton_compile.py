@@ -80,7 +80,9 @@ def record_launches(channels: int, precision: str, k: int = 2, n: int = 64) -> l
 
 
 def resource_usage(cubin: bytes) -> str:
-    """Registers, local (spill) memory and stack of a cubin, from the ``cuobjdump`` that Triton's package carries."""
+    """Registers, local (spill) memory and stack of a cubin, and its count of machine (SASS) instructions (a static
+    measure of the kernel's code: fewer for the same tiles means less address arithmetic), from the ``cuobjdump``
+    that Triton's package carries."""
     tool = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
     if not tool.exists():
         return ""
@@ -88,8 +90,11 @@ def resource_usage(cubin: bytes) -> str:
         f.write(cubin)
         f.flush()
         text = subprocess.run([str(tool), "--dump-resource-usage", f.name], capture_output=True, text=True).stdout
+        sass = subprocess.run([str(tool), "-sass", f.name], capture_output=True, text=True).stdout
     found = {key: re.search(rf"{key}:(\d+)", text) for key in ("REG", "STACK", "LOCAL")}
-    return ", ".join(f"{key.lower()} {m.group(1)}" for key, m in found.items() if m)
+    instructions = len(re.findall(r"^\s+/\*[0-9a-f]{4,}\*/", sass, flags=re.MULTILINE))
+    return ", ".join([f"{key.lower()} {m.group(1)}" for key, m in found.items() if m]
+                     + [f"{instructions} instructions"])
 
 
 def _variant(kernel, args, constexprs) -> tuple[dict, dict]:
