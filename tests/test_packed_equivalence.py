@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 import pytest
@@ -13,9 +12,7 @@ from training.packed import train_packed
 from training.train import train_model
 from training.vocabulary import METHODS
 
-try:   # impl "triton": without CUDA its kernels run in Triton's interpreter (set before they are defined)
-    if not torch.cuda.is_available():
-        os.environ.setdefault("TRITON_INTERPRET", "1")
+try:   # impl "triton": without CUDA its kernels run in Triton's interpreter (TRITON_INTERPRET=1: conftest.py)
     import triton  # noqa: F401
     HAVE_TRITON = True
 except ImportError:

@@ -7,8 +7,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-if not torch.cuda.is_available():
-    os.environ.setdefault("TRITON_INTERPRET", "1")   # before the kernels are defined
+# without CUDA, conftest.py has set TRITON_INTERPRET=1 before anything imported triton
 T = pytest.importorskip("training.models.triton_layers", exc_type=ImportError)
 
 from training.models import packed_layers as L  # noqa: E402

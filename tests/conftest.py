@@ -1,0 +1,12 @@
+"""Session set-up shared by every test module (pytest loads this file before any of them).
+
+Without CUDA, impl "triton"'s kernels run in Triton's interpreter. ``TRITON_INTERPRET=1`` must be in the environment
+before the first import of ``triton`` anywhere in the session (not only before the kernels are defined): torch
+imports it too, e.g. with ``torch.utils.flop_counter``, and a triton imported without the variable leaves the
+kernels' helper functions uncallable from the interpreter."""
+import os
+
+import torch
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
