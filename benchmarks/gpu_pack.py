@@ -84,9 +84,16 @@ def label(impl: str, compiled: bool) -> str:
     return f"{impl + ('+compile' if compiled else ''):14s}"
 
 
-def speed(dataset, device, configs, steps, warmup, budget, batch_size, record) -> None:
+def _peak_and_tflops(device, rate: float, batch_size: int) -> tuple[float, float]:
+    """(peak GPU memory in GiB, NaN without CUDA; achieved TFLOP/s of the VAE's matrix work at ``rate``
+    model-steps/s)."""
     from training.models.flops import tflops
 
+    peak = torch.cuda.max_memory_allocated(device) / 2 ** 30 if _cuda(device) else float("nan")
+    return peak, tflops(rate, batch_size=batch_size)
+
+
+def speed(dataset, device, configs, steps, warmup, budget, batch_size, record) -> None:
     start = time.perf_counter()
     for impl, precision, k, compiled in configs:
         if time.perf_counter() - start > budget:
@@ -105,8 +112,7 @@ def speed(dataset, device, configs, steps, warmup, budget, batch_size, record) -
             record.add("speed", {"impl": impl, "compile": compiled, "precision": precision, "k": k,
                                  "error": str(exc)[:500]})
             continue
-        peak = torch.cuda.max_memory_allocated(device) / 2 ** 30 if _cuda(device) else float("nan")
-        achieved = tflops(rate, batch_size=batch_size)
+        peak, achieved = _peak_and_tflops(device, rate, batch_size)
         print(f"{label(impl, compiled)} {precision:5s} K={k:4d}: {rate:9.0f} model-steps/s, "
               f"{achieved:6.1f} TFLOP/s, {1e3 * seconds / steps:7.2f} ms/step, "
               f"peak {peak:5.1f} GiB ({time.perf_counter() - t0:.0f} s with set-up)", flush=True)
@@ -121,7 +127,6 @@ def ceiling(dataset, device, configs, steps, warmup, batch_size, record) -> None
     ``impl`` field of a config is ignored): model-step equivalents/s = K * steps / seconds, as a pack's."""
     from contextlib import nullcontext
 
-    from training.models.flops import tflops
     from training.train import Trainer
 
     table, _ = dataset.device_table()
@@ -156,8 +161,7 @@ def ceiling(dataset, device, configs, steps, warmup, batch_size, record) -> None
             record.add("ceiling", {"precision": precision, "k": k, "compile": compiled, "error": str(exc)[:500]})
             continue
         rate = k * steps / seconds
-        peak = torch.cuda.max_memory_allocated(device) / 2 ** 30 if _cuda(device) else float("nan")
-        achieved = tflops(rate, batch_size=batch_size)
+        peak, achieved = _peak_and_tflops(device, rate, batch_size)
         print(f"ceiling {precision:5s} one model at batch {n:6d} (= K {k:4d}){' compiled' if compiled else ''}: "
               f"{rate:9.0f} model-step equivalents/s, {achieved:6.1f} TFLOP/s, {1e3 * seconds / steps:7.2f} "
               f"ms/step, peak {peak:5.1f} GiB ({time.perf_counter() - t0:.0f} s with set-up)", flush=True)

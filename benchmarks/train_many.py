@@ -92,6 +92,15 @@ def _model_seconds(dataset, method, hparams, seed, steps, warmup, batch_size, de
     return marks[warmup + steps - 1] - marks[warmup - 1]
 
 
+def _report(results: list, mode: str, k: int, rate: float, seconds: float, dataset, batch_size: int, unit: str,
+            note: str) -> None:
+    """Record and print one fp32 single-model measurement (``mode`` "sequential" or "ceiling")."""
+    results.append({"mode": mode, "precision": "fp32", "k": k, "model_steps_per_s": rate, "seconds": seconds,
+                    "loadavg": os.getloadavg()[0]})
+    print(f"{mode:10s} fp32 K={k:4d}  {rate:10.1f} {unit}  {_gflops(rate, dataset, batch_size)}  ({note}, load "
+          f"{os.getloadavg()[0]:.1f})", flush=True)
+
+
 def _gflops(rate: float, dataset, batch_size: int) -> str:
     from training.train import dataset_channels
 
@@ -175,19 +184,14 @@ def main(argv=None) -> int:
     if args.baseline_k > 0:
         rate, seconds = sequential_rate(dataset, args.method, hparams, args.baseline_k, args.steps, args.warmup,
                                         args.batch_size, device)
-        results.append({"mode": "sequential", "precision": "fp32", "k": args.baseline_k, "model_steps_per_s": rate,
-                        "seconds": seconds, "loadavg": os.getloadavg()[0]})
-        print(f"sequential fp32 K={args.baseline_k:4d}  {rate:10.1f} model-steps/s  "
-              f"{_gflops(rate, dataset, args.batch_size)}  (train_model one run after another, load "
-              f"{os.getloadavg()[0]:.1f})", flush=True)
+        _report(results, "sequential", args.baseline_k, rate, seconds, dataset, args.batch_size,
+                "model-steps/s", "train_model one run after another")
         if args.ceiling:
             one, seconds = ceiling_rate(dataset, args.method, hparams, args.baseline_k, args.steps, args.warmup,
                                         args.batch_size, device)
-            results.append({"mode": "ceiling", "precision": "fp32", "k": args.baseline_k, "model_steps_per_s": one,
-                            "seconds": seconds, "loadavg": os.getloadavg()[0]})
-            print(f"ceiling    fp32 K={args.baseline_k:4d}  {one:10.1f} model-step equivalents/s  "
-                  f"{_gflops(one, dataset, args.batch_size)}  (train_model, ONE model at batch "
-                  f"{args.baseline_k * args.batch_size}: {one / rate:.2f}x sequential)", flush=True)
+            _report(results, "ceiling", args.baseline_k, one, seconds, dataset, args.batch_size,
+                    "model-step equivalents/s", f"train_model, ONE model at batch {args.baseline_k * args.batch_size}:"
+                    f" {one / rate:.2f}x sequential")
         for r in results:
             if r["mode"] == "packed" and r["k"] == args.baseline_k and r["precision"] == "fp32" \
                     and "model_steps_per_s" in r:
