@@ -9,7 +9,7 @@
 #     gpu_pack.py agree: the same 4 runs trained with gemm and triton, fp32 and bf16           } <= 270 s
 #     gpu_pack.py speed: triton bf16 K=128,512, gemm bf16 K=512, triton tf32 K=512, ...       /
 #     gpu_pack.py profile: the fastest configuration (host vs GPU time, host floor, kernels) /
-#   3 triton_tune.py: each kernel per layer and pass at K=512 for six launch configs, then     <= 130 s
+#   3 triton_tune.py: each kernel per layer and pass at K=512 for seven launch configs, then   <= 130 s
 #     each layer's forward + backward with the fused kernels and with gemm's layer
 #   4 gpu_pack.py speed and profile again: triton bf16 K=512,1024 with the launch configs and   <= 110 s
 #     the per-layer choices (fused kernels or gemm's) phase 3 found, gemm bf16 K=512, then
@@ -26,7 +26,7 @@ PY="${PY:-python3}"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 TINY=""; T1=90; T2=270; T3=130; T4=110; PACK=""; TUNED="triton:bf16:512,1024 gemm:bf16:512 triton:bf16:512:compile"
 PHASES=" ${GPU_TRITON_PHASES:-1 2 3 4} "
-TUNE_CONFIGS="64:8:3 128:8:3 32:4:3 64:8:3:128 32:4:3:128 32:8:3:256"
+TUNE_CONFIGS="64:8:3 128:8:3 32:4:3 64:8:3:128 32:4:3:128 32:8:3:256 16:8:3:512"
 if [ "${GPU_TRITON_TINY:-0}" = "1" ]; then
   TINY="--tiny"; T1=300; T2=900; T3=900; T4=300; export TRITON_INTERPRET=1
   PACK="--configs triton:fp32:2 gemm:fp32:2 --agree-precisions fp32 --ceiling-configs cudnn:fp32:2"

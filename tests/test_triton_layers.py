@@ -96,7 +96,8 @@ def test_weight_gradient_is_the_same_for_any_row_split_and_block(kind):
 @pytest.mark.parametrize("kind", T.KINDS)
 def test_any_reduction_tile_gives_the_same_values(kind):
     """block_r: one tap's channels in halves (16), a whole tap (32), tiles spanning two or four taps (64, 128, the
-    "flat" addressing) -> the same forward pass, input gradient and weight gradient."""
+    "flat" addressing), all of R in one tile with 16 rows per program (512: each weight-gradient program reads its
+    gradient rows once) -> the same forward pass, input gradient and weight gradient."""
     g = torch.Generator().manual_seed(6)
     c, o, size = 32, 16, 8
     x = torch.randn((K, N, size, size, c), generator=g, dtype=DTYPE).to(DEVICE)
@@ -109,10 +110,11 @@ def test_any_reduction_tile_gives_the_same_values(kind):
     want = (T.gather_gemm(x, matrix, bias.to(DEVICE), T.FORWARD[kind], out_hw, relu=True),
             T.gather_gemm(grad, dmatrix, None, T.DGRAD[kind], (size, size), mask=mask),
             *T.gather_gemm_wgrad(x, grad, T.FORWARD[kind], mask=mask))
-    for block_r in (16, 32, 64, 128):
-        got = (T.gather_gemm(x, matrix, bias.to(DEVICE), T.FORWARD[kind], out_hw, relu=True, block_r=block_r),
-               T.gather_gemm(grad, dmatrix, None, T.DGRAD[kind], (size, size), mask=mask, block_r=block_r),
-               *T.gather_gemm_wgrad(x, grad, T.FORWARD[kind], mask=mask, block_r=block_r))
+    for block_r, block_m in ((16, None), (32, None), (64, None), (128, None), (512, 16)):
+        tiles = {"block_r": block_r, "block_m": block_m}
+        got = (T.gather_gemm(x, matrix, bias.to(DEVICE), T.FORWARD[kind], out_hw, relu=True, **tiles),
+               T.gather_gemm(grad, dmatrix, None, T.DGRAD[kind], (size, size), mask=mask, **tiles),
+               *T.gather_gemm_wgrad(x, grad, T.FORWARD[kind], mask=mask, **tiles))
         for a, b in zip(got, want):
             torch.testing.assert_close(a, b)
     with pytest.raises(ValueError, match="block_r"):
