@@ -80,8 +80,11 @@ class SweepSummary:
         return out
 
 
-#: runs per pack on a CUDA device when --pack is not given: on an H200, packed beta_vae reached 1,827 model-steps/s at
-#: K = 64 and 2,042 at K = 128 (bf16), so 64 keeps ~90 % of the speed with half as many runs waiting on each other
+#: runs per pack on a CUDA device when --pack is not given. Measured on an H200 (beta_vae, bf16, impl "gemm";
+#: benchmarks/measured/2026-11-28-h200/): the first gemm reached 3,665 model-steps/s at K = 64, 92 % of its best
+#: (3,994 at K = 512); the final one 5,019 at K = 128 (20 GiB peak) and 5,186 at K = 512. So 64 keeps ~90 % of the
+#: speed with a fraction of the memory (it fits smaller GPUs, and fp32) and fewer runs waiting on each other; on a
+#: large GPU pass ``--pack 512``.
 CUDA_PACK = 64
 
 
