@@ -113,9 +113,9 @@ def dgrad_matrix(kind: str, matrix: torch.Tensor, c_in: int) -> torch.Tensor:
 # The geometry (image and grid sizes, channels, R) is compile-time (``tl.constexpr``): one compiled variant per layer
 # and pass, in which the row decomposition m -> (n, i, j) and a flat tile's tap arithmetic r -> (ty, tx, c) are
 # shifts and masks (every size in this architecture is a power of two) instead of integer divisions. Only the batch
-# size N and the weight gradient's row split stay run-time arguments. Compiled for sm_90 (benchmarks/triton_compile.py,
-# bf16, one channel), the 25 variants have 21,416 machine instructions instead of 41,792 with a run-time geometry
-# (0.29-0.73x per variant) and mostly fewer registers; not yet timed on a GPU.
+# size N and the weight gradient's row split stay run-time arguments. Compiled for sm_90
+# (benchmarks/triton_compile.py, bf16, one channel), the 25 variants have 21,416 machine instructions instead of
+# 41,792 with a run-time geometry (0.29-0.73x per variant) and mostly fewer registers; not yet timed on a GPU.
 
 
 @triton.jit
@@ -412,7 +412,8 @@ def gather_gemm(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, geo
     grid = (triton.cdiv(n * gh * gw, bm), k * phases, triton.cdiv(o, bo))
     _gather_gemm_kernel[grid](
         x, x if mask is None else mask, w, w if bias is None else bias, out, n,
-        H=h, W=w_in, C=c, GH=gh, GW=gw, HO=ho, WO=wo, O=o, R=r, S=geometry.stride, D=geometry.step, TX=geometry.taps, OFF=geometry.offset, PIN=geometry.phase_in,
+        H=h, W=w_in, C=c, GH=gh, GW=gw, HO=ho, WO=wo, O=o, R=r,
+        S=geometry.stride, D=geometry.step, TX=geometry.taps, OFF=geometry.offset, PIN=geometry.phase_in,
         OS=geometry.out_stride, P=phases, HAS_MASK=mask is not None, HAS_BIAS=bias is not None, RELU=relu,
         PREC=_precision(x.dtype, precision), ACC=_accumulator(x.dtype), FLAT=flat, BM=bm, BR=br, BO=bo,
         **_launch(num_warps, num_stages))
@@ -446,7 +447,8 @@ def gather_gemm_wgrad(x: torch.Tensor, grad: torch.Tensor, geometry: Geometry, m
     grid = (triton.cdiv(r, br) * split, k * phases, triton.cdiv(o, bo))
     _wgrad_kernel[grid](
         x, grad, grad if mask is None else mask, dw, db, n, rows_per_split, split, k * phases,
-        H=h, W=w_in, C=c, GH=gh, GW=gw, HO=ho, WO=wo, O=o, R=r, S=geometry.stride, D=geometry.step, TX=geometry.taps, OFF=geometry.offset, PIN=geometry.phase_in,
+        H=h, W=w_in, C=c, GH=gh, GW=gw, HO=ho, WO=wo, O=o, R=r,
+        S=geometry.stride, D=geometry.step, TX=geometry.taps, OFF=geometry.offset, PIN=geometry.phase_in,
         OS=geometry.out_stride, P=phases, HAS_MASK=mask is not None, HAS_BIAS=with_bias,
         PREC=_precision(x.dtype, precision), ACC=_accumulator(x.dtype), FLAT=flat, BM=bm, BR=br, BO=bo,
         **_launch(num_warps, num_stages))
