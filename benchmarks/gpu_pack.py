@@ -129,8 +129,9 @@ def ceiling(dataset, device, configs, steps, warmup, batch_size, record) -> None
 
     from training.train import Trainer
 
-    table, _ = dataset.device_table()
+    table, scale = dataset.device_table()
     images = torch.from_numpy(table).to(device)
+    tf32_before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
     for _impl, precision, k, compiled in configs:
         n = batch_size * k
         if _cuda(device):
@@ -150,7 +151,7 @@ def ceiling(dataset, device, configs, steps, warmup, batch_size, record) -> None
                     _sync(device)
                     start = time.perf_counter()
                 rows = torch.randint(len(images), (n,), device=device, generator=draws)
-                batch = images[rows].unsqueeze(-1).float()
+                batch = images[rows].unsqueeze(-1).float() * scale
                 with autocast:
                     trainer.step(batch, t)
             _sync(device)
@@ -167,6 +168,7 @@ def ceiling(dataset, device, configs, steps, warmup, batch_size, record) -> None
               f"ms/step, peak {peak:5.1f} GiB ({time.perf_counter() - t0:.0f} s with set-up)", flush=True)
         record.add("ceiling", {"precision": precision, "k": k, "compile": compiled, "model_steps_per_s": rate,
                                "tflops": achieved, "ms_per_step": 1e3 * seconds / steps, "peak_gib": peak})
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32_before
 
 
 def agree(dataset, device, impls, k, steps, batch_size, num_eval_samples, record, precision="fp32") -> None:
