@@ -29,6 +29,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -218,10 +219,8 @@ def main(argv=None) -> int:
                   f"sequential {sequential:.1f} model-steps/s: {packed / sequential:.2f}x", flush=True)
             if args.json:
                 Path(args.json).write_text(json.dumps({"info": info, "results": results}, indent=1))
-        ordered = sorted(ratios)
-        median = (ordered[(len(ordered) - 1) // 2] + ordered[len(ordered) // 2]) / 2
-        print(f"speed-up over {len(ratios)} alternating pairs: median {median:.2f}x "
-              f"(range {ordered[0]:.2f}-{ordered[-1]:.2f})", flush=True)
+        print(f"speed-up over {len(ratios)} alternating pairs: median {statistics.median(ratios):.2f}x "
+              f"(range {min(ratios):.2f}-{max(ratios):.2f})", flush=True)
     info["loadavg_after"] = os.getloadavg()
     print(f"# load average after {info['loadavg_after']}")
     if args.json:
