@@ -27,6 +27,10 @@ deconv4     32 -> C, k4 s2, 32x32 in        524,288 * C
 A training step does the forward pass once and, backward, each layer's weight gradient (the same MACs) and input
 gradient (the same MACs), except the first layer's input gradient (the images need none): 3 x forward - conv1.
 For C = 1 at batch 64 that is 5.27 GFLOP per model-step (C = 3: 5.94), so 1,000 model-steps/s is 5.27 TFLOP/s.
+
+``benchmarks/train_step.py`` counts a whole step of each method at run time with torch's counter (the FactorVAE
+discriminator included); this module is the closed form of the VAE's part, which the packed-training benchmarks
+(``train_many.py``, ``gpu_pack.py``) use to report achieved FLOP rates.
 """
 from __future__ import annotations
 
