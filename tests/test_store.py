@@ -33,6 +33,7 @@ def _outcome(i: int) -> RunOutcome:
                       scores={("mean", "mig"): {"discrete_mig": 0.1 * i, "nan_key": float("nan"), "uuid": "abc"},
                               ("sampled", "mig"): {"discrete_mig": 0.05 * i}},
                       evaluations={("mean", "mig"): (0.5, None), ("sampled", "mig"): (0.25, "boom")},
+                      provenance={"threads": "1", "cpu_capability": "AVX2", "commit": f"c{i}"},
                       train_seconds=3.0, eval_seconds=0.75)
 
 
@@ -49,7 +50,7 @@ def test_schema_contract_and_pragmas(tmp_path):
                                                                               "key"]
     assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert {"evaluations", "studies", "drivers"} <= {r[0] for r in conn.execute(
+    assert {"evaluations", "studies", "drivers", "provenance"} <= {r[0] for r in conn.execute(
         "SELECT name FROM sqlite_master WHERE type='table'")}
 
 
@@ -76,6 +77,8 @@ def test_round_trip_with_plain_sql(tmp_path):
     ev = {(r, m): (s, e) for r, m, s, e in conn.execute("SELECT representation, metric, seconds, error"
                                                          " FROM evaluations WHERE run_id='r1'")}
     assert ev == {("mean", "mig"): (0.5, None), ("sampled", "mig"): (0.25, "boom")}
+    assert dict(conn.execute("SELECT key, value FROM provenance WHERE run_id='r1'")) == {
+        "threads": "1", "cpu_capability": "AVX2", "commit": "c1"}
     # Recording again replaces, never duplicates.
     with Store(path) as store:
         store.record_outcome(_outcome(1))
@@ -148,7 +151,8 @@ def test_migration_from_version_1_keeps_data(tmp_path):
         runs = store.runs()
         assert runs[0]["run_id"] == "a" and runs[0]["attempts"] == 0
         assert store.conn.execute("SELECT value FROM scores").fetchone()[0] == 0.25
-        store.record_outcome(_outcome(1))  # version-2 tables exist
+        store.record_outcome(_outcome(1))  # version-2 and version-3 tables exist
+        assert store.provenance() == {"r1": {"threads": "1", "cpu_capability": "AVX2", "commit": "c1"}}
 
 
 def test_readonly_open_does_not_migrate(tmp_path):

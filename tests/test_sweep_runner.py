@@ -65,8 +65,7 @@ def doubles(monkeypatch):
 
 def test_single_runs_train_one_by_one_and_failures_stay_per_run(pack, doubles, monkeypatch):
     calls, dataset = doubles
-    monkeypatch.setitem(__import__("sys").modules, "training.packed", None)  # as if training.packed did not exist
-    outcomes = runner.execute_pack(pack, device="cpu")
+    outcomes = [runner.execute_pack([item], device="cpu", threads=1)[0] for item in pack]
     assert [o.run_id for o in outcomes] == [p["run_id"] for p in pack]
     assert [c[3] for c in calls["train_model"]] == [0, 1, 2]
     ds, method, hparams, seed, steps, batch, device, ckpt, options = calls["train_model"][0]
@@ -81,24 +80,33 @@ def test_single_runs_train_one_by_one_and_failures_stay_per_run(pack, doubles, m
     assert calls["evaluate"][0][1] == ["mig"] and calls["evaluate"][0][2]["scale"] == 0.5
     assert calls["code_table"] == [False, False]  # the double dataset is not deterministic, and the protocol small
     assert ok.train_seconds >= 0 and ok.eval_seconds >= 0
+    # every finished run carries where and how it was computed; a failed run has nothing to record
+    import torch
+
+    assert ok.provenance["threads"] == "1" and ok.provenance["trainer"] == "train_model"
+    assert ok.provenance["precision"] == "fp32" and ok.provenance["device"] == "cpu"
+    assert ok.provenance["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert ok.provenance["torch"] == torch.__version__ and ok.provenance["commit"]
+    assert not diverged.provenance
 
 
 def test_the_runner_evaluates_on_a_code_table_where_it_pays_off(pack, doubles, monkeypatch):
     calls, dataset = doubles
-    monkeypatch.setitem(__import__("sys").modules, "training.packed", None)
     dataset.deterministic_render, dataset.num_configurations = True, 100  # mig at scale 0.5: 5,000 images > 100
     FakeModel.code_table = lambda self, ds: None
     try:
-        runner.execute_pack(pack, device="cpu")
+        for item in pack:
+            runner.execute_pack([item], device="cpu")
         assert calls["code_table"] == [True, True]
         dataset.num_configurations = 10**6
-        runner.execute_pack(pack, device="cpu")
+        for item in pack:
+            runner.execute_pack([item], device="cpu")
         assert calls["code_table"][2:] == [False, False]
     finally:
         del FakeModel.code_table
 
 
-def test_packs_use_train_packed_when_available(pack, doubles, monkeypatch):
+def test_packs_use_train_packed(pack, doubles, monkeypatch):
     calls, dataset = doubles
     packed = types.ModuleType("training.packed")
 

@@ -229,10 +229,10 @@ def estimate_study(study, device=None, pack: int | None = None, calibration_step
                    eval_scale: float = DEFAULT_EVAL_SCALE, downstream_cap: int = DEFAULT_DOWNSTREAM_CAP,
                    workers: int = 1, evaluation: bool = True, precision: str = "fp32", log=None) -> list[Row]:
     """Calibrate on this machine and project ``study`` (a :class:`training.study.Study`); returns the rows."""
-    from training.train import _resolve_device
+    from training.train import resolve_device
     from training.vocabulary import METHODS
 
-    device = _resolve_device(device)
+    device = resolve_device(device)
     if pack is None:
         pack = 32 if device.type == "cuda" else 1
     if int(pack) < 1 or int(calibration_steps) < 1:
@@ -310,9 +310,9 @@ def _handler(args) -> int:
 
     import torch
 
-    from training.train import _resolve_device
+    from training.train import resolve_device
 
-    device = _resolve_device(args.device)
+    device = resolve_device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     pack = args.pack if args.pack is not None else (32 if device.type == "cuda" else 1)
     header = (f"study {study.name}: {study.num_runs} runs x {study.steps} steps, batch {study.batch_size}; "

@@ -149,7 +149,9 @@ def sweep(study: Study, store_path: str | os.PathLike = DEFAULT_STORE, *, worker
         model_num: compute only the run(s) with this paper-grid index.
         pack: runs per unit of work (see :mod:`training.runner`); default :func:`default_pack` of ``device``.
         device: torch device for training (None: the worker's default).
-        threads: torch threads per run; default locally = cores // workers; on a cluster, decided by the worker.
+        threads: torch threads per run, the same for every run of the sweep and recorded with each run; default
+            locally cores // workers, with ``scheduler`` 1 (the README's workers run ``--nthreads 1``). Runs give
+            identical numbers on the same CPU kernel family with the same ``threads``, whichever worker runs them.
         artifacts_dir: where workers save trained models (None: not saved).
         run_fn: the function a worker runs on a pack (default :func:`training.runner.execute_pack`).
         data_sources: dataset name -> source dict (mapping or function); default: from the datasets themselves.
@@ -233,6 +235,8 @@ def _drive(store: Store, todo: list[dict], summary: SweepSummary, *, workers, sc
         except (OSError, TimeoutError) as exc:
             raise UserError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
         slots = max(1, sum(client.nthreads().values()))
+        if threads is None:
+            threads = 1
     else:
         n = workers or max(1, min(os.cpu_count() or 1, 4))
         if threads is None:

@@ -78,7 +78,7 @@ from training.models import packed_layers as layers
 from training.models.architecture import (LEAKY_SLOPE, NUM_LATENT, Discriminator, GaussianVAE, permute_dims,
                                           sample_latent)
 from training.train import (CPU_FUSED_ADAM, DATA_ORDERS, DEFAULT_NUM_EVAL_SAMPLES, DISCRIMINATOR_ADAM, LOSS_KEYS,
-                            VAE_ADAM, Prefetcher, Trainer, TrainedModel, TrainingDivergedError, _resolve_device,
+                            VAE_ADAM, Prefetcher, Trainer, TrainedModel, TrainingDivergedError, resolve_device,
                             dataset_channels, derive_seeds, resolve_dataset)
 from training.vocabulary import METHODS
 
@@ -588,7 +588,7 @@ def train_packed(dataset, method: str, runs: Sequence[tuple[dict, int]], steps: 
     checked = _check_runs(method, runs)
     dataset_obj, dataset_name = resolve_dataset(dataset)
     channels = dataset_channels(dataset_obj)
-    device = _resolve_device(device)
+    device = resolve_device(device)
     members = [i for i, c in enumerate(checked) if not isinstance(c, Exception)]
     if workers is None:   # (Triton's interpreter, impl "triton" without CUDA, is not thread-safe)
         workers = torch.get_num_threads() if device.type == "cpu" and impl != "triton" else 1

@@ -2,9 +2,9 @@
 
 The unit of work is a *pack*: a list of compatible runs (same dataset, method, steps and batch size) given as
 ``{"run_id": ..., "config": {...}}`` dicts (the canonical configs of :mod:`training.study`). A pack of one trains
-with :func:`training.train.train_model`; a larger pack uses :func:`training.packed.train_packed` when that module
-exists (several models trained as one computation), else trains its runs one by one. Runs whose study sets a
-mixed ``[training] precision`` always go to ``train_packed`` (packs of one too), the only trainer that has it.
+with :func:`training.train.train_model`; a larger pack uses :func:`training.packed.train_packed` (several models
+trained as one computation). Runs whose study sets a mixed ``[training] precision`` always go to ``train_packed``
+(packs of one too), the only trainer that has it.
 Results are the picklable :class:`training.store.RunOutcome` objects the sweep driver writes into the store; a
 failure of one run (training diverged, data missing, a bug) becomes that run's ``error`` and never hides the other
 runs of the pack.
@@ -40,20 +40,77 @@ def load_dataset(name: str):
 
 
 def set_threads(threads: int | None) -> None:
-    """Set torch's intra-op threads. None inside a Dask worker: the machine's cores divided by the worker's threads
-    (the nanny sets OMP_NUM_THREADS=1, which would leave a CPU worker on one core); None elsewhere: unchanged."""
+    """Set torch's intra-op threads to ``threads`` (the sweep driver decides it for every run); None: unchanged."""
     if threads is None:
-        try:
-            from distributed import get_worker
-
-            worker = get_worker()
-            threads = max(1, (os.cpu_count() or 1) // max(1, worker.state.nthreads))
-        except (ImportError, ValueError):
-            return
+        return
     import torch
 
     if torch.get_num_threads() != int(threads):
         torch.set_num_threads(int(threads))
+
+
+_COMMIT: list[str] = []  # per-process cache of source_commit()
+
+
+def source_commit() -> str:
+    """The git commit of the project's source tree, with ``+modified`` when tracked files differ from it; ``unknown``
+    when the code does not run from a git checkout."""
+    if not _COMMIT:
+        import subprocess
+
+        root = Path(__file__).resolve().parent.parent
+        try:
+            head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                  timeout=10, check=True).stdout.strip()
+            dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                                   capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+            _COMMIT.append(head + ("+modified" if dirty else ""))
+        except (OSError, subprocess.SubprocessError):
+            _COMMIT.append("unknown")
+    return _COMMIT[0]
+
+
+def run_provenance(device: str | None, precision: str, trainer: str) -> dict[str, str]:
+    """Where and how this process computes a run (the ``provenance`` keys of :mod:`training.store`)."""
+    import platform
+
+    import numpy
+    import sklearn
+    import torch
+
+    from training.train import resolve_device
+
+    resolved = resolve_device(device)
+    if resolved.type == "cuda":
+        device_name = f"cuda ({torch.cuda.get_device_name(resolved)})"
+    else:
+        device_name = str(resolved)
+    return {
+        "commit": source_commit(),
+        "device": device_name,
+        "cpu": _cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "threads": str(torch.get_num_threads()),
+        "precision": precision,
+        "trainer": trainer,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "sklearn": sklearn.__version__,
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine() or "unknown"
 
 
 def execute_pack(pack: Sequence[dict], device: str | None = None, threads: int | None = None,
@@ -73,43 +130,43 @@ def execute_pack(pack: Sequence[dict], device: str | None = None, threads: int |
     except Exception as exc:  # noqa: BLE001 - reported per run
         return [RunOutcome(run_id=item["run_id"], error=error_text(exc)) for item in pack]
 
-    models, seconds = _train(pack, dataset, device, artifacts_dir)
+    models, seconds, trainer = _train(pack, dataset, device, artifacts_dir)
+    precision = first.get("training", {}).get("precision", "fp32")
+    provenance = run_provenance(device, precision, trainer)
     outcomes = []
     for item, model in zip(pack, models):
         if isinstance(model, BaseException):
             outcomes.append(RunOutcome(run_id=item["run_id"], error=error_text(model), train_seconds=seconds))
             continue
-        outcomes.append(_evaluate(item, model, dataset, seconds, artifacts_dir))
+        outcome = _evaluate(item, model, dataset, seconds, artifacts_dir)
+        outcome.provenance = dict(provenance)
+        outcomes.append(outcome)
     return outcomes
 
 
-def _train(pack: Sequence[dict], dataset, device, artifacts_dir: str | None = None) -> tuple[list, float]:
-    """Trained models (or the exception of each failed run) and the wall seconds per run. With ``artifacts_dir``,
-    single runs checkpoint into ``artifacts_dir/<run_id>`` and resume from there (a lost worker's long run)."""
+def _train(pack: Sequence[dict], dataset, device, artifacts_dir: str | None = None) -> tuple[list, float, str]:
+    """Trained models (or the exception of each failed run), the wall seconds per run and the trainer used
+    (``train_model``, or ``train_packed (K runs)``). With ``artifacts_dir``, single runs checkpoint into
+    ``artifacts_dir/<run_id>`` and resume from there (a lost worker's long run)."""
     from training.train import train_model
 
     configs = [item["config"] for item in pack]
     start = time.perf_counter()
     # mixed precision exists in the packed trainer only, so such runs go there even alone
     if len(pack) > 1 or configs[0].get("training", {}).get("precision", "fp32") != "fp32":
+        from training.packed import train_packed
+
+        c = configs[0]
         try:
-            from training.packed import train_packed
-        except ModuleNotFoundError as exc:
-            if exc.name != "training.packed":
-                raise
-            train_packed = None
-        if train_packed is not None:
-            c = configs[0]
-            try:
-                models = list(train_packed(dataset, c["method"], runs=[(cfg["hparams"], cfg["seed"]) for cfg in configs],
-                                           steps=c["steps"], batch_size=c["batch_size"], device=device,
-                                           **c.get("training", {})))
-            except Exception as exc:  # noqa: BLE001 - the whole pack failed; every run carries the error
-                models = [exc] * len(pack)
-            if len(models) != len(pack):
-                err = RuntimeError(f"train_packed returned {len(models)} models for {len(pack)} runs")
-                models = [err] * len(pack)
-            return models, (time.perf_counter() - start) / len(pack)
+            models = list(train_packed(dataset, c["method"], runs=[(cfg["hparams"], cfg["seed"]) for cfg in configs],
+                                       steps=c["steps"], batch_size=c["batch_size"], device=device,
+                                       **c.get("training", {})))
+        except Exception as exc:  # noqa: BLE001 - the whole pack failed; every run carries the error
+            models = [exc] * len(pack)
+        if len(models) != len(pack):
+            err = RuntimeError(f"train_packed returned {len(models)} models for {len(pack)} runs")
+            models = [err] * len(pack)
+        return models, (time.perf_counter() - start) / len(pack), f"train_packed ({len(pack)} runs)"
     models = []
     for item, cfg in zip(pack, configs):
         checkpoint_dir = str(Path(artifacts_dir) / item["run_id"]) if artifacts_dir else None
@@ -119,7 +176,7 @@ def _train(pack: Sequence[dict], dataset, device, artifacts_dir: str | None = No
                                       **_single_run_options(cfg)))
         except Exception as exc:  # noqa: BLE001 - e.g. TrainingDivergedError: a failed run with its message
             models.append(exc)
-    return models, (time.perf_counter() - start) / len(pack)
+    return models, (time.perf_counter() - start) / len(pack), "train_model"
 
 
 def _single_run_options(config: dict) -> dict:

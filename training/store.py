@@ -19,6 +19,14 @@ Additions of schema version 2 (columns and tables are only ever added, never ren
   and its free-text ``notes`` (e.g. "models are undertrained"), for the report;
 * ``drivers(driver_id, host, pid, started_at, heartbeat_at)``: sweep drivers, with a heartbeat.
 
+Addition of schema version 3:
+
+* ``provenance(run_id, key, value)``: where and how a run was computed, as text: ``commit`` (the project's git
+  commit, ``+modified`` when the tree had changes), ``device``, ``cpu`` (model name), ``cpu_capability`` (the CPU
+  kernel family torch dispatches to: ``AVX512``, ``AVX2``, ``DEFAULT``), ``threads`` (torch intra-op threads of the
+  run), ``precision``, ``trainer``, and the ``python`` / ``torch`` / ``numpy`` / ``sklearn`` versions. Runs computed
+  before version 3 have no rows here.
+
 Only the study driver writes. Every write is one transaction, so a crash leaves either the whole run or nothing.
 Scores and training results that are not finite numbers (NaN, complex) are stored as NULL. This module imports no
 torch (the analysis side shares it).
@@ -39,7 +47,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from training.errors import UserError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DEFAULT_STORE = Path("results") / "study.sqlite"
 RUN_STATUSES = ("pending", "running", "done", "failed")
 
@@ -74,6 +82,11 @@ CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
 CREATE INDEX IF NOT EXISTS runs_dataset_method ON runs(dataset, method);
 """
 _V2_RUN_COLUMNS = (("attempts", "INTEGER NOT NULL DEFAULT 0"), ("driver", "TEXT"))
+
+# Version 3 addition.
+_SCHEMA_V3_TABLES = """
+CREATE TABLE IF NOT EXISTS provenance(run_id TEXT, key TEXT, value TEXT, PRIMARY KEY (run_id, key)) WITHOUT ROWID;
+"""
 
 _REQUIRED_COLUMNS = {
     "meta": {"key", "value"},
@@ -123,13 +136,15 @@ class RunOutcome:
     """What a worker returns for one run; the driver turns it into one transaction.
 
     ``scores`` maps (representation, evaluation) to {key: value}; ``evaluations`` maps the same pairs to
-    (seconds, error or None). ``error`` set means the run failed (training diverged, data missing, a bug).
+    (seconds, error or None). ``provenance`` maps keys of the ``provenance`` table to text. ``error`` set means the
+    run failed (training diverged, data missing, a bug).
     """
 
     run_id: str
     train_results: dict[str, float] = field(default_factory=dict)
     scores: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     evaluations: dict[tuple[str, str], tuple[float | None, str | None]] = field(default_factory=dict)
+    provenance: dict[str, str] = field(default_factory=dict)
     train_seconds: float | None = None
     eval_seconds: float | None = None
     error: str | None = None
@@ -231,6 +246,9 @@ class Store:
                     self.conn.execute(f"ALTER TABLE runs ADD COLUMN {name} {decl}")
             for statement in _statements(_SCHEMA_V2_TABLES):
                 self.conn.execute(statement)
+        if version < 3:
+            for statement in _statements(_SCHEMA_V3_TABLES):
+                self.conn.execute(statement)
         self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
     @contextmanager
@@ -276,6 +294,13 @@ class Store:
     def studies(self) -> list[dict]:
         rows = self.conn.execute("SELECT name, definition, notes, updated_at FROM studies ORDER BY name").fetchall()
         return [{"name": n, "definition": json.loads(d), "notes": t, "updated_at": u} for n, d, t, u in rows]
+
+    def provenance(self) -> dict[str, dict[str, str]]:
+        """run_id -> {key: value} of the ``provenance`` table (runs computed before schema version 3 are absent)."""
+        out: dict[str, dict[str, str]] = {}
+        for run_id, key, value in self.conn.execute("SELECT run_id, key, value FROM provenance"):
+            out.setdefault(run_id, {})[key] = value
+        return out
 
     # -- runs ----------------------------------------------------------------------------------------------------
     def add_runs(self, runs: Iterable[RunRecord]) -> int:
@@ -368,7 +393,7 @@ class Store:
     def _write_results(self, cur: "_Cursor", outcome: RunOutcome, replace: bool) -> None:
         rid = outcome.run_id
         if replace:
-            for table in ("train_results", "scores", "evaluations"):
+            for table in ("train_results", "scores", "evaluations", "provenance"):
                 cur.execute(f"DELETE FROM {table} WHERE run_id = ?", (rid,))
         cur.executemany("INSERT OR REPLACE INTO train_results VALUES (?, ?, ?)",
                         [(rid, str(k), as_real(v)) for k, v in outcome.train_results.items()])
@@ -379,6 +404,8 @@ class Store:
         cur.executemany("INSERT OR REPLACE INTO evaluations VALUES (?, ?, ?, ?, ?)",
                         [(rid, rep, metric, as_real(sec), err)
                          for (rep, metric), (sec, err) in outcome.evaluations.items()])
+        cur.executemany("INSERT OR REPLACE INTO provenance VALUES (?, ?, ?)",
+                        [(rid, str(k), str(v)) for k, v in outcome.provenance.items()])
 
     def import_runs(self, items: Sequence[tuple[RunRecord, RunOutcome]]) -> int:
         """Insert or merge imported runs with their results in ONE transaction (all or nothing); returns how many

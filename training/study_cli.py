@@ -62,7 +62,8 @@ def _sweep_options(p: argparse.ArgumentParser) -> None:
                    help="runs trained together as one stacked computation (same dataset/method/steps/batch size); "
                         "default: 64 on CUDA, 1 on CPU")
     p.add_argument("--device", default=None, help="torch device for training, e.g. cuda or cpu")
-    p.add_argument("--threads", type=_positive, default=None, help="torch threads per run")
+    p.add_argument("--threads", type=_positive, default=None,
+                   help="torch threads per run (default: cores // workers locally, 1 with --scheduler)")
     p.add_argument("--artifacts", default=None, metavar="DIR",
                    help="save trained models under DIR/<run_id> (default: not saved)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

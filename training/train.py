@@ -303,7 +303,7 @@ class TrainedModel:
                     steps=state["steps"], batch_size=state["batch_size"], vae=vae, discriminator=discriminator,
                     train_results=dict(state["train_results"]), dataset_name=state["dataset_name"],
                     data_order=state.get("data_order", "batched"))
-        return model.to(_resolve_device(device))
+        return model.to(resolve_device(device))
 
     def save_artifacts(self, directory, dataset=None, random_state: int = 0, num_inputs: int = 3,
                        num_values: int = 9, num_reconstructions: int = 16) -> dict[str, Path]:
@@ -345,7 +345,8 @@ def _atomic_torch_save(obj, path: Path) -> None:
             tmp.unlink()
 
 
-def _resolve_device(device) -> torch.device:
+def resolve_device(device) -> torch.device:
+    """``device`` as a torch.device: None means CUDA when present, else the CPU; ValueError for anything else."""
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -581,7 +582,7 @@ def train_model(dataset, method: str, hparams: dict, seed: int, steps: int, batc
     if num_channels is not None and int(num_channels) != channels:
         raise ValueError(f"architecture built for {num_channels} channel(s) but the dataset's observations have "
                          f"{channels}")
-    device = _resolve_device(device)
+    device = resolve_device(device)
     if nan_check_every is None:
         nan_check_every = 1 if device.type == "cpu" else 50
     if progress is None:
