@@ -19,7 +19,6 @@ import json
 import os
 import pickle
 import sqlite3
-import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,17 +27,13 @@ import numpy as np
 import pandas as pd
 
 from training.errors import UserError
+from training.store import connect_store
 from training.vocabulary import DATASETS, EVALUATIONS, METHODS, METRIC_KEYS, REPRESENTATIONS
 
 RUN_COLUMNS: tuple[str, ...] = (
     "run_id", "study", "model_num", "dataset", "method", "hparam_name", "hparam_value", "seed", "config", "status",
     "error", "source", "train_seconds", "eval_seconds", "created_at", "updated_at",
 )
-REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
-    "runs": RUN_COLUMNS,
-    "train_results": ("run_id", "key", "value"),
-    "scores": ("run_id", "representation", "metric", "key", "value"),
-}
 # Run columns joined into every row of the tidy score frame, in this order, then the score columns.
 SCORE_RUN_COLUMNS: tuple[str, ...] = (
     "run_id", "study", "model_num", "dataset", "method", "hparam_name", "hparam_value", "seed", "status", "source",
@@ -64,32 +59,8 @@ _VOCABULARY_ORDER: dict[str, tuple[str, ...]] = {
 
 
 def _connect(store_path: str | os.PathLike) -> sqlite3.Connection:
-    """Open ``store_path`` read-only and check the contract's tables and columns; UserError if it is not a store."""
-    path = Path(store_path).expanduser()
-    if not path.exists():
-        raise UserError(f"results store not found: {path}")
-    if not path.is_file():
-        raise UserError(f"results store is not a file: {path}")
-    uri = "file:" + urllib.parse.quote(str(path.resolve())) + "?mode=ro"
-    try:
-        conn = sqlite3.connect(uri, uri=True)
-        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")}
-    except sqlite3.DatabaseError as exc:
-        raise UserError(f"{path} is not a dstudy results store (not an SQLite database: {exc})") from None
-    try:
-        missing_tables = [name for name in REQUIRED_COLUMNS if name not in tables]
-        if missing_tables:
-            raise UserError(f"{path} is not a dstudy results store (missing table(s): {', '.join(missing_tables)})")
-        for table, columns in REQUIRED_COLUMNS.items():
-            present = {row[1] for row in conn.execute(f'PRAGMA table_info("{table}")')}
-            absent = [c for c in columns if c not in present]
-            if absent:
-                raise UserError(f"{path} is not a dstudy results store (table {table} lacks column(s): "
-                                f"{', '.join(absent)})")
-    except BaseException:
-        conn.close()
-        raise
-    return conn
+    """Open ``store_path`` read-only; UserError (one line) unless it is an undamaged, readable results store."""
+    return connect_store(store_path, readonly=True)
 
 
 def check_store(store_path: str | os.PathLike) -> None:

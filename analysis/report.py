@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
@@ -210,7 +211,11 @@ def build_report(store_path: str | os.PathLike, out_dir: str | os.PathLike, show
     out = Path(out_dir).expanduser()
     if out.exists() and not out.is_dir():
         raise UserError(f"report folder {out} exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=out).close()
+    except OSError as exc:
+        raise UserError(f"cannot write the report to {out}: {exc.strerror or exc}") from None
     paths = notebook_paths(notebooks)
     frames_dir = out / FRAMES_DIR
     if frames_dir.exists():

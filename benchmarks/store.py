@@ -3,7 +3,8 @@
 Writes the paper grid's runs as pending (one transaction), then records each run as the sweep driver does: one
 transaction per finished run with its train_results, the scores of all nine evaluations on both representations
 (the dSprites key count: 56 keys per downstream config) and the per-evaluation seconds. Prints runs/s, rows/s, the
-file size, and how long the analysis-side read of all scores takes.
+file size, how long the analysis-side read of all scores takes, and how long opening the store takes (the
+integrity check every command runs first: ``PRAGMA quick_check``).
 
     flock /tmp/dstudy-bench.lock python benchmarks/store.py [--runs 12600] [--store PATH]
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.store import RunOutcome, Store
+from training.store import RunOutcome, Store, connect_store
 from training.study import load_study
 from training.vocabulary import DATASETS, EVALUATIONS, REPRESENTATIONS
 
@@ -78,6 +79,11 @@ def main() -> None:
     print(f"record_outcome, one transaction per run: {t_rec:.1f} s = {1000 * t_rec / n:.2f} ms/run"
           f" ({n / t_rec:,.0f} runs/s, {rows / t_rec:,.0f} rows/s)")
     print(f"read all scores joined with runs (plain SQL): {t_read:.1f} s")
+    for readonly in (True, False):
+        t0 = time.perf_counter()
+        connect_store(path, readonly=readonly).close()
+        print(f"open with integrity check ({'read-only' if readonly else 'read-write'}):"
+              f" {time.perf_counter() - t0:.2f} s")
     print(f"store size: {path.stat().st_size / 2**20:.0f} MiB (+ WAL)")
     print(f"loadavg after: {os.getloadavg()}")
     tmp.cleanup()

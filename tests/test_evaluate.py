@@ -139,9 +139,21 @@ def test_a_failing_evaluation_is_recorded_and_the_others_still_run():
     assert records[0].error == "RuntimeError: encoder exploded" and records[0].scores == {}
     assert all(r.error is None and r.scores and r.seconds > 0 for r in records[1:])
     assert seen == records
-    with pytest.warns(RuntimeWarning, match="mig \\(mean\\) failed"):
-        out = ev.evaluate_model(model, data, ["mig", "sap_score"], SMALL)
-    assert ("mean", "mig") not in out and ("sampled", "mig") in out
+    # the dict form raises: its caller decides what a failed evaluation means
+    with pytest.raises(ev.EvaluationError, match="mig \\(mean\\) failed: RuntimeError: encoder exploded") as info:
+        ev.evaluate_model(model, data, ["mig", "sap_score"], SMALL)
+    assert [(r.representation, r.evaluation) for r in info.value.records] == [("mean", "mig")]
+
+
+def test_evaluate_model_takes_a_dataset_name_like_train_model(monkeypatch):
+    import training.data
+
+    data = TinyImages()
+    monkeypatch.setattr(training.data, "get_dataset", lambda name, data_dir=None: data)
+    by_name = ev.evaluate_model(FakeModel(), "dsprites_full", ["mig"], SMALL)
+    assert by_name == ev.evaluate_model(FakeModel(), data, ["mig"], SMALL)
+    with pytest.raises(ValueError, match="representation_fn"):
+        ev.evaluate_model("dsprites_full", data, ["mig"], SMALL)
 
 
 def test_protocol_selects_evaluations_representations_and_fast_kind():

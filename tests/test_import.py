@@ -197,9 +197,10 @@ def test_corrupt_and_foreign_files_import_nothing_from_them(tmp_path):
     assert set(report.errors) == {str(corrupt), str(foreign), str(badzip), str(partly)}
     assert all("\n" not in e for e in report.errors.values())
     assert "mnist" in report.errors[str(partly)] and "JSON" in report.errors[str(corrupt)]
-    assert _contents(store)["runs"] == []
+    assert not store.exists()  # an import that failed throughout creates no store
     # The CLI: one line, non-zero exit; a good file next to a bad one is still imported.
     assert cli_main(["import-dlib", str(foreign), "--store", str(store)]) == 2
+    assert not store.exists()
     assert cli_main(["import-dlib", str(good), str(badzip), "--store", str(store)]) == 2
     assert len(_contents(store)["runs"]) == 3
     assert cli_main(["import-dlib", str(good), "--store", str(store)]) == 0

@@ -94,7 +94,7 @@ def test_export_html_hides_code_unless_asked(tmp_path):
 def test_cli_bad_inputs(tmp_path, capsys):
     assert cli.main(["report", "--store", str(tmp_path / "nope.sqlite"), "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("dstudy: error: results store not found") and "\n" not in err
+    assert err.startswith("dstudy: error: no results store at") and "\n" not in err
     text = tmp_path / "t.sqlite"
     text.write_text("not sqlite")
     assert cli.main(["report", "--store", str(text), "--out", str(tmp_path / "r")]) == 2

@@ -110,7 +110,7 @@ def test_foreign_files_give_one_line_errors(tmp_path):
     conn.execute("CREATE TABLE things(a)")
     conn.commit()
     conn.close()
-    with pytest.raises(UserError, match="no table meta, runs, train_results, scores"):
+    with pytest.raises(UserError, match="no table runs, train_results, scores"):
         Store(other)
     with pytest.raises(UserError, match="no results store"):
         Store(tmp_path / "absent.sqlite", create=False)
@@ -199,3 +199,91 @@ def test_progress_and_status_table(tmp_path):
         assert store.status_table() == [("dsprites_full", "beta_vae", "done", 2),
                                         ("dsprites_full", "beta_vae", "pending", 1)]
         assert math.isclose(p["mean_train_seconds"], 3.0)
+
+
+# ------------------------------------------------------------------------------------ damaged and read-only stores
+def _filled_store(path, runs=400):
+    """A store of ``runs`` done runs with ~60 scores each (a few MB: many pages to damage)."""
+    with Store(path) as store:
+        store.add_runs([_run(i) for i in range(runs)])
+        for i in range(runs):
+            store.record_outcome(RunOutcome(run_id=f"r{i}", train_results={"loss": float(i)},
+                                            scores={("mean", "dci"): {f"k{j}": j / (i + 1) for j in range(60)}},
+                                            provenance={"threads": "1"}))
+    return path
+
+
+def _cli(args, capsys):
+    from training.cli import main
+    code = main(args)
+    return code, capsys.readouterr().err.strip()
+
+
+def test_a_store_damaged_in_the_middle_is_refused_by_every_command_and_left_as_it_was(tmp_path, capsys):
+    path = _filled_store(tmp_path / "s.sqlite")
+    size = path.stat().st_size
+    with open(path, "r+b") as fh:  # 50 KB of noise in the middle of a valid store
+        fh.seek(size // 2)
+        fh.write(os.urandom(50_000))
+    damaged = path.read_bytes()
+    for readonly in (False, True):
+        with pytest.raises(UserError, match="is damaged") as info:
+            Store(path, readonly=readonly)
+        assert "\n" not in str(info.value) and ".recover" in str(info.value)
+    from analysis.load import check_store
+    with pytest.raises(UserError, match="is damaged"):
+        check_store(path)
+    (tmp_path / "study.toml").write_text('name = "t"\ndatasets = ["dsprites_full"]\nseeds = [0]\nsteps = 2\n'
+                                         'batch_size = 4\n[methods]\nbeta_vae = [1.0]\n')
+    for args in (["status"], ["sweep", str(tmp_path / "study.toml")], ["report", "--out", str(tmp_path / "r")]):
+        code, err = _cli([args[0], "--store", str(path), *args[1:]], capsys)
+        assert code == 2 and err.startswith("dstudy: error: the results store") and "damaged" in err, (args, err)
+        assert "\n" not in err and "Traceback" not in err
+    assert path.read_bytes() == damaged  # nothing was written
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_store_in_a_read_only_folder_is_read_by_status_and_refused_with_that_reason_by_sweep(tmp_path):
+    import helpers
+
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    path = _filled_store(folder / "s.sqlite", runs=3)  # WAL mode, as every store this package writes
+    (tmp_path / "study.toml").write_text('name = "t"\ndatasets = ["dsprites_full"]\nseeds = [0]\nsteps = 2\n'
+                                         'batch_size = 4\n[methods]\nbeta_vae = [1.0]\n')
+    status = helpers.run_cli_in_readonly_folder(folder, ["status", "--store", str(path)])
+    if status is None:
+        pytest.skip("this machine cannot make a folder read-only for a root process")
+    assert status.returncode == 0, status.stderr
+    assert "3/3 runs done" in status.stdout
+    sweep = helpers.run_cli_in_readonly_folder(folder, ["sweep", str(tmp_path / "study.toml"), "--store", str(path)])
+    assert sweep.returncode == 2 and sweep.stderr.count("\n") == 1, sweep.stderr
+    assert "is read-only here" in sweep.stderr and "Traceback" not in sweep.stderr
+    report = helpers.run_cli_in_readonly_folder(folder, ["report", "--store", str(path), "--out", str(folder / "r")])
+    assert report.returncode == 2 and report.stderr.startswith("dstudy: error: cannot write the report to")
+    assert report.stderr.count("\n") == 1, report.stderr
+
+
+def test_report_to_an_unwritable_place_is_one_line_and_creates_nothing(tmp_path, capsys):
+    path = _filled_store(tmp_path / "s.sqlite", runs=3)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    code, err = _cli(["report", "--store", str(path), "--out", str(blocker / "report")], capsys)
+    assert code == 2 and err.startswith("dstudy: error: cannot write the report to") and "\n" not in err
+
+
+def test_an_unreachable_scheduler_creates_no_store(tmp_path, monkeypatch):
+    import distributed
+
+    from training.executor import sweep
+    from training.study import parse_study
+
+    def refuse(address, timeout=None):
+        raise OSError(f"Timed out trying to connect to {address}")
+
+    monkeypatch.setattr(distributed, "Client", refuse)
+    study = parse_study('name = "t"\ndatasets = ["dsprites_full"]\nseeds = [0]\nsteps = 2\nbatch_size = 4\n'
+                        '[methods]\nbeta_vae = [1.0]\n')
+    with pytest.raises(UserError, match="cannot reach the Dask scheduler"):
+        sweep(study, tmp_path / "s.sqlite", scheduler="tcp://127.0.0.1:9", progress=False)
+    assert not (tmp_path / "s.sqlite").exists()

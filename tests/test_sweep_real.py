@@ -49,7 +49,8 @@ def _numbers(path):
 def test_real_tiny_study_local_and_on_a_loopback_cluster(tmp_path):
     study = parse_study(TINY)
     local = tmp_path / "local.sqlite"
-    summary = sweep(study, local, workers=1, progress=False)
+    # the driver decides every run's torch threads: one here, as the cluster's default below
+    summary = sweep(study, local, workers=1, threads=1, progress=False)
     assert summary.ok, summary.failed
     scores, train, runs = _numbers(local)
     assert [r[1] for r in runs] == ["done", "done"]
@@ -78,6 +79,12 @@ def test_real_tiny_study_local_and_on_a_loopback_cluster(tmp_path):
         summary = sweep(study, remote, scheduler=address, progress=False)
         assert summary.ok, summary.failed
         assert _numbers(remote) == _numbers(local)
+        for path in (local, remote):
+            conn = sqlite3.connect(path)
+            threads = {v for (v,) in conn.execute("SELECT value FROM provenance WHERE key = 'threads'")}
+            counted = conn.execute("SELECT COUNT(DISTINCT run_id) FROM provenance").fetchone()[0]
+            conn.close()
+            assert threads == {"1"} and counted == 2
     finally:
         for p in reversed(procs):
             try:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sqlite3
 import sys
 
 from training.allocator import retain_freed_memory
 from training.errors import UserError
+from training.store import DEFAULT_STORE, database_error
 
 # Modules that contribute sub-commands, in the order their commands appear in ``dstudy --help``.
 COMMAND_MODULES = (
@@ -29,13 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:  # a command family not built yet must not break the others
-            if exc.name != name:
-                raise
-            continue
-        module.register(subparsers)
+        importlib.import_module(name).register(subparsers)
     return parser
 
 
@@ -50,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except (UserError, ValueError, FileNotFoundError) as exc:
         print(f"dstudy: error: {exc}", file=sys.stderr)
+        return 2
+    except sqlite3.DatabaseError as exc:  # met after the open-time check (a page damaged since, a full disk)
+        store = getattr(args, "store", None) or DEFAULT_STORE
+        print(f"dstudy: error: {database_error(store, exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("dstudy: interrupted", file=sys.stderr)

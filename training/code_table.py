@@ -16,15 +16,18 @@ How it keeps the numbers (``evaluate_model_records(..., code_table=True)``; off 
 * :meth:`CodeTable.representation_fn` maps indices to codes with the SAME call structure as the encoder's
   representation function (:func:`training.representation.chunked_codes`: one noise tensor per call, chunks of
   ``batch_size`` = 256, the same torch arithmetic), so ``sampled`` consumes and applies the same noise.
-* The encoder's output for an image must not depend on the batch it is encoded in. Measured on this machine's CPU
-  (torch 2.13, oneDNN/MKL): chunks of 12..4096 images give bit-identical (mean, logvar) per image, but chunks of
-  1-3, 5-7 and 9-11 images differ in the last bits (~1.5e-7; the dense layer's small-M GEMM kernels, and the last
-  convolution for a single image). The table is therefore built in chunks of ``build_batch_size`` (64) images, and
-  a chunk of fewer than :data:`MIN_TABLE_CHUNK` points (e.g. the 10-point downstream training sets) is not looked
-  up but rendered and encoded directly, as the encoder path does. ``tests/test_code_table.py`` checks equality of
-  all nine evaluations, both representations, against the encoder path on a trained model. On CUDA the encoder's
-  kernels depend on the batch size (last-bit differences), so there the table gives equal numbers only up to
-  floating point, as the batched encoder path already does.
+* A chunk of fewer than :data:`MIN_TABLE_CHUNK` points (e.g. the 10-point downstream training sets) is not looked up
+  but rendered and encoded directly, as the encoder path does.
+
+What is guaranteed: the same draws, the same noise, and codes equal to the encoder path's up to float32 rounding.
+The table encodes in batches of ``build_batch_size`` (64) images on one thread per worker, the encoder path in
+batches of up to 256 on torch's threads, and oneDNN / MKL choose their kernels (hence the order of each dot
+product's additions) by CPU, batch shape and thread count: an encoding can differ in its last bits (measured: up to
+4.5e-8 on codes of size ~0.25 on an AVX-512 CPU; bit-identical on an AVX2 one). Scores that are smooth functions of
+the codes move by as little; scores that count decisions (histogram bins, classifier predictions, a cross-validated
+choice of hyperparameter) can flip on a point that lies on a boundary, as they do between two CPUs.
+``tests/test_code_table.py`` holds both: bit-equal numbers for an encoder that is exact arithmetic, and stated
+tolerances for a trained one.
 
 Cost: one table = ``num_configurations`` renders + encodes and 2 x 4 bytes x num_latent per configuration (59 MB for
 dSprites). dsprites_full on this machine's 2 cores: 99-107 s (~140 us per configuration: slicing the disk cache of
@@ -129,12 +132,12 @@ class CodeTable:
               progress: Callable[[int], None] | None = None, workers: int | None = None) -> "CodeTable":
         """Render and encode all ``dataset.num_configurations`` images (``render_chunk`` rendered at a time, encoded
         in chunks of ``build_batch_size`` >= :data:`MIN_TABLE_CHUNK`; a short last chunk is padded to that size by
-        repeating its images, so that no image is encoded in a small batch). The default 64 encodes ~1.8x faster per
-        image than 256 on this machine's CPU (155 vs 280 us, dSprites, 2 threads) and gives the same rows.
+        repeating its images, so that no image is encoded in a small batch).
 
         ``workers`` (default: torch's intra-op thread count) threads each encode a contiguous share of every rendered
-        chunk with ONE intra-op thread: 136 vs 145 us per image for one encoder on two threads (dSprites, 2 cores),
-        and the same rows (an image's encoding does not depend on the thread count; tests/test_code_table.py)."""
+        chunk with ONE intra-op thread (with ``workers=1``, torch's threads encode each chunk). The same arguments
+        give the same table bit for bit; other ``workers`` or ``build_batch_size`` give rows equal up to float32
+        rounding (see the module docstring)."""
         check_deterministic(dataset)
         build_batch_size = int(build_batch_size)
         if build_batch_size < MIN_TABLE_CHUNK:

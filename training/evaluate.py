@@ -196,7 +196,7 @@ def use_code_table(dataset, protocol=None, evaluations: Iterable[str] | None = N
     encode more images than the dataset has configurations (one table encodes each configuration once).
 
     At the study's protocol sizes on dsprites_full that is ~6.1M images against 737,280 (True); at ``scale`` 0.1
-    about 0.6M (False). The numbers do not depend on the choice (CPU; on CUDA up to floating point).
+    about 0.6M (False). The choice moves the numbers by the encoder's float32 rounding at most.
     """
     from training.metrics.registry import default_protocol
     if not getattr(dataset, "deterministic_render", False) or not hasattr(dataset, "num_configurations"):
@@ -233,26 +233,34 @@ def evaluate_model_records(model, dataset, evaluations: Iterable[str] | None = N
     evaluations in vocabulary order).
 
     ``model`` is anything with ``.representation_fn(kind, seed=...)`` returning ``fn((n, 64, 64, C) float32) ->
-    (n, D)``; ``dataset`` follows the dataset interface. ``on_record`` is called after every evaluation (e.g.
-    progress). A failing evaluation is recorded with its error; the others still run. Bad arguments raise
-    ``ValueError``.
+    (n, D)``; ``dataset`` is a vocabulary name (as :func:`training.train.train_model` takes it) or an object with
+    the dataset interface. ``on_record`` is called after every evaluation (e.g. progress). A failing evaluation is
+    recorded with its error; the others still run. Bad arguments raise ``ValueError``.
 
     ``n_jobs > 1``: the classifier fits of DCI and both downstream tasks, for both representations, go into ONE pool
     of ``n_jobs`` worker processes (largest first), which works in the background while the other evaluations run
-    here; the numbers are identical to ``n_jobs=1``. Their records' ``seconds`` are then the sampling/encoding time
+    here, with one torch and one BLAS thread; the numbers are those of ``n_jobs=1`` up to the encoder's float32
+    rounding (see :mod:`training.code_table`). Their records' ``seconds`` are then the sampling/encoding time
     plus the summed fit times measured in the workers (compute seconds, not wall-clock).
 
     ``code_table=True`` (default False): first encode every factor configuration of ``dataset`` once
     (``model.code_table(dataset)``, :mod:`training.code_table`), then run every evaluation of both representations
     on look-ups instead of rendering and encoding images. Only for a dataset whose images are a deterministic
     function of the factors (``dataset.deterministic_render``; ValueError otherwise). The random draws, the
-    ``sampled`` noise and the encoder's batches are kept, so on CPU the numbers equal ``code_table=False``; it pays
-    off at the study's sizes (dsprites_full: 737,280 encodings instead of ~6.1M), not at small scales.
+    ``sampled`` noise and the encoder's batches are kept, so the numbers equal ``code_table=False``'s up to the
+    encoder's float32 rounding (:mod:`training.code_table` says what that can move); it pays off at the study's
+    sizes (dsprites_full: 737,280 encodings instead of ~6.1M), not at small scales.
     """
+    from training.train import resolve_dataset
+
     p = resolve_protocol(protocol)
     n_jobs = int(n_jobs)
     if n_jobs < 1:
         raise ValueError(f"n_jobs must be a positive integer, got {n_jobs}")
+    if not callable(getattr(model, "representation_fn", None)):
+        raise ValueError(f"model must have a representation_fn(kind, seed) method (e.g. a TrainedModel); "
+                         f"{type(model).__name__} has none")
+    dataset, _ = resolve_dataset(dataset)
     plan = _plan(evaluations, p)
     overrides = {name: evaluation_overrides(name, p) for name in {name for _, name in plan}}
     if code_table:
@@ -322,7 +330,8 @@ def _run_pooled(model, dataset, plan, p: Protocol, overrides, n_jobs: int, emit)
         # split the output of matrix products, not their sums, so the numbers are the same (tests/test_evaluate.py).
         # the same for torch's intra-op threads: with two busy workers, a second OpenMP thread is rarely scheduled
         # and every parallel region waits for it (measured: the sampled BetaVAE score's noise took 7.0 instead of
-        # 1.3 s at scale 0.3); the encoder's output does not depend on the thread count (tests/test_code_table.py)
+        # 1.3 s at scale 0.3). The thread counts are fixed here, so a run's numbers stay reproducible; they may
+        # differ in the last bits from n_jobs=1's (oneDNN picks its kernels by thread count on some CPUs)
         torch_threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
@@ -359,18 +368,24 @@ def _run_pooled(model, dataset, plan, p: Protocol, overrides, n_jobs: int, emit)
 
 def evaluate_model(model, dataset, evaluations: Iterable[str] | None = None, protocol=None, *,
                    n_jobs: int = 1, code_table: bool = False) -> dict[tuple[str, str], dict[str, float]]:
-    """``{(representation, evaluation): {result key: float}}`` for every planned evaluation that succeeded.
+    """``{(representation, evaluation): {result key: float}}`` for every planned evaluation.
 
-    Evaluations that failed are left out of the dict and reported with a ``RuntimeWarning`` naming the error; use
-    :func:`evaluate_model_records` to get errors and timings as data.
+    ``dataset``: a vocabulary name or an object with the dataset interface. Raises :class:`EvaluationError` (with
+    every failed evaluation and its error) when any planned evaluation fails; use :func:`evaluate_model_records` to
+    keep the evaluations that succeeded beside the errors, as the study runner does.
     """
-    import warnings
-    out = {}
-    for record in evaluate_model_records(model, dataset, evaluations, protocol, n_jobs=n_jobs,
-                                         code_table=code_table):
-        if record.error is None:
-            out[(record.representation, record.evaluation)] = record.scores
-        else:
-            warnings.warn(f"evaluation {record.evaluation} ({record.representation}) failed: {record.error}",
-                          RuntimeWarning, stacklevel=2)
-    return out
+    records = evaluate_model_records(model, dataset, evaluations, protocol, n_jobs=n_jobs, code_table=code_table)
+    failed = [r for r in records if r.error is not None]
+    if failed:
+        raise EvaluationError(failed)
+    return {(r.representation, r.evaluation): r.scores for r in records}
+
+
+class EvaluationError(RuntimeError):
+    """One or more evaluations of a model failed; ``records`` holds their :class:`EvaluationRecord` objects."""
+
+    def __init__(self, records: list[EvaluationRecord]):
+        self.records = records
+        first = records[0]
+        more = f" (and {len(records) - 1} more)" if len(records) > 1 else ""
+        super().__init__(f"evaluation {first.evaluation} ({first.representation}) failed: {first.error}{more}")

@@ -166,10 +166,26 @@ def sweep(study: Study, store_path: str | os.PathLike = DEFAULT_STORE, *, worker
     if pack is None:
         pack = default_pack(device)
     started = time.perf_counter()
-    with _sigterm_as_interrupt():
-        return _sweep(study, Path(store_path), started, workers=workers, scheduler=scheduler, retries=retries,
-                      model_num=model_num, pack=pack, device=device, threads=threads, artifacts_dir=artifacts_dir,
-                      run_fn=run_fn, data_sources=data_sources, progress=progress, stale_after=stale_after)
+    # an unreachable scheduler must fail before the store is created or touched
+    client = _scheduler_client(scheduler) if scheduler else None
+    try:
+        with _sigterm_as_interrupt():
+            return _sweep(study, Path(store_path), started, workers=workers, client=client, retries=retries,
+                          model_num=model_num, pack=pack, device=device, threads=threads,
+                          artifacts_dir=artifacts_dir, run_fn=run_fn, data_sources=data_sources, progress=progress,
+                          stale_after=stale_after)
+    finally:
+        if client is not None:
+            client.close()
+
+
+def _scheduler_client(scheduler: str):
+    from distributed import Client
+
+    try:
+        return Client(scheduler, timeout="30s")
+    except (OSError, TimeoutError) as exc:
+        raise UserError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
 
 
 @contextmanager
@@ -190,7 +206,7 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-def _sweep(study: Study, store_path: Path, started: float, *, workers, scheduler, retries, model_num, pack, device,
+def _sweep(study: Study, store_path: Path, started: float, *, workers, client, retries, model_num, pack, device,
            threads, artifacts_dir, run_fn, data_sources, progress, stale_after) -> SweepSummary:
     if model_num is not None:
         # Only the dataset of that grid index needs loading (the others' files may well be absent).
@@ -207,7 +223,7 @@ def _sweep(study: Study, store_path: Path, started: float, *, workers, scheduler
         summary.already_done = sum(1 for r in runs if status.get(r.run_id) == "done")
         summary.busy_elsewhere = sum(1 for r in runs if status.get(r.run_id) == "running")
         if todo:
-            _drive(store, todo, summary, workers=workers, scheduler=scheduler, retries=retries, pack=pack,
+            _drive(store, todo, summary, workers=workers, client=client, retries=retries, pack=pack,
                    device=device, threads=threads, artifacts_dir=artifacts_dir, run_fn=run_fn, progress=progress)
     summary.seconds = time.perf_counter() - started
     return summary
@@ -222,18 +238,15 @@ def _grid_dataset(num: int) -> str:
         raise UserError(str(exc)) from None
 
 
-def _drive(store: Store, todo: list[dict], summary: SweepSummary, *, workers, scheduler, retries, pack, device,
+def _drive(store: Store, todo: list[dict], summary: SweepSummary, *, workers, client, retries, pack, device,
            threads, artifacts_dir, run_fn, progress) -> None:
+    """Compute ``todo`` on ``client`` (a connected scheduler's) or, when None, on a LocalCluster of ``workers``."""
     from distributed import Client, LocalCluster, as_completed
 
     if run_fn is None:
         from training.runner import execute_pack as run_fn
     cluster = None
-    if scheduler:
-        try:
-            client = Client(scheduler, timeout="30s")
-        except (OSError, TimeoutError) as exc:
-            raise UserError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+    if client is not None:
         slots = max(1, sum(client.nthreads().values()))
         if threads is None:
             threads = 1
@@ -305,8 +318,8 @@ def _drive(store: Store, todo: list[dict], summary: SweepSummary, *, workers, sc
             bar.close()
             for fut in inflight:
                 fut.cancel()
-            client.close()
-            if cluster is not None:
+            if cluster is not None:  # a scheduler's client is closed by sweep()
+                client.close()
                 cluster.close()
 
 

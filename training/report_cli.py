@@ -10,8 +10,7 @@ import sys
 from pathlib import Path
 
 from training.errors import UserError
-
-DEFAULT_STORE = Path("results") / "study.sqlite"
+from training.store import DEFAULT_STORE
 
 
 def default_out(store: Path) -> Path:

@@ -198,7 +198,7 @@ def _evaluate(item: dict, model, dataset, train_seconds: float, artifacts_dir: s
     start = time.perf_counter()
     try:
         evaluations = list(protocol["evaluations"])
-        # one encoding per factor configuration instead of millions of images where that is cheaper; same numbers
+        # one encoding per factor configuration instead of millions of images where that is cheaper
         table = use_code_table(dataset, protocol, evaluations) and callable(getattr(model, "code_table", None))
         records = evaluate_model_records(model, dataset, evaluations=evaluations, protocol=protocol, code_table=table)
         for record in records:

@@ -39,6 +39,7 @@ import os
 import socket
 import sqlite3
 import time
+import urllib.parse
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -159,32 +160,132 @@ def canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
+def connect_store(path: str | os.PathLike, *, readonly: bool, create: bool = False) -> sqlite3.Connection:
+    """Open the store file at ``path`` and check that it is an undamaged dstudy store; returns the connection
+    (autocommit; a fresh file opened with ``create`` is an empty database for the caller to fill).
+
+    Every problem is a :class:`UserError` with a one-line message that says what is wrong and what to do: no such
+    file, a folder, a file this user may not read, a file or folder that is read-only where writing was asked for, a
+    file that is not SQLite, an SQLite file without the contract's tables, a damaged file (``PRAGMA quick_check``,
+    which reads every page once). Nothing is created or changed unless ``create`` and the file is missing.
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        if readonly or not create:
+            raise UserError(f"no results store at {path}")
+        folder = _existing_parent(path)
+        if not os.access(folder, os.W_OK):
+            raise UserError(f"cannot create a results store at {path}: {folder} {not_writable_reason(folder)}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+    elif path.is_dir():
+        raise UserError(f"{path} is a directory, not a results store")
+    elif not os.access(path, os.R_OK):
+        raise UserError(f"cannot read the results store {path}: permission denied")
+    elif not readonly:
+        for target, what in ((path, "the file"), (path.parent, "its folder")):
+            if not os.access(target, os.W_OK):
+                raise UserError(f"the results store {path} is read-only here ({what} {not_writable_reason(target)});"
+                                f" this command writes to it: copy the store to a writable place, or use a command"
+                                f" that only reads it (status, report)")
+    uri = "file:" + urllib.parse.quote(str(path.resolve()))
+    if readonly:
+        # a folder this user cannot write holds no live writer's journal: read the file as it is (SQLite would
+        # otherwise need to create the -shm file of a WAL store beside it)
+        uri += "?mode=ro" + ("&immutable=1" if not os.access(path.parent, os.W_OK) else "")
+    else:
+        uri += "?mode=rwc"
+    conn = sqlite3.connect(uri, uri=True, timeout=60.0, isolation_level=None)
+    try:
+        conn.execute("PRAGMA busy_timeout = 60000")
+        tables = _table_columns(conn)
+        if tables:
+            _check_contract(path, tables)
+            problems = [row[0] for row in conn.execute("PRAGMA quick_check(1)")]
+            if problems != ["ok"]:
+                lines = [ln.strip() for p in problems for ln in p.splitlines() if ln.strip() and "***" not in ln]
+                raise sqlite3.DatabaseError(lines[0] if lines else "PRAGMA quick_check failed")
+        elif readonly:
+            raise UserError(f"{path} is an empty SQLite file, not a dstudy results store")
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise UserError(_database_error_message(path, exc)) from None
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def not_writable_reason(path: str | os.PathLike) -> str:
+    """Why ``path`` cannot be written, as the end of a sentence ("is on a read-only file system", ...)."""
+    try:
+        if os.statvfs(path).f_flag & os.ST_RDONLY:
+            return "is on a read-only file system"
+    except OSError:
+        pass
+    return "is not writable by this user"
+
+
+def _existing_parent(path: Path) -> Path:
+    folder = path.parent.resolve()
+    while not folder.exists():
+        folder = folder.parent
+    return folder
+
+
+def _table_columns(conn: sqlite3.Connection) -> dict[str, set[str]]:
+    names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")]
+    return {n: {r[1] for r in conn.execute(f"PRAGMA table_info('{n}')")} for n in names}
+
+
+def _check_contract(path: Path, tables: dict[str, set[str]], required=("runs", "train_results", "scores")) -> None:
+    """UserError unless ``tables`` (name -> columns) has the ``required`` tables with the contract's columns (a
+    store written by another tool may lack ``meta``: the analysis side reads it all the same)."""
+    missing_tables = [t for t in required if t not in tables]
+    if missing_tables:
+        raise UserError(f"{path} is not a dstudy results store (no table {', '.join(missing_tables)})")
+    missing = [f"{t}.{c}" for t in required for c in sorted(_REQUIRED_COLUMNS[t] - tables.get(t, set()))]
+    if missing:
+        shown = ", ".join(missing[:4]) + (" ..." if len(missing) > 4 else "")
+        raise UserError(f"{path} is not a dstudy results store (missing {shown})")
+
+
+def _database_error_message(path: Path, exc: sqlite3.DatabaseError) -> str:
+    """One line for an SQLite error met while opening or reading ``path``."""
+    text = " ".join(str(exc).split())
+    if "file is not a database" in text or "not a database" in text:
+        return f"{path} is not a dstudy results store (not an SQLite database: {text})"
+    if "readonly" in text or "read-only" in text:
+        return f"the results store {path} is read-only here ({text})"
+    if "unable to open" in text:
+        return f"cannot open the results store {path} ({text}): check that its folder is readable"
+    return (f"the results store {path} is damaged ({text}); nothing was changed. Save the runs that are still "
+            f"readable with: sqlite3 {path} .recover | sqlite3 {path.with_suffix('.recovered.sqlite')}")
+
+
+def database_error(path: str | os.PathLike, exc: sqlite3.DatabaseError) -> UserError:
+    """A :class:`UserError` for an SQLite error met while reading or writing the store at ``path`` (e.g. a page
+    found damaged after the open-time check passed)."""
+    return UserError(_database_error_message(Path(path), exc))
+
+
 class Store:
     """An open results store. Use as a context manager, or call :meth:`close`.
 
-    Opening a path that does not exist creates a new store; opening an older schema version migrates it (in one
-    transaction); opening a file that is not a dstudy store (not SQLite, or SQLite without the contract's tables and
-    columns) raises :class:`UserError` with a one-line message and leaves the file untouched.
+    Opening a path that does not exist creates a new store (unless ``create`` is False or ``readonly``); opening an
+    older schema version migrates it (in one transaction); opening anything that is not an undamaged, accessible
+    dstudy store raises :class:`UserError` with a one-line message (:func:`connect_store`) and leaves the file
+    untouched.
     """
 
     def __init__(self, path: str | os.PathLike, *, create: bool = True, readonly: bool = False):
         self.path = Path(path)
-        if not self.path.exists():
-            if not create or readonly:
-                raise UserError(f"no results store at {self.path}")
-            if self.path.parent and not self.path.parent.exists():
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-        elif self.path.is_dir():
-            raise UserError(f"{self.path} is a directory, not a results store")
         self.readonly = readonly
-        uri = f"file:{self.path.resolve()}?mode={'ro' if readonly else 'rwc'}"
+        self.conn = connect_store(self.path, readonly=readonly, create=create)
         try:
-            self.conn = sqlite3.connect(uri, uri=True, timeout=60.0, isolation_level=None)
-            self.conn.execute("PRAGMA busy_timeout = 60000")
             self._check_and_migrate()
         except sqlite3.DatabaseError as exc:
             self._close_quietly()
-            raise UserError(f"{self.path} is not a dstudy results store ({exc})") from None
+            raise database_error(self.path, exc) from None
         except BaseException:
             self._close_quietly()
             raise
@@ -196,24 +297,14 @@ class Store:
         except Exception:  # noqa: BLE001 - already failing; the original error is what matters
             pass
 
-    def _tables(self) -> dict[str, set[str]]:
-        names = [r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-        return {n: {r[1] for r in self.conn.execute(f"PRAGMA table_info('{n}')")} for n in names}
-
     def _check_and_migrate(self) -> None:
-        tables = self._tables()  # raises DatabaseError for a file that is not SQLite
-        if not tables:
+        tables = _table_columns(self.conn)
+        if not tables:  # a new (or empty) file: connect_store checked the rest
             if self.readonly:
                 raise UserError(f"{self.path} is an empty SQLite file, not a dstudy results store")
             self._create()
             return
-        missing_tables = [t for t in _REQUIRED_COLUMNS if t not in tables]
-        if missing_tables:
-            raise UserError(f"{self.path} is not a dstudy results store (no table {', '.join(missing_tables)})")
-        missing = [f"{t}.{c}" for t, cols in _REQUIRED_COLUMNS.items() for c in sorted(cols - tables.get(t, set()))]
-        if missing:
-            shown = ", ".join(missing[:4]) + (" ..." if len(missing) > 4 else "")
-            raise UserError(f"{self.path} is not a dstudy results store (missing {shown})")
+        _check_contract(self.path, tables, required=tuple(_REQUIRED_COLUMNS))
         row = self.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         try:
             version = int(row[0]) if row else 1

@@ -108,9 +108,7 @@ def status_lines(store_path) -> list[str]:
     from training.store import RUN_STATUSES, Store
 
     path = Path(store_path)
-    if not path.exists():
-        raise UserError(f"no results store at {path}")
-    with Store(path, create=False) as store:
+    with Store(path, readonly=True) as store:
         rows = store.status_table()
         progress = store.progress()
         per_study = store.conn.execute("SELECT study, source, COUNT(*), SUM(status = 'done') FROM runs"

@@ -325,9 +325,8 @@ def import_paths(paths: Sequence[str | Path], store_path: str | Path) -> ImportR
             units.extend(discover(Path(p)))
         except UserError as exc:
             report.errors[str(p)] = str(exc).split(": ", 1)[-1]
-    if not units:
-        return report
-    with Store(store_path) as store:
+    store = None  # opened (or created) with the first unit that has results: a failed import creates nothing
+    try:
         for kind, target in units:
             try:
                 if kind == "zip":
@@ -343,8 +342,13 @@ def import_paths(paths: Sequence[str | Path], store_path: str | Path) -> ImportR
                 runs = merge(items)
                 if not runs:
                     raise ImportFormatError("no disentanglement_lib results in it")
+                if store is None:
+                    store = Store(store_path)
                 report.new_runs += store.import_runs(runs)
                 report.files[str(target)] = len(runs)
             except ImportFormatError as exc:
                 report.errors[str(target)] = str(exc)
+    finally:
+        if store is not None:
+            store.close()
     return report
