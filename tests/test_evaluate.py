@@ -45,7 +45,10 @@ class TinyImages:
 
 class FakeModel:
     """A fixed random linear map of the image to 4 codes; ``sampled`` adds unit-scaled noise from a generator seeded
-    when the function is created. ``fail_seed``: the representation function for that seed raises."""
+    when the function is created. ``fail_seed``: the representation function for that seed raises.
+
+    The map is a NumPy sum of products, not a BLAS matrix product: a BLAS kernel may split a product's sums over
+    its threads, so its last bits would depend on the thread count, which ``n_jobs`` changes."""
 
     def __init__(self, fail_seed=None):
         self.weights = np.random.RandomState(0).randn(64 * 64, 4).astype(np.float32) / 64.0
@@ -59,7 +62,7 @@ class FakeModel:
         noise = np.random.RandomState(seed)
 
         def fn(obs):
-            codes = obs.reshape(len(obs), -1) @ self.weights
+            codes = (obs.reshape(len(obs), -1, 1) * self.weights[None]).sum(axis=1)
             return codes + 0.1 * noise.randn(*codes.shape).astype(np.float32) if kind == "sampled" else codes
         return fn
 

@@ -95,8 +95,12 @@ def test_dci_matches_reference_exactly_on_larger_arrays():
     meta = g["meta"]["data"]
     mtr, ytr, mte, yte = synthetic_arrays(meta["seed"], meta["num_train"], meta["num_test"])
     scores = dci.compute_dci(mtr, ytr, mte, yte, gbt_seed=0, n_jobs=2)
+    # the seeded trees' loss runs NumPy's vectorised exp/log, whose last bits depend on the CPU's SIMD kernels: the
+    # reference itself moves by up to 2e-4 here between NumPy's AVX-512 and AVX2 kernels (1 of 5,000 predictions)
+    spread = g["arrays_kernel_spread"]["dci"]
+    tolerance = max(v["max"] - v["min"] for v in spread.values()) + 1e-12
     for key, value in g["arrays"]["dci"].items():
-        assert scores[key] == pytest.approx(value, abs=1e-12), key
+        assert scores[key] == pytest.approx(value, abs=tolerance), key
 
 
 def test_another_gbt_seed_changes_importances_but_not_reproducibility():

@@ -132,7 +132,8 @@ def test_the_kernel_spread_is_what_the_reference_shows():
 def test_array_core_matches_reference_on_larger_arrays(predictor, ref_name):
     """The lead's oracle run (2000 / 1000 points, sizes 10, 100, 1000): tests/data/golden_reference.json."""
     g = json.loads((DATA / "golden_reference.json").read_text())
-    _check_against_reference(predictor, ref_name, (10, 100, 1000), g, g["downstream_arrays"])
+    spread = g["downstream_arrays_kernel_spread"].get(ref_name)
+    _check_against_reference(predictor, ref_name, (10, 100, 1000), g, g["downstream_arrays"], spread)
 
 
 def test_protocol_matches_reference_draw_order():
