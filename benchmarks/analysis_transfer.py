@@ -38,13 +38,14 @@ def main() -> None:
     print(f"load average before: {os.getloadavg()}")
     scores = timed("build synthetic paper-scale frame", paper_scale_scores)
     print(f"rows: {len(scores):,}  runs: {scores['run_id'].nunique():,}")
-    timed("transfer_win_rates(tidy frame, 10,000 draws/cell)", transfer_win_rates, scores, n_draws=10000)
+    timed("transfer_win_rates(tidy frame, exact)", transfer_win_rates, scores)
     table = timed("model_table (pivot once)", model_table, scores)
-    rates = timed("transfer_win_rates(model table, 10,000 draws/cell)", transfer_win_rates, table, n_draws=10000)
+    rates = timed("transfer_win_rates(model table, exact)", transfer_win_rates, table)
     print(rates.round(3).to_string())
     if args.bootstrap:
         from analysis import bootstrap
-        timed("bootstrap_transfer(n_boot=100, 10,000 draws)", bootstrap.bootstrap_transfer, table, n_boot=100)
+        from analysis.transfer import transfer_intervals
+        timed("transfer_intervals(n_boot=100)", transfer_intervals, table, n_boot=100)
         timed("bootstrap_metric_correlations x7 (n_boot=1000)",
               lambda: [bootstrap.bootstrap_metric_correlations(table, d, n_boot=1000) for d in set(table["dataset"])])
         timed("bootstrap_variance_explained(n_boot=1000)", bootstrap.bootstrap_variance_explained, table,
