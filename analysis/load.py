@@ -68,14 +68,76 @@ def check_store(store_path: str | os.PathLike) -> None:
     _connect(store_path).close()
 
 
-def _status_filter(status: str | Iterable[str] | None) -> tuple[str, list[str]]:
-    """SQL ``WHERE`` fragment on ``runs.status`` and its parameters; ``None`` means every status."""
-    if status is None:
-        return "", []
-    wanted = [status] if isinstance(status, str) else list(status)
-    if not wanted:
-        raise ValueError("status must name at least one run status (or be None for all)")
-    return f" WHERE r.status IN ({', '.join('?' * len(wanted))})", wanted
+def _status_filter(status: str | Iterable[str] | None, study: str | None = None) -> tuple[str, list[str]]:
+    """SQL ``WHERE`` fragment on ``runs.status`` (``None``: every status) and ``runs.study`` (``None``: every study)
+    and its parameters."""
+    clauses, params = [], []
+    if status is not None:
+        wanted = [status] if isinstance(status, str) else list(status)
+        if not wanted:
+            raise ValueError("status must name at least one run status (or be None for all)")
+        clauses.append(f"r.status IN ({', '.join('?' * len(wanted))})")
+        params += wanted
+    if study is not None:
+        clauses.append("r.study = ?")
+        params.append(study)
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def studies(store_path: str | os.PathLike) -> dict[str, int]:
+    """Study name -> number of done runs, for every study with a run in the store (name order)."""
+    conn = _connect(store_path)
+    try:
+        rows = conn.execute("SELECT study, SUM(status = 'done') FROM runs GROUP BY study ORDER BY study").fetchall()
+    finally:
+        conn.close()
+    return {str(name): int(done or 0) for name, done in rows}
+
+
+#: The fields of a run's config that make two runs of one study comparable: the same training length, batch size,
+#: evaluation protocol (scale, kind, sizes, evaluations) and training options. Runs that differ in one are never
+#: pooled into one analysis.
+PROTOCOL_FIELDS = ("steps", "batch_size", "protocol", "training")
+
+
+def resolve_study(store_path: str | os.PathLike, study: str | None = None) -> str:
+    """The study the analyses run on: ``study`` when the store has it, else the store's only study.
+
+    Raises :class:`UserError` (one line) when ``study`` is not in the store, when the store holds several studies and
+    none is chosen (the message lists them), or when the chosen study's done runs were computed under different
+    protocols or lengths (:data:`PROTOCOL_FIELDS`: steps, batch size, evaluation protocol, training options) -
+    such runs answer different questions and are never pooled.
+    """
+    found = studies(store_path)
+    listing = ", ".join(f"{name} ({done} done)" for name, done in found.items()) or "none"
+    if study is None:
+        if len(found) != 1:
+            raise UserError(f"{store_path} holds {len(found)} studies ({listing}); choose one with --study NAME"
+                            if found else f"{store_path} has no runs")
+        study = next(iter(found))
+    elif study not in found:
+        raise UserError(f"no study {study!r} in {store_path}; its studies: {listing}")
+    conn = _connect(store_path)
+    try:
+        configs = [row[0] for row in conn.execute(
+            "SELECT DISTINCT config FROM runs WHERE study = ? AND status = 'done'", (study,))]
+    finally:
+        conn.close()
+    seen: dict[str, set] = {f: set() for f in PROTOCOL_FIELDS}
+    for text in configs:
+        try:
+            config = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(config, dict):
+            for f in PROTOCOL_FIELDS:
+                seen[f].add(json.dumps(config.get(f), sort_keys=True))
+    mixed = [f for f, values in seen.items() if len(values) > 1]
+    if mixed:
+        detail = "; ".join(f"{f}: {', '.join(sorted(seen[f]))[:160]}" for f in mixed)
+        raise UserError(f"study {study!r} in {store_path} mixes runs of different protocols or lengths ({detail}); "
+                        f"sweep them as separate studies (a study's runs are never pooled across protocols)")
+    return study
 
 
 def _categorical(values, column: str) -> pd.Categorical:
@@ -86,8 +148,8 @@ def _categorical(values, column: str) -> pd.Categorical:
     return pd.Categorical(values, categories=categories)
 
 
-def _runs_frame(conn: sqlite3.Connection, status) -> pd.DataFrame:
-    where, params = _status_filter(status)
+def _runs_frame(conn: sqlite3.Connection, status, study: str | None = None) -> pd.DataFrame:
+    where, params = _status_filter(status, study)
     columns = ", ".join(f"r.{c}" for c in RUN_COLUMNS)
     frame = pd.read_sql_query(f"SELECT {columns} FROM runs r{where} ORDER BY r.rowid", conn, params=params)
     frame["model_num"] = frame["model_num"].astype("Int64")
@@ -98,18 +160,20 @@ def _runs_frame(conn: sqlite3.Connection, status) -> pd.DataFrame:
     return frame
 
 
-def load_runs(store_path: str | os.PathLike, status: str | Iterable[str] | None = "done") -> pd.DataFrame:
+def load_runs(store_path: str | os.PathLike, status: str | Iterable[str] | None = "done",
+              study: str | None = None) -> pd.DataFrame:
     """One row per run: the ``runs`` columns, then one float column per ``train_results`` key.
 
-    ``status``: a run status or a list of them (default ``"done"``); ``None`` returns every run. String columns stay
+    ``status``: a run status or a list of them (default ``"done"``); ``None`` returns every run. ``study``: only that
+    study's runs (None: every study; the analyses take one, :func:`resolve_study`). String columns stay
     plain strings (the frame is small). FactorVAE's reference training results carry no ``elbo``; where a run lacks
     ``elbo`` but has ``reconstruction_loss`` and ``kl_loss``, ``elbo`` is filled in as ``-(reconstruction_loss +
     kl_loss)`` (spec/analysis.md, caveat 3), and ``elbo_derived`` marks those rows.
     """
     conn = _connect(store_path)
     try:
-        runs = _runs_frame(conn, status)
-        where, params = _status_filter(status)
+        runs = _runs_frame(conn, status, study)
+        where, params = _status_filter(status, study)
         train = pd.read_sql_query(
             f"SELECT t.run_id, t.key, t.value FROM train_results t JOIN runs r ON r.run_id = t.run_id{where}",
             conn, params=params)
@@ -131,10 +195,11 @@ def load_runs(store_path: str | os.PathLike, status: str | Iterable[str] | None 
 
 def load_scores(store_path: str | os.PathLike, status: str | Iterable[str] | None = "done",
                 metrics: Iterable[str] | None = None, representations: Iterable[str] | None = None,
-                keys: Iterable[str] | None = None) -> pd.DataFrame:
+                keys: Iterable[str] | None = None, study: str | None = None) -> pd.DataFrame:
     """The tidy score frame: one row per (run, representation, metric, key), columns :data:`SCORE_COLUMNS`.
 
-    ``status`` as in :func:`load_runs` (default: ``done`` runs only). ``metrics`` / ``representations`` / ``keys``
+    ``status`` and ``study`` as in :func:`load_runs` (default: ``done`` runs of every study). ``metrics`` /
+    ``representations`` / ``keys``
     restrict the rows read (evaluation names, e.g. ``["mig", "dci"]``; ``["mean"]``; result keys, e.g.
     :data:`ANALYSIS_KEYS`, the keys the study's analyses use, about an eighth of a paper-scale store's rows);
     ``None`` reads all. ``value`` is float64; ``model_num`` a nullable integer (NULL off the paper grid); ``seed``
@@ -146,7 +211,7 @@ def load_scores(store_path: str | os.PathLike, status: str | Iterable[str] | Non
     """
     conn = _connect(store_path)
     try:
-        runs = _runs_frame(conn, status)
+        runs = _runs_frame(conn, status, study)
         clauses, params = [], []
         for column, wanted in (("metric", metrics), ("representation", representations), ("key", keys)):
             if wanted is not None:
@@ -258,6 +323,12 @@ class StoreSummary:
     data_sources: dict[str, int]         # dataset: data source from the config JSON -> done runs
     notes: list[str] = field(default_factory=list)
     meta: dict[str, str] = field(default_factory=dict)
+    study: str | None = None                  # the study summarised (None: every run of the store)
+    protocol: dict = field(default_factory=dict)   # steps, batch_size, protocol, training of the done runs
+    provenance: dict[str, dict[str, int]] = field(default_factory=dict)  # key -> value -> done runs
+    unrecorded: int = 0                       # done runs computed before provenance was recorded
+    train_seconds: tuple[float, float] = (float("nan"), float("nan"))   # total, mean per run (trained runs)
+    eval_seconds: tuple[float, float] = (float("nan"), float("nan"))
 
     @property
     def done(self) -> int:
@@ -274,14 +345,18 @@ class StoreSummary:
         return found
 
 
-def summarize_store(store_path: str | os.PathLike) -> StoreSummary:
-    """Counts of what ``store_path`` holds (all statuses for the run counts, ``done`` runs for everything else)."""
+def summarize_store(store_path: str | os.PathLike, study: str | None = None) -> StoreSummary:
+    """Counts of what ``store_path`` holds (all statuses for the run counts, ``done`` runs for everything else),
+    restricted to ``study`` when given: its protocol, the provenance of its runs and their wall times too."""
     conn = _connect(store_path)
     try:
-        by_status = dict(conn.execute("SELECT status, COUNT(*) FROM runs GROUP BY status").fetchall())
+        where, params = ("WHERE study = ?", [study]) if study is not None else ("", [])
+        by_status = dict(conn.execute(f"SELECT status, COUNT(*) FROM runs {where} GROUP BY status",
+                                      params).fetchall())
         done = pd.read_sql_query(
-            "SELECT run_id, study, dataset, method, hparam_value, seed, source, config FROM runs WHERE status='done'",
-            conn)
+            "SELECT run_id, study, dataset, method, hparam_value, seed, source, config, train_seconds, eval_seconds"
+            " FROM runs WHERE status='done'" + (" AND study = ?" if study is not None else ""), conn,
+            params=params)
         # DISTINCT over the primary key's prefix: a scan of its covering index, no sort, no join
         present = pd.DataFrame(conn.execute("SELECT DISTINCT run_id, representation, metric FROM scores").fetchall(),
                                columns=["run_id", "representation", "metric"])
@@ -295,7 +370,10 @@ def summarize_store(store_path: str | os.PathLike) -> StoreSummary:
             columns = {row[1] for row in conn.execute('PRAGMA table_info("studies")')}
             if {"name", "notes"} <= columns:
                 study_notes = [f"{name}: {text}" for name, text in conn.execute(
-                    "SELECT name, notes FROM studies WHERE notes IS NOT NULL AND notes != '' ORDER BY name")]
+                    "SELECT name, notes FROM studies WHERE notes IS NOT NULL AND notes != ''"
+                    + (" AND name = ?" if study is not None else "") + " ORDER BY name", params)]
+        provenance = (pd.read_sql_query("SELECT run_id, key, value FROM provenance", conn)
+                      if "provenance" in tables else pd.DataFrame(columns=["run_id", "key", "value"]))
     finally:
         conn.close()
 
@@ -320,6 +398,22 @@ def summarize_store(store_path: str | os.PathLike) -> StoreSummary:
         if "notes" in str(key).lower() and value and str(value) not in notes:
             notes.insert(0, str(value))
     notes.extend(n for n in study_notes if n not in notes)
+    protocol: dict = {}
+    for parsed in configs.values():
+        if isinstance(parsed, dict):
+            for f in PROTOCOL_FIELDS:
+                if f in parsed and f not in protocol:
+                    protocol[f] = parsed[f]
+    provenance = provenance[provenance["run_id"].isin(set(done["run_id"]))]
+    by_key: dict[str, dict[str, int]] = {}
+    for key, group in provenance.groupby("key", sort=True):
+        by_key[str(key)] = {str(v): int(n) for v, n in group["value"].value_counts().items()}
+    trained = done[done["source"] == "trained"]
+
+    def seconds(column):
+        values = pd.to_numeric(trained[column], errors="coerce").dropna()
+        return (float(values.sum()), float(values.mean())) if len(values) else (float("nan"), float("nan"))
+
     return StoreSummary(
         path=str(Path(store_path)),
         runs_by_status={str(k): int(v) for k, v in by_status.items()},
@@ -335,6 +429,12 @@ def summarize_store(store_path: str | os.PathLike) -> StoreSummary:
             DATASETS.index(kv[0].split(": ")[0]) if kv[0].split(": ")[0] in DATASETS else len(DATASETS), kv[0]))),
         notes=notes,
         meta={str(k): str(v) for k, v in meta.items()},
+        study=study,
+        protocol=protocol,
+        provenance=by_key,
+        unrecorded=int((~done["run_id"].isin(set(provenance["run_id"]))).sum()),
+        train_seconds=seconds("train_seconds"),
+        eval_seconds=seconds("eval_seconds"),
     )
 
 
@@ -353,16 +453,19 @@ def _model_table(scores: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame | Non
 
 
 def write_cache(store_path: str | os.PathLike, cache_dir: str | os.PathLike,
-                keys: Iterable[str] | None = ANALYSIS_KEYS) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
+                keys: Iterable[str] | None = ANALYSIS_KEYS,
+                study: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
     """Load the tidy scores (``keys`` only; default :data:`ANALYSIS_KEYS`, None for all), the runs and the model
-    table of ``store_path`` once and pickle them into ``cache_dir``.
+    table of one study of ``store_path`` (``study``, or the store's only one: :func:`resolve_study`) once and pickle
+    them into ``cache_dir``.
 
     Returns ``(scores, runs, model_table)`` (the table is None without ``analysis.frames``). The files are written
     atomically (temporary name, then rename).
     """
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
-    scores, runs = load_scores(store_path, keys=keys), load_runs(store_path)
+    study = resolve_study(store_path, study)
+    scores, runs = load_scores(store_path, keys=keys, study=study), load_runs(store_path, study=study)
     frames = {"scores": scores, "runs": runs, "table": _model_table(scores, runs)}
     for name, frame in frames.items():
         if frame is None:
@@ -379,11 +482,12 @@ def _read_pickle(path: Path):
         return pickle.load(handle)
 
 
-def load_frames(store_path: str | os.PathLike, cache_dir: str | os.PathLike | None = None
-                ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
-    """``(scores, runs, model_table)`` of the store, as the notebooks use them: ``done`` runs, scores restricted to
-    :data:`ANALYSIS_KEYS`, the model table of ``analysis.frames`` (None if that module is absent). Read from the
-    pickles :func:`write_cache` left in ``cache_dir`` when present, else from ``store_path``."""
+def load_frames(store_path: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
+                study: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
+    """``(scores, runs, model_table)`` of one study of the store, as the notebooks use them: ``done`` runs, scores
+    restricted to :data:`ANALYSIS_KEYS`, the model table of ``analysis.frames`` (None if that module is absent). Read
+    from the pickles :func:`write_cache` left in ``cache_dir`` when present, else from ``store_path`` (``study``, or
+    the store's only one: :func:`resolve_study`)."""
     if cache_dir:
         cache = Path(cache_dir)
         paths = {name: cache / file for name, file in CACHE_FILES.items()}
@@ -391,5 +495,6 @@ def load_frames(store_path: str | os.PathLike, cache_dir: str | os.PathLike | No
             scores, runs = _read_pickle(paths["scores"]), _read_pickle(paths["runs"])
             table = _read_pickle(paths["table"]) if paths["table"].is_file() else _model_table(scores, runs)
             return scores, runs, table
-    scores, runs = load_scores(store_path, keys=ANALYSIS_KEYS), load_runs(store_path)
+    study = resolve_study(store_path, study)
+    scores, runs = load_scores(store_path, keys=ANALYSIS_KEYS, study=study), load_runs(store_path, study=study)
     return scores, runs, _model_table(scores, runs)

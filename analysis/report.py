@@ -178,33 +178,31 @@ def _quiet_stderr(log_path: Path) -> None:
         pass
 
 
-def _scorecard(scores, runs):
-    """The claims scorecard frame, or ``(None, why)`` when ``analysis.claims`` is absent or fails."""
+def _scorecard(scores, runs, steps):
+    """The claims scorecard frame, or ``(None, why)`` when it cannot be computed."""
+    from analysis import claims
+
     try:
-        from analysis import claims
-    except ImportError as exc:
-        return None, f"the claims scorecard is not available (analysis.claims could not be imported: {exc})"
-    try:
-        try:
-            card = claims.scorecard(scores, runs=runs)
-        except TypeError:
-            card = claims.scorecard(scores)
-        return card, None
+        return claims.scorecard(scores, runs=runs, steps=steps), None
     except Exception as exc:
         return None, f"the claims scorecard could not be computed: {_one_line(exc)}"
 
 
 def build_report(store_path: str | os.PathLike, out_dir: str | os.PathLike, show_code: bool = False,
                  notebooks: list[str | os.PathLike] | None = None, progress: bool = True, workers: int = 2,
-                 timeout: int | None = 900) -> Path:
-    """Execute the notebooks on ``store_path``, export them as HTML into ``out_dir`` and write its ``index.html``.
+                 timeout: int | None = 900, study: str | None = None) -> Path:
+    """Execute the notebooks on one study of ``store_path``, export them as HTML into ``out_dir`` and write its
+    ``index.html``.
 
-    ``notebooks``: a subset (names or paths); default every notebook in :data:`NOTEBOOK_DIR`. ``workers``: notebooks
-    executed at once (each in its own kernel). ``timeout``: seconds allowed per cell. Returns the index path. Raises
-    UserError when the store is not a store, when it has no ``done`` run, or when ``out_dir`` is a file.
+    ``study``: the study to report on (default: the store's only one). ``notebooks``: a subset (names or paths);
+    default every notebook in :data:`NOTEBOOK_DIR`. ``workers``: notebooks executed at once (each in its own kernel).
+    ``timeout``: seconds allowed per cell. Returns the index path. Raises UserError when the store is not a store,
+    when the study is ambiguous, unknown or mixes protocols (:func:`analysis.load.resolve_study`), when it has no
+    ``done`` run, or when ``out_dir`` cannot be written.
     """
     store = Path(store_path).expanduser()
-    summary = load.summarize_store(store)          # UserError if not a store
+    study = load.resolve_study(store, study)       # UserError if not a store, or no single comparable study
+    summary = load.summarize_store(store, study)
     if summary.done == 0:
         counts = ", ".join(f"{n} {s}" for s, n in summary.runs_by_status.items()) or "no runs at all"
         raise UserError(f"{store} has no finished (done) runs to report on ({counts})")
@@ -224,7 +222,7 @@ def build_report(store_path: str | os.PathLike, out_dir: str | os.PathLike, show
     bar = _progress(len(paths) + 2, progress)
     try:
         bar.set_description("reading store")
-        scores, runs, table = load.write_cache(store, frames_dir)
+        scores, runs, table = load.write_cache(store, frames_dir, study=study)
         bar.update(1)
         parameters = {
             "store_path": str(store.resolve()),
@@ -239,7 +237,9 @@ def build_report(store_path: str | os.PathLike, out_dir: str | os.PathLike, show
                 ThreadPoolExecutor(max_workers=1) as thread:
             futures = [pool.submit(execute_page, str(p), str(out), parameters, show_code, timeout) for p in paths]
             # the scorecard runs here (a thread of this process) while the workers execute the notebooks
-            card_future = thread.submit(_scorecard, table if table is not None else scores, runs)
+            steps = summary.protocol.get("steps")
+            card_future = thread.submit(_scorecard, table if table is not None else scores, runs,
+                                        steps if isinstance(steps, int) else None)
             bar.set_description("pages + scorecard")
             for future in as_completed(futures + [card_future]):
                 if future is card_future:
@@ -285,8 +285,10 @@ table{border-collapse:collapse;margin:.6em 0;font-size:.92em}
 th,td{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#f4f4f4}
 .note{border-left:4px solid #e0a800;background:#fff8e1;padding:.5em 1em;margin:1em 0}
+.warn{border-left:4px solid #b00020;background:#fdecea;padding:.5em 1em;margin:1em 0}
 .ok{color:#1a7f37;font-weight:600}.bad{color:#b00020;font-weight:600}.na{color:#777}
-.verdict-supported{background:#e6f4ea}.verdict-not{background:#fdecea}.verdict-na{background:#f4f4f4}
+.verdict-supported{background:#e6f4ea}.verdict-not{background:#fdecea}.verdict-open{background:#fff4d6}
+.verdict-na{background:#f4f4f4}
 .tag{display:inline-block;min-width:7.5em;padding:0 6px;border-radius:3px;font-size:.85em;text-align:center}
 ul.findings{list-style:none;padding-left:0}ul.findings li{margin:.3em 0}
 td.small{font-size:.85em;color:#444}
@@ -294,16 +296,17 @@ ul.pages li{margin:.25em 0}
 code{background:#f4f4f4;padding:0 3px}
 """
 
+VERDICT_CLASSES = {"supported": "verdict-supported", "not supported": "verdict-not",
+                   "inconclusive": "verdict-open", "not measurable with this store": "verdict-na"}
+INCONCLUSIVE_MEANS = ("<i>Inconclusive</i> means the store cannot decide the claim: its positive control failed "
+                      "(the store does not even show an effect it must show for the claim's numbers to mean "
+                      "anything), the 95 % interval straddles the claim's margin, or the models are too few or "
+                      "too undertrained; the reason is in the scorecard.")
+PAPER_STEPS = 300_000
+
 
 def _verdict_class(verdict: str) -> str:
-    text = str(verdict).lower()
-    if "not measurable" in text or "n/a" in text or "missing" in text:
-        return "verdict-na"
-    if text.startswith("not") or "contradict" in text or "fail" in text:
-        return "verdict-not"
-    if "support" in text or "holds" in text:
-        return "verdict-supported"
-    return ""
+    return VERDICT_CLASSES.get(str(verdict), "")
 
 
 def _cell(value) -> str:
@@ -323,7 +326,7 @@ def _cell(value) -> str:
 
 SCORECARD_COLUMNS = {"claim": "Claim", "statement": "What the paper says", "evidence": "Paper evidence",
                      "paper": "Paper's number", "store": "This store (95 % interval)", "verdict": "Verdict",
-                     "criterion": "Criterion", "detail": "Detail"}
+                     "reason": "Why", "criterion": "Criterion", "control": "Positive control"}
 
 
 def _scorecard_frame(card):
@@ -335,52 +338,110 @@ def _scorecard_frame(card):
 
 def scorecard_html(card) -> str:
     """The scorecard frame as an HTML table, one row per claim coloured by verdict: claim (and the paper's
-    evidence), what the paper says, the paper's number, this store's, the verdict, and how it is judged (criterion
-    and detail, in small print). Columns the frame lacks are left out."""
+    evidence), what the paper says, the paper's number, this store's, the verdict with its reason, and how it is
+    judged (criterion and positive control, in small print). Columns the frame lacks are left out."""
     frame = _scorecard_frame(card)
     main = [c for c in ("claim", "statement", "paper", "store", "verdict") if c in frame.columns]
-    small = [c for c in ("criterion", "detail") if c in frame.columns]
-    if not main:
-        main = list(frame.columns)
-    head = "".join(f"<th>{html.escape(SCORECARD_COLUMNS.get(str(c), str(c)))}</th>" for c in main)
+    small = [c for c in ("criterion", "control") if c in frame.columns]
+    head = "".join(f"<th>{SCORECARD_COLUMNS[c]}</th>" for c in main)
     if small:
         head += "<th>How it is judged</th>"
     rows = []
     for _, row in frame.iterrows():
         css = _verdict_class(row["verdict"]) if "verdict" in frame.columns else ""
         cells = []
-        for c in main:
-            text = _cell(row[c])
-            if c == "claim" and "evidence" in frame.columns and _cell(row["evidence"]):
+        for column in main:
+            text = _cell(row[column])
+            if column == "claim" and "evidence" in frame.columns:
                 text += f"<br><span class='na' style='font-size:.8em'>{_cell(row['evidence'])}</span>"
+            if column == "verdict" and "reason" in frame.columns and _cell(row["reason"]):
+                text = f"<b>{text}</b><br><span style='font-size:.85em'>{_cell(row['reason'])}</span>"
             cells.append(f"<td>{text}</td>")
         if small:
-            cells.append("<td class='small'>" + "<br>".join(_cell(row[c]) for c in small if _cell(row[c])) + "</td>")
+            cells.append("<td class='small'>" + "<br>".join(
+                f"<b>{SCORECARD_COLUMNS[c]}:</b> {_cell(row[c])}" for c in small if _cell(row[c])) + "</td>")
         rows.append(f"<tr class='{css}'>{''.join(cells)}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
 def headline_findings(card) -> list[str]:
-    """HTML sentences for the top of the index, from the scorecard: how many claims hold, then one short line per
-    measurable claim (verdict, id, the claim); the numbers are in the scorecard table below."""
+    """HTML sentences for the top of the index, from the scorecard: how many claims got each of the four verdicts
+    and what "inconclusive" means, then one short line per decided claim (verdict, id, the claim)."""
     if card is None or len(card) == 0:
         return []
     frame = _scorecard_frame(card)
     if "verdict" not in frame.columns:
         return []
-    classes = frame["verdict"].astype(str).map(_verdict_class)
-    n_sup, n_not, n_na = (int((classes == c).sum()) for c in ("verdict-supported", "verdict-not", "verdict-na"))
-    out = [f"Of the {len(frame)} checkable claims of the paper, <b>{n_sup}</b> are supported by this store, "
-           f"<b>{n_not}</b> are not, and <b>{n_na}</b> cannot be measured with what the store holds."]
-    for css in ("verdict-not", "verdict-supported"):
-        for _, row in frame[classes == css].iterrows():
+    counts = {v: int((frame["verdict"] == v).sum()) for v in VERDICT_CLASSES}
+    out = [f"Of the {len(frame)} checkable claims of the paper, this store <b>supports {counts['supported']}</b>, "
+           f"<b>does not support {counts['not supported']}</b>, is <b>inconclusive on {counts['inconclusive']}</b>, "
+           f"and <b>cannot measure {counts['not measurable with this store']}</b>. {INCONCLUSIVE_MEANS}"]
+    for verdict in ("not supported", "supported"):
+        for _, row in frame[frame["verdict"] == verdict].iterrows():
             claim = f"<b>{html.escape(str(row['claim']))}</b> " if "claim" in frame.columns else ""
             text = html.escape(str(row["statement"])) if "statement" in frame.columns else ""
-            out.append(f"<span class='tag {css}'>{html.escape(str(row['verdict']))}</span> {claim}{text}")
-    if n_na and "claim" in frame.columns:
-        ids = ", ".join(html.escape(str(c)) for c in frame.loc[classes == "verdict-na", "claim"])
-        out.append(f"<span class='tag verdict-na'>not measurable</span> {ids}: see the scorecard for what is missing.")
+            out.append(f"<span class='tag {VERDICT_CLASSES[verdict]}'>{html.escape(verdict)}</span> {claim}{text}")
+    for verdict, label in (("inconclusive", "inconclusive"), ("not measurable with this store", "not measurable")):
+        ids = frame.loc[frame["verdict"] == verdict, "claim"] if "claim" in frame.columns else []
+        if len(ids):
+            out.append(f"<span class='tag {VERDICT_CLASSES[verdict]}'>{label}</span> "
+                       f"{html.escape(', '.join(map(str, ids)))}: see the scorecard for why.")
     return out
+
+
+def study_sentence(summary: load.StoreSummary) -> str:
+    """What the study holds, in one HTML paragraph: models, training length against the paper's, protocol, seeds."""
+    p = summary.protocol
+    steps, batch = p.get("steps"), p.get("batch_size")
+    protocol = p.get("protocol") or {}
+    parts = [f"<b>{summary.done} trained models</b>"]
+    parts.append(f"on {len(summary.datasets)} dataset{'s' * (len(summary.datasets) != 1)} "
+                 f"({html.escape(', '.join(summary.datasets))}), {len(summary.methods)} method"
+                 f"{'s' * (len(summary.methods) != 1)} x {summary.configs} configurations, "
+                 f"{len(summary.seeds)} seed{'s' * (len(summary.seeds) != 1)} each")
+    if isinstance(steps, int):
+        parts.append(f"trained <b>{steps:,} steps</b>" + (f" of batch {batch}" if batch else "")
+                     + f" ({100 * steps / PAPER_STEPS:.1f} % of the paper's {PAPER_STEPS:,})")
+    if protocol:
+        scale = protocol.get("scale", 1.0)
+        kind = protocol.get("kind", "reference")
+        parts.append(f"scored at <b>{100 * float(scale):g} % of the paper's protocol sizes</b> with the "
+                     f"<b>{html.escape(str(kind))}</b> predictors")
+    study = f"Study <b>{html.escape(summary.study)}</b>: " if summary.study else ""
+    return f"<p>{study}" + ", ".join(parts) + ".</p>"
+
+
+def provenance_rows(summary: load.StoreSummary) -> list[tuple[str, str]]:
+    """Where and how the study's runs were computed (from the store's provenance table) and how long they took."""
+    rows = []
+    prov = summary.provenance
+
+    def counted(key, fmt=str):
+        values = prov.get(key, {})
+        return ", ".join(f"{html.escape(fmt(v))} ({n} runs)" for v, n in sorted(values.items()))
+
+    if prov:
+        machine = []
+        for cpu, n in sorted(prov.get("cpu", {}).items()):
+            machine.append(f"{html.escape(cpu)} ({n} runs)")
+        rows.append(("Machine", "; ".join(machine) or "not recorded"))
+        rows.append(("CPU kernel family (torch)", counted("cpu_capability")))
+        rows.append(("Device", counted("device")))
+        rows.append(("Torch threads per run", counted("threads")))
+        rows.append(("Precision", counted("precision")))
+        rows.append(("Versions", "; ".join(f"{k} {counted(k)}" for k in ("torch", "numpy", "sklearn", "python")
+                                           if k in prov)))
+        rows.append(("Project commit", counted("commit")))
+    if summary.unrecorded:
+        rows.append(("Runs without provenance", f"{summary.unrecorded} (computed before the store recorded it)"))
+    total_t, mean_t = summary.train_seconds
+    total_e, mean_e = summary.eval_seconds
+    if total_t == total_t:
+        rows.append(("Wall time per model", f"training {mean_t / 60:.1f} min, evaluation {mean_e / 60:.1f} min "
+                                            "(mean over trained runs)"))
+        rows.append(("Wall time in total", f"training {total_t / 3600:.2f} h, evaluation {total_e / 3600:.2f} h "
+                                           "(summed over runs; runs in parallel overlap)"))
+    return rows
 
 
 def _contents_rows(summary: load.StoreSummary) -> list[tuple[str, str]]:
@@ -439,7 +500,14 @@ def write_index(out_dir: Path, summary: load.StoreSummary, pages: list[Page], ca
              f"<h1>dstudy report: {html.escape(name)}</h1>",
              f"<p class='sub'>The findings of Locatello et al. (ICML 2019) recomputed from the results store "
              f"<code>{html.escape(summary.path)}</code> ({summary.done} finished runs). Generated {when}"
-             + (f" in {seconds:.0f} s" if seconds is not None else "") + ".</p>"]
+             + (f" in {seconds:.0f} s" if seconds is not None else "") + ".</p>",
+             study_sentence(summary)]
+    steps = summary.protocol.get("steps")
+    if isinstance(steps, int) and steps < _min_steps():
+        parts.append(f"<div class='warn'><b>Undertrained models.</b> They trained {steps:,} steps; disentanglement "
+                     f"first shows after about {_min_steps():,} (the paper trained {PAPER_STEPS:,}). Every claim is "
+                     "therefore inconclusive: the numbers below show the pipeline working, not the paper's "
+                     "findings.</div>")
     for note in summary.notes:
         parts.append(f"<div class='note'><b>Note on this store:</b> {html.escape(note)}</div>")
     if summary.procedural_datasets:
@@ -469,9 +537,14 @@ def write_index(out_dir: Path, summary: load.StoreSummary, pages: list[Page], ca
 
     parts.append("<h2>Claims scorecard</h2>")
     if card is not None and len(card):
-        parts.append("<p>Each checkable claim of the paper (spec/analysis.md section 2): the paper's number as the "
-                     "paper printed it, this store's number with its confidence interval, and whether the claim "
-                     "holds here.</p>")
+        parts.append("<p>Each checkable claim of the paper: the paper's number as the paper printed it, this store's "
+                     "statistics with 95 % seed-bootstrap intervals, and the verdict. A claim is <i>supported</i> "
+                     "only when the whole interval of each of its statistics lies on the claim's side of its margin "
+                     "and its positive control passes in this store, <i>not supported</i> when an interval lies "
+                     f"wholly on the other side (control passing), and otherwise inconclusive. {INCONCLUSIVE_MEANS} "
+                     "How often the engine says <i>supported</i> on pure noise and how often it finds planted "
+                     "truths is measured in <code>benchmarks/claims_calibration.py</code> (README, "
+                     "\"Trusting the verdicts\").</p>")
         parts.append(scorecard_html(card))
     else:
         parts.append(f"<p class='na'>{html.escape(card_missing or 'The scorecard is empty.')}</p>")
@@ -479,12 +552,23 @@ def write_index(out_dir: Path, summary: load.StoreSummary, pages: list[Page], ca
     parts.append("<h2>What this store contains</h2><table>")
     parts.extend(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in _contents_rows(summary))
     parts.append("</table>")
+    prov = provenance_rows(summary)
+    if prov:
+        parts.append("<h2>Provenance</h2><table>")
+        parts.extend(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in prov)
+        parts.append("</table>")
     parts.append(f"<p class='na'>dstudy {html.escape(_version())}; Python {sys.version.split()[0]}.</p>")
     parts.append("</body></html>")
     index = out_dir / "index.html"
     index.write_text("\n".join(parts), encoding="utf-8")
     (out_dir / "pages.json").write_text(json.dumps([page.__dict__ for page in pages], indent=1), encoding="utf-8")
     return index
+
+
+def _min_steps() -> int:
+    from analysis.claims import MIN_STEPS
+
+    return MIN_STEPS
 
 
 def _version() -> str:

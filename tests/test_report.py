@@ -35,8 +35,10 @@ def fake_scorecard():
         "store": ["0.71 [0.65, 0.77]", "21 % [18, 24]", "n/a"],
         "value": [0.71, 0.21, float("nan")],
         "verdict": ["supported", "not supported", "not measurable with this store"],
+        "reason": ["the metrics agree: rho = 0.71 [0.65, 0.77]", "not (objective explains under half): r2 = 0.21",
+                   "missing: no downstream accuracies in this store"],
         "criterion": ["mean rho > 0.3", "within 15 points", "rho > 0.3"],
-        "detail": ["", "", "no downstream accuracies in this store"],
+        "control": ["configurations differ - passed", "configurations differ - passed", "accuracies differ"],
     })
 
 
@@ -48,8 +50,13 @@ def test_index_page(no_downstream_store, tmp_path):
     text = index.read_text()
     assert "<a href='00_overview.html'>Runs &amp; MIG</a>" in text
     assert "failed</span>: ZeroDivisionError: x" in text and "1 of 2 pages failed" in text
-    assert "<b>1</b> are supported by this store, <b>1</b> are not, and <b>1</b> cannot be measured" in text
-    assert "no downstream accuracies in this store" in text           # the scorecard's detail column
+    assert ("this store <b>supports 1</b>, <b>does not support 1</b>, is <b>inconclusive on 0</b>, and <b>cannot "
+            "measure 1</b>") in text
+    assert "<i>Inconclusive</i> means" in text                         # explained in one sentence
+    assert "no downstream accuracies in this store" in text           # the verdict's reason
+    assert "configurations differ - passed" in text                   # the positive control
+    # what the study holds, even without notes
+    assert "<b>12 trained models</b>" in text and "trained <b>300,000 steps</b>" in text
     assert "21 % [18, 24]" in text and "37 % / 59 %" in text
     # what the store contains
     assert "12 done, 1 failed" in text and "dsprites_full" in text and "3 (0&ndash;2)" in text
@@ -69,6 +76,11 @@ def test_headline_findings_order_and_counts():
     assert lines[0].startswith("Of the 3 checkable claims")
     assert "C7" in lines[1] and "not supported" in lines[1]            # unsupported claims come first
     assert "C4" in lines[2] and "C12" in lines[3] and "not measurable" in lines[3]
+    card = fake_scorecard()
+    card.loc[0, "verdict"] = "inconclusive"
+    lines = report.headline_findings(card)
+    assert "is <b>inconclusive on 1</b>" in lines[0]
+    assert any("inconclusive</span> C4" in line for line in lines)
     assert report.headline_findings(None) == []
 
 

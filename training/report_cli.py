@@ -1,6 +1,7 @@
 """``dstudy report``: execute the notebooks on a results store and publish them as HTML (analysis.report).
 
-    dstudy report [--store results/study.sqlite] [--out reports/<store stem>] [--show-code] [--workers 2]
+    dstudy report [--store results/study.sqlite] [--out reports/<store stem>] [--study NAME] [--show-code]
+                  [--workers 2]
 """
 from __future__ import annotations
 
@@ -29,6 +30,9 @@ def register(subparsers) -> None:
                         help="report folder (default: reports/<store file name without extension>)")
     parser.add_argument("--show-code", action="store_true", help="show the notebooks' code cells in the pages")
     parser.add_argument("--workers", type=int, default=2, help="notebooks executed at once (default: 2)")
+    parser.add_argument("--study", default=None,
+                        help="the study to report on (default: the store's only study; a store with several "
+                             "needs it)")
     parser.set_defaults(func=run_report)
 
 
@@ -41,7 +45,7 @@ def run_report(args: argparse.Namespace) -> int:
         raise UserError(f"--workers must be at least 1, got {args.workers}")
     store = Path(args.store)
     out = Path(args.out) if args.out is not None else default_out(store)
-    index = build_report(store, out, show_code=args.show_code, workers=args.workers)
+    index = build_report(store, out, show_code=args.show_code, workers=args.workers, study=args.study)
     print(f"report: {index}")
     failed = [p for p in json.loads((index.parent / "pages.json").read_text()) if not p["ok"]]
     for page in failed:

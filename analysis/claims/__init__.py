@@ -9,11 +9,11 @@
   controls: :mod:`~analysis.claims.controls`.
 """
 from analysis.claims.engine import (
-    INCONCLUSIVE, MIN_SEEDS, NOT_MEASURABLE, NOT_SUPPORTED, SUPPORTED, VERDICTS, Claim, Context, Control,
+    INCONCLUSIVE, MIN_SEEDS, MIN_STEPS, NOT_MEASURABLE, NOT_SUPPORTED, SUPPORTED, VERDICTS, Claim, Context, Control,
     NotMeasurable, Test, judge_claims,
 )
 from analysis.claims.scorecard import ALL_COLUMNS, CLAIMS, N_BOOT, paper_numbers, scorecard, verdict_counts
 
-__all__ = ["ALL_COLUMNS", "CLAIMS", "Claim", "Context", "Control", "INCONCLUSIVE", "MIN_SEEDS", "N_BOOT",
+__all__ = ["ALL_COLUMNS", "CLAIMS", "Claim", "Context", "Control", "INCONCLUSIVE", "MIN_SEEDS", "MIN_STEPS", "N_BOOT",
            "NOT_MEASURABLE", "NOT_SUPPORTED", "NotMeasurable", "SUPPORTED", "Test", "VERDICTS", "judge_claims",
            "paper_numbers", "scorecard", "verdict_counts"]

@@ -75,19 +75,21 @@ def _row(j: Judgement, texts: dict) -> dict:
 
 
 def scorecard(scores: pd.DataFrame, runs: pd.DataFrame | None = None, n_boot: int = N_BOOT, alpha: float = 0.05,
-              random_state: int = 0, claims: tuple[Claim, ...] = CLAIMS) -> pd.DataFrame:
+              random_state: int = 0, claims: tuple[Claim, ...] = CLAIMS, steps: int | None = None) -> pd.DataFrame:
     """One row per claim of ``claims`` (default C2-C14) judged on this store.
 
     ``scores``: tidy score frame or model table of ONE study; ``runs``: optional run frame (training losses, for the
     KL control and the unsupervised scores). ``n_boot``: seed-bootstrap replicates; ``alpha``: 1 - interval coverage;
-    ``random_state`` seeds the bootstrap. Columns: :data:`SCORECARD_COLUMNS` (``value`` / ``ci_low`` / ``ci_high``:
+    ``random_state`` seeds the bootstrap; ``steps``: the models' training steps (below
+    :data:`analysis.claims.engine.MIN_STEPS` every verdict is inconclusive: undertrained; None: not known, not
+    checked). Columns: :data:`SCORECARD_COLUMNS` (``value`` / ``ci_low`` / ``ci_high``:
     the first test's statistic; ``values``: every statistic; ``verdict``: one of
     :data:`analysis.claims.engine.VERDICTS`; ``reason``: why, in one line).
     """
     table = as_model_table(scores, runs=runs)
     texts = paper_numbers()["claims"]
     judged = judge_claims(config_cube(table, ALL_COLUMNS), claims, n_boot=n_boot, alpha=alpha,
-                          random_state=random_state)
+                          random_state=random_state, steps=steps)
     return pd.DataFrame([_row(j, texts) for j in judged], columns=list(SCORECARD_COLUMNS))
 
 
