@@ -20,7 +20,7 @@ MAX_CELL_LINES = 8
 
 def test_one_notebook_per_analysis_family():
     names = [p.stem for p in NOTEBOOKS]
-    assert names[0] == "00_overview" and len(names) >= 11       # the walking skeleton + sections 1.1-1.10
+    assert names[0] == "00_overview" and len(names) >= 11       # the overview + one page per family of the paper's figures
     assert len(set(n.split("_")[0] for n in names)) == len(names)
 
 
@@ -111,3 +111,18 @@ def test_violin_and_curve_grids_draw_one_panel_per_dataset():
                                   "cars3d", "dataset", "MIG")
     assert text.startswith("Cars3D (MIG): medians range from 0.1 (FactorVAE) to 0.9 (β-VAE)")
     assert "0 of the 1 method pairs overlap" in text
+
+
+def test_notebooks_import_analysis_functions_directly_and_cite_only_the_paper():
+    import re
+    from pathlib import Path
+
+    sources = {p.name: "\n".join(c.source for c in nbformat.read(p, as_version=4).cells) for p in NOTEBOOKS}
+    package = Path(plots.__file__).parent
+    sources.update({f"plots/{p.name}": p.read_text(encoding="utf-8") for p in package.glob("*.py")})
+    outside = re.compile(r"spec/|DESIGN\.md|\bspec\b|[Ss]ection 1\.\d")
+    for name, text in sources.items():
+        assert "plots.need" not in text and "importlib" not in text, name
+        assert not outside.search(text), (name, outside.search(text).group(0))
+    assert not hasattr(plots, "need")
+    assert set(plots.__all__) <= set(dir(plots))

@@ -1,0 +1,358 @@
+"""Page sections: the ``show_*`` functions the report's notebooks call.
+
+Each one takes an analysis result (a frame from ``analysis.*``), draws its figure (:mod:`analysis.plots.figures`) or
+table, displays it and puts the sentence of :mod:`analysis.plots.captions` under it. When the store lacks what a
+figure needs (a result frame's ``attrs['reason']``), it displays one line saying what is missing instead.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from analysis.plots import captions, figures
+from analysis.plots.style import (
+    DATASET_LABELS, METHOD_LABELS, METRIC_SHORT, _display, label, missing, note, reason, show_figure, show_table,
+)
+
+# ---- the paper's printed numbers shown next to this store's (read off the paper's Fig. 2 and Fig. 5) -----------
+
+_M6 = ("BetaVAE Score", "FactorVAE Score", "MIG", "DCI Disentanglement", "Modularity", "SAP")
+PAPER_FIG2_NOISY = pd.DataFrame(
+    [[100, 80, 44, 41, 46, 37], [80, 100, 49, 52, 25, 38], [44, 49, 100, 76, 6, 42],
+     [41, 52, 76, 100, -8, 38], [46, 25, 6, -8, 100, 13], [37, 38, 42, 38, 13, 100]],
+    index=list(_M6), columns=list(_M6)) / 100.0
+PAPER_FIG5_DSPRITES = pd.DataFrame(
+    [[18, 65, 28, 28, 67, 78, 75, 76, 50, 50], [13, 49, 13, 12, 58, 73, 71, 71, 43, 46],
+     [18, 63, 20, -1, 71, 86, 86, 87, 62, 47], [19, 65, 18, 4, 75, 94, 94, 94, 62, 54],
+     [-3, -9, 15, 18, -6, -17, -19, -13, -19, -14], [12, 64, 20, 12, 71, 77, 74, 75, 56, 49]],
+    index=list(_M6), columns=["LR10", "LR100", "LR1000", "LR10000", "GBT10", "GBT100", "GBT1000", "GBT10000",
+                               "Eff(LR)", "Eff(GBT)"]) / 100.0
+PAPER_TRANSFER = pd.DataFrame([[0.807, 0.593], [0.626, 0.549]], index=["same_metric", "other_metric"],
+                              columns=["same_dataset", "other_dataset"])
+
+
+# ---- heatmaps, violins, curves ----------------------------------------------------------------------------------
+
+def show_matrices(matrices: Mapping[str, pd.DataFrame], describe: Callable[[str, pd.DataFrame], str] | None = None,
+                  ncols: int = 3) -> None:
+    """Heatmaps of 100*rho for every measurable matrix, one sentence each below; missing ones are listed."""
+    usable = {}
+    for name, matrix in matrices.items():
+        if matrix is None or matrix.size == 0 or not np.isfinite(matrix.to_numpy(dtype=float)).any():
+            missing(f"{label(name)}: {reason(matrix) or 'nothing to correlate'}.")
+        else:
+            usable[name] = matrix
+    if not usable:
+        return
+    show_figure(figures.rho_heatmap_grid(usable, ncols=ncols))
+    for name, matrix in usable.items():
+        if reason(matrix):
+            missing(f"{label(name)}: {reason(matrix)}.")
+        if describe is not None:
+            note(describe(name, matrix))
+
+
+def show_violins(long: pd.DataFrame, panels: list[str], panel_col: str, what: str, ncols: int = 4) -> None:
+    """Violins per method for every panel present in ``long``, with one sentence per panel."""
+    if long is None or long.empty:
+        missing(reason(long) or f"no {what} scores in this store.")
+        return
+    present = [p for p in panels if (long[panel_col].astype(str) == str(p)).any()]
+    absent = [p for p in panels if p not in present]
+    if absent:
+        missing(f"no {what} scores for {', '.join(label(p) for p in absent)}.")
+    if not present:
+        return
+    show_figure(figures.violin_grid(long, present, panel_col, ncols=ncols, ylabel=what))
+    for panel in present:
+        note(captions.describe_violins(long, panel, panel_col, what))
+
+
+def show_curves(curves: pd.DataFrame, panels: list[str], panel_col: str, y: str = "median", what: str = "",
+                log: bool = False, ncols: int = 4, band: tuple[str, str] | None = None, peak: bool = True) -> None:
+    """Median curves against regularisation strength, one panel each, with one sentence per panel (``peak``: name
+    the strength of each method's highest median, for scores where higher is better)."""
+    if curves is None or curves.empty or y not in curves or not curves[y].notna().any():
+        missing(reason(curves) or f"no {what or y} values in this store.")
+        return
+    present = [p for p in panels if (curves[panel_col].astype(str) == str(p)).any()]
+    absent = [p for p in panels if p not in present]
+    if absent:
+        missing(f"no {what or y} values for {', '.join(label(p) for p in absent)}.")
+    if not present:
+        return
+    show_figure(figures.curve_grid(curves, present, panel_col, y=y, ncols=ncols, ylabel=what or y, log=log,
+                                   band=band))
+    for panel in present:
+        note(captions.describe_curves(curves, panel, panel_col, y=y, what=what, peak=peak))
+
+
+def show_paper_comparison(mine: pd.DataFrame, paper: pd.DataFrame, name: str) -> None:
+    """This store's matrix, the paper's, and their difference (all as 100*rho), with the mean absolute difference."""
+    if mine is None or not np.isfinite(mine.to_numpy(dtype=float)).any():
+        missing(f"{name}: {reason(mine) or 'not in this store'}, so there is nothing to compare with the paper.")
+        return
+    mine = mine.reindex(index=paper.index, columns=paper.columns).astype(float)
+    diff = mine - paper
+    show_figure(figures.rho_heatmap_grid({f"{name}, this store": mine, f"{name}, paper": paper,
+                                          "this store − paper": diff}, ncols=3, size=4.2))
+    note(captions.describe_paper_comparison(diff, name))
+
+
+# ---- page 00: the runs -------------------------------------------------------------------------------------------
+
+def run_overview(runs: pd.DataFrame) -> pd.DataFrame:
+    """Done runs per (dataset, method): the hyperparameter, its values, the number of runs and the seeds used.
+
+    Columns ``dataset, method, hyperparameter, values, runs, seeds`` (seeds as ranges, e.g. ``0–49``), in the
+    study's order: one row per (dataset, method), 42 rows for the paper grid.
+    """
+    cols = ["dataset", "method", "hyperparameter", "values", "runs", "seeds"]
+    if runs.empty:
+        return pd.DataFrame(columns=cols)
+    g = runs.groupby([runs["dataset"].astype(str), runs["method"].astype(str)], sort=False)
+    out = g.agg(hyperparameter=("hparam_name", "first"),
+                values=("hparam_value", lambda s: ", ".join(f"{v:g}" for v in sorted(set(s)))),
+                runs=("run_id", "size"),
+                seeds=("seed", lambda s: _ranges(sorted(set(int(v) for v in s))))).reset_index()
+    order = {d: i for i, d in enumerate(DATASET_LABELS)}, {m: i for i, m in enumerate(METHOD_LABELS)}
+    out = out.assign(_d=out["dataset"].map(order[0]).fillna(99), _m=out["method"].map(order[1]).fillna(99))
+    out = out.sort_values(["_d", "dataset", "_m", "method"])
+    return out[cols].reset_index(drop=True)
+
+
+def _ranges(values: list[int]) -> str:
+    """``[0, 1, 2, 5]`` -> ``"0-2, 5"``."""
+    parts, start = [], None
+    for i, v in enumerate(values):
+        if start is None:
+            start = v
+        if i + 1 == len(values) or values[i + 1] != v + 1:
+            parts.append(f"{start}" if start == v else f"{start}–{v}")
+            start = None
+    return ", ".join(parts)
+
+
+def show_run_overview(runs: pd.DataFrame) -> None:
+    """Table of done runs per configuration and a sentence with the totals."""
+    if runs.empty:
+        missing("the store has no finished (done) runs.")
+        return
+    overview = run_overview(runs)
+    show_table(overview.assign(dataset=overview["dataset"].map(label), method=overview["method"].map(label))
+               .set_index(["dataset", "method"]))
+    note(captions.describe_run_overview(runs))
+
+
+def metric_by_config(scores: pd.DataFrame, metric: str, key: str) -> pd.DataFrame:
+    """Rows of one (evaluation, key) of the tidy frame: ``dataset, method, hparam_value, seed, representation,
+    value`` with plain-string columns."""
+    sub = scores[(scores["metric"] == metric) & (scores["key"] == key)]
+    out = sub[["dataset", "method", "hparam_value", "seed", "representation", "value"]].copy()
+    for column in ("dataset", "method", "representation"):
+        out[column] = out[column].astype(str)
+    return out.reset_index(drop=True)
+
+
+def config_median_table(long: pd.DataFrame) -> pd.DataFrame:
+    """Median over seeds per (dataset, method, representation) x hyperparameter value, compactly: one row per
+    (dataset, method, representation), columns ``value 1`` ... in increasing hyperparameter order, each cell
+    ``"<value>: <median>"``. Labels are display labels; rows in the study's order."""
+    med = long.groupby(["dataset", "method", "representation", "hparam_value"])["value"].median().reset_index()
+    med["position"] = med.groupby(["dataset", "method", "representation"])["hparam_value"].rank(method="dense")
+    med["cell"] = med["hparam_value"].map("{:g}".format) + ": " + med["value"].map("{:.3f}".format)
+    table = med.pivot_table(index=["dataset", "method", "representation"], columns="position", values="cell",
+                            aggfunc="first")
+    table.columns = [f"value {int(c)}" for c in table.columns]
+    d_order, m_order = list(DATASET_LABELS), list(METHOD_LABELS)
+    keys = sorted(table.index, key=lambda k: (d_order.index(k[0]) if k[0] in d_order else 99, k[0],
+                                              m_order.index(k[1]) if k[1] in m_order else 99, k[1], k[2]))
+    table = table.reindex(keys).fillna("")
+    table.index = pd.MultiIndex.from_tuples([(label(d), label(m), r) for d, m, r in table.index],
+                                            names=["dataset", "method", "representation"])
+    return table
+
+
+def show_metric_by_config(scores: pd.DataFrame, metric: str, key: str, datasets: list[str]) -> None:
+    """Median-over-seeds table of one score per (dataset, method, hyperparameter) x representation, and a strip
+    plot of every run with the median marked, one panel per dataset."""
+    long = metric_by_config(scores, metric, key)
+    long = long[long["dataset"].isin(datasets)]
+    if long.empty:
+        missing(f"the store has no {metric} scores (key {key}).")
+        return
+    show_table(config_median_table(long), caption=f"median {key} over seeds, per hyperparameter value")
+    panels = [d for d in datasets if d in set(long["dataset"])]
+    show_figure(figures.metric_by_config_figure(long, panels, metric, key))
+    for dataset in panels:
+        note(captions.describe_metric_by_config(long[long["dataset"] == dataset], dataset))
+
+
+def show_metric_overview(table: pd.DataFrame, datasets: list[str], metrics: list[str]) -> None:
+    """Median of each headline metric per dataset (mean representation)."""
+    sub = table[table["dataset"].isin(datasets)]
+    present = [m for m in metrics if m in sub.columns and sub[m].notna().any()]
+    absent = [m for m in METRIC_SHORT if m not in present]
+    if absent:
+        missing(f"no scores in this store for {', '.join(absent)}.")
+    if not present:
+        return
+    g = sub.groupby(sub["dataset"].astype(str), sort=False)[present]
+    frame = g.median().T
+    frame = frame[[d for d in datasets if d in frame.columns]]
+    show_table(frame, caption="median over all models of the dataset")
+
+
+# ---- page 01: total correlation ----------------------------------------------------------------------------------
+
+def show_tc_scatter(table: pd.DataFrame, datasets: list[str]) -> None:
+    """log TC(mean) against log TC(sampled), one point per model, coloured by method (Fig. 10)."""
+    cols = ("tc_mean", "tc_sampled")
+    sub = table[table["dataset"].isin(datasets)].dropna(subset=list(cols))
+    sub = sub[(sub["tc_mean"] > 0) & (sub["tc_sampled"] > 0)]
+    if sub.empty:
+        missing("the store has no total correlation of both representations (evaluation `unsupervised` on "
+                "`mean` and `sampled`).")
+        return
+    panels = [d for d in datasets if (sub["dataset"] == d).any()]
+    show_figure(figures.method_scatter_grid(sub, panels, "tc_sampled", "tc_mean", "TC (sampled)", "TC (mean)",
+                                            log=True, diagonal=True))
+    note(captions.describe_tc_scatter(sub))
+
+
+# ---- page 03: what matters ---------------------------------------------------------------------------------------
+
+def show_variance(r2: pd.DataFrame) -> None:
+    """Table 5 as two heatmaps (objective; objective x strength, in %) with the paper's means in the sentence."""
+    if r2 is None or "method" not in r2 or not r2["method"].notna().any():
+        missing(reason(r2) or "no (dataset, metric) cell could be fitted.")
+        return
+    show_figure(figures.variance_figure(r2))
+    note(captions.describe_variance(r2))
+
+
+def show_seed_beats(frame: pd.DataFrame) -> None:
+    """Mean probability (per dataset x metric, averaged over methods) that a worse configuration's run wins."""
+    if frame is None or frame.empty:
+        missing(reason(frame) or "no method has two hyperparameter values with scores.")
+        return
+    pivot = frame.groupby(["dataset", "metric"], sort=False)["p_worse_beats_better"].mean().unstack("metric")
+    pivot = pivot.reindex(columns=[m for m in METRIC_SHORT if m in pivot.columns])
+    show_table(pivot, percent=True, caption="% of run pairs where the worse hyperparameter's run scores higher")
+    note(captions.describe_seed_beats(frame))
+
+
+def show_winners(frame: pd.DataFrame) -> None:
+    """The best method by median per (dataset, metric) and whether its interquartile range overlaps the runner-up's."""
+    if frame is None or frame.empty:
+        missing(reason(frame) or "fewer than two methods in this store.")
+        return
+    pivot = frame.assign(winner=frame["winner"].map(label)).pivot(index="dataset", columns="metric", values="winner")
+    pivot = pivot.reindex(columns=[m for m in METRIC_SHORT if m in pivot.columns])
+    show_table(pivot, caption="method with the highest median score")
+    note(captions.describe_winners(frame))
+
+
+# ---- page 04: rules of thumb -------------------------------------------------------------------------------------
+
+def show_best_strength(frame: pd.DataFrame) -> None:
+    """Best regularisation strength per method, dataset and metric, and how often it agrees across cells."""
+    if frame is None or frame.empty:
+        missing(reason(frame) or "no method has two or more hyperparameter values.")
+        return
+    pivot = frame.pivot_table(index=["method", "dataset"], columns="metric", values="best_strength", aggfunc="first")
+    pivot = pivot.reindex(columns=[m for m in METRIC_SHORT if m in pivot.columns])
+    show_table(pivot.rename(index=label), digits=1, caption="strength (0 = weakest, 1 = strongest) with the best median")
+    note(captions.describe_best_strength(frame))
+
+
+# ---- page 06 / 07: transfer --------------------------------------------------------------------------------------
+
+def show_config_medians(medians: Mapping[str, pd.DataFrame]) -> None:
+    """Scatter of every configuration's median score on dSprites against the same on each other dataset (Fig. 18)."""
+    usable = {m: f for m, f in medians.items() if f is not None and "dsprites_full" in f.columns and f.shape[1] > 1}
+    if not usable:
+        missing("needs dSprites and at least one other dataset.")
+        return
+    others = [d for d in DATASET_LABELS if any(d in f.columns for f in usable.values()) and d != "dsprites_full"]
+    show_figure(figures.config_medians_figure(usable, others))
+    note("each point is one configuration (method and hyperparameter value, colour = method); points along a rising "
+         "line mean the configuration's rank transfers from dSprites to that dataset.")
+
+
+def show_transfer(intervals: pd.DataFrame) -> None:
+    """Table 1: this store's win rates with 95 % seed-bootstrap intervals next to the paper's, and the chance
+    baseline; then which cells beat chance (the interval of rate - chance above 0)."""
+    if intervals is None or intervals.empty or not intervals["rate"].notna().any():
+        missing(reason(intervals) or "the store cannot fill any cell of the transfer table.")
+        return
+    rows = []
+    for (metric_cell, dataset_cell), r in intervals.iterrows():
+        filled = pd.notna(r["rate"])
+        rows.append({"target metric": metric_cell.replace("_", " "), "target dataset": dataset_cell.replace("_", " "),
+                     "this store": f"{100 * r['rate']:.1f} % [{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}]"
+                     if filled else "–",
+                     "paper": f"{100 * PAPER_TRANSFER.loc[metric_cell, dataset_cell]:.1f} %",
+                     "chance (50 % + ½ ties)": f"{100 * r['chance']:.1f} %" if filled else "–",
+                     "above chance": ("yes" if r["excess_low"] > 0 else "no" if r["excess_high"] < 0 else "unclear")
+                     if filled else "–",
+                     "why empty": "" if filled else (r["reason"] or "")})
+    table = pd.DataFrame(rows)
+    if not table["why empty"].astype(bool).any():
+        table = table.drop(columns=["why empty"])
+    _display(table.style.hide(axis="index"))
+    note(captions.describe_transfer(intervals))
+
+
+def show_transfer_sensitivity(frame: pd.DataFrame) -> None:
+    """The four rates under each combination of the open choices, as a table of percentages."""
+    if frame is None or frame.empty or not frame["rate"].notna().any():
+        missing(reason(frame) or "the store cannot fill any cell of the transfer table.")
+        return
+    pivot = frame.pivot_table(index=["target_seed", "random_seed", "random_may_match"],
+                              columns=["metric_cell", "dataset_cell"], values="rate", aggfunc="first")
+    pivot = pivot.dropna(axis=1, how="all")
+    show_table(pivot, percent=True, caption="win rate (%) under each reading of the procedure")
+    note(captions.describe_transfer_sensitivity(pivot))
+
+
+# ---- page 09: sample efficiency ----------------------------------------------------------------------------------
+
+def show_efficiency_scatter(table: pd.DataFrame, datasets: list[str], metric: str, column: str) -> None:
+    """Efficiency against a metric, one point per model coloured by method, one panel per dataset."""
+    sub = table[table["dataset"].isin(datasets)].dropna(subset=[metric, column]) \
+        if metric in table and column in table else table.iloc[0:0]
+    if sub.empty:
+        missing(f"the store has no {column} (downstream accuracies at 100 and 10,000 training points) together with "
+                f"{metric}.")
+        return
+    panels = [d for d in datasets if (sub["dataset"] == d).any()]
+    show_figure(figures.method_scatter_grid(sub, panels, metric, column, label(metric), column))
+    note(captions.describe_efficiency_scatter(sub, panels, metric, column))
+
+
+def show_efficiency_correlations(frame: pd.DataFrame) -> None:
+    """Table of Spearman(metric, efficiency) per dataset and predictor."""
+    if frame is None or frame.empty or not frame["rho"].notna().any():
+        missing(reason(frame) or "no downstream accuracies in this store.")
+        return
+    pivot = frame.pivot_table(index=["predictor", "metric"], columns="dataset", values="rho", aggfunc="first")
+    pivot = pivot.reindex(columns=[d for d in DATASET_LABELS if d in pivot.columns])
+    show_table((pivot * 100).round(0), digits=0, caption="100·ρ between the metric and sample efficiency")
+    note(captions.describe_efficiency_correlations(frame))
+
+
+def show_metric_groups(groups: Mapping[str, pd.DataFrame], metric: str) -> None:
+    """Median downstream accuracy against training size for low / medium / high ``metric`` groups (Fig. 22/23)."""
+    usable = {d: g for d, g in groups.items() if g is not None and not g.empty}
+    for d in groups:
+        if d not in usable:
+            missing(f"{label(d)}: {reason(groups[d]) or 'no downstream accuracies'}.")
+    if not usable:
+        return
+    show_figure(figures.metric_groups_figure(usable, metric))
+    text = captions.describe_metric_groups(usable, metric)
+    if text:
+        note(text)
