@@ -51,27 +51,34 @@ def test_describe_metric_agreement():
     m[2, 3] = m[3, 2] = 0.9           # MIG-DCI tightest
     m[4, :] = m[:, 4] = 0.1           # Modularity
     m[4, 4] = 1.0
-    text = plots.describe_metric_agreement("noisy_dsprites", _matrix(m, names))
-    # 10 pairs without Modularity: nine at 50 and one at 90 -> mean 54
-    assert text == ("Noisy-dSprites: the five metrics other than Modularity agree with a mean Spearman of 54 (out of "
-                    "100); the tightest pair is MIG–DCI (90), while Modularity's mean correlation with the others is "
-                    "10.")
+    text = plots.describe_metric_agreement("noisy_dsprites", _matrix(m, names), n=300)
+    # 10 pairs without Modularity: nine at 50 and one at 90 -> mean 54; 90 against 50 over 300 models is significant
+    assert text == ("Noisy-dSprites: the 10 pairs of metrics other than Modularity have a mean Spearman of 54 (out of "
+                    "100); the tightest pair is MIG–DCI (90), above the next, BetaVAE–FactorVAE (50; p < 0.001); "
+                    "Modularity's mean correlation with the others is 10 (n = 300 models).")
+    # without the number of models nothing can be tested, so no pair is named
+    assert "tightest" not in plots.describe_metric_agreement("noisy_dsprites", _matrix(m, names))
 
 
 def test_describe_dataset_agreement():
     names = ["dsprites_full", "color_dsprites", "cars3d"]
-    text = plots.describe_dataset_agreement("MIG", _matrix([[1, .8, .1], [.8, 1, .3], [.1, .3, 1]], names))
-    assert text == ("MIG: dSprites↔Color-dSprites ρ = 80; the other 2 dataset pairs average 20 (highest: "
-                    "dSprites↔Color-dSprites, 80).")
+    text = plots.describe_dataset_agreement("MIG", _matrix([[1, .8, .1], [.8, 1, .3], [.1, .3, 1]], names), n=36)
+    assert text == ("MIG: dSprites↔Color-dSprites ρ = 80; the other 2 dataset pairs average 20; the highest pair is "
+                    "dSprites↔Color-dSprites (80), above Color-dSprites↔Cars3D (30; p = 0.0019) (n = 36 "
+                    "configurations).")
 
 
 def test_describe_curves_detects_trends():
-    curves = pd.DataFrame({"dataset": "cars3d", "method": ["beta_vae"] * 6 + ["dip_vae_i"] * 6,
-                           "strength": np.tile(np.linspace(0, 1, 6), 2),
-                           "median": np.r_[np.linspace(0.1, 0.6, 6), np.linspace(0.5, 0.2, 6)]})
-    text = plots.describe_curves(curves, "cars3d", "dataset")
-    assert text == ("Cars3D: β-VAE rises (ρ=+1.00, peak at strength 1.0); DIP-VAE-I falls (ρ=-1.00, peak at "
-                    "strength 0.0).")
+    rng = np.random.RandomState(0)
+    strength = np.repeat(np.linspace(0, 1, 6), 5)                  # six strengths x five seeds
+    models = pd.DataFrame({"dataset": "cars3d", "method": ["beta_vae"] * 30 + ["dip_vae_i"] * 30,
+                           "strength": np.tile(strength, 2),
+                           "value": np.r_[strength, -strength] + 0.05 * rng.uniform(size=60)})
+    text = plots.describe_curves(models, "cars3d", "dataset")
+    assert text.startswith("Cars3D: β-VAE rises (ρ = +0.99, p < 0.001), highest median at strength 1.0 (the "
+                           "strengths differ, Kruskal–Wallis p < 0.001); DIP-VAE-I falls (ρ = -0.99, p < 0.001), "
+                           "highest median at strength 0.0")
+    assert text.endswith("(Spearman over every model; p Holm-adjusted over the 4 tests of this panel).")
 
 
 def test_describe_variance_uses_unweighted_means():

@@ -10,7 +10,13 @@ import math
 
 import pandas as pd
 
+import numpy as np
+
 from analysis.plots.style import METHOD_LABELS, label
+from analysis.significance import (
+    ALPHA, correlation_difference_test, format_p, holm, kruskal_test, significant, spearman_p,
+)
+from analysis.trends import MIN_LEVELS, curve_trends
 
 
 def _i(fraction) -> str:
@@ -31,26 +37,57 @@ def _pairs(matrix: pd.DataFrame, exclude: tuple[str, ...] = ()) -> pd.Series:
     return pd.Series(out, dtype=float)
 
 
-def describe_metric_agreement(dataset: str, matrix: pd.DataFrame) -> str:
-    """What a metric x metric Spearman matrix shows: overall agreement, tightest pair, Modularity's place."""
+def _top_two(pairs: pd.Series, key=None) -> tuple[tuple, float, tuple, float] | None:
+    """The entries of ``pairs`` with the largest and second-largest ``key(value)`` (default: the value)."""
+    if len(pairs) < 2:
+        return None
+    order = (pairs if key is None else pairs.map(key)).sort_values(ascending=False, kind="stable").index
+    return order[0], float(pairs[order[0]]), order[1], float(pairs[order[1]])
+
+
+def _n_of(matrix: pd.DataFrame, n: int | None, attr: str = "n_models") -> int | None:
+    """``n`` when given, else ``matrix.attrs[attr]`` (the number of observations behind every correlation)."""
+    if n is not None:
+        return int(n)
+    value = getattr(matrix, "attrs", {}).get(attr)
+    return int(value) if value is not None else None
+
+
+def describe_metric_agreement(dataset: str, matrix: pd.DataFrame, n: int | None = None) -> str:
+    """What a metric x metric Spearman matrix (Fig. 2) shows: the mean over the pairs of the five metrics other than
+    Modularity and Modularity's mean. The tightest pair is named only when its correlation is significantly above the
+    runner-up's (:func:`analysis.significance.correlation_difference_test` with ``n`` models, default
+    ``matrix.attrs['n_models']``, at 5 %)."""
     pairs = _pairs(matrix, exclude=("Modularity",))
     if pairs.empty:
         return f"{label(dataset)}: no pair of metrics could be correlated."
-    (a, b), top = pairs.idxmax(), pairs.max()
-    text = (f"{label(dataset)}: the five metrics other than Modularity agree with a mean Spearman of "
-            f"{_i(pairs.mean())} (out of 100); the tightest pair is {label(a)}–{label(b)} ({_i(top)})")
+    n = _n_of(matrix, n)
+    text = (f"{label(dataset)}: the {len(pairs)} pair{'s' if len(pairs) > 1 else ''} of metrics other than "
+            f"Modularity have a mean Spearman of {_i(pairs.mean())} (out of 100)")
+    top = _top_two(pairs)
+    if top and n:
+        (a, b), r1, (c, d), r2 = top
+        p = correlation_difference_test(r1, n, r2, n)
+        if significant(p):
+            text += (f"; the tightest pair is {label(a)}–{label(b)} ({_i(r1)}), above the next, {label(c)}–{label(d)} "
+                     f"({_i(r2)}; {format_p(p)})")
+        else:
+            text += f"; no pair stands out from the next ({label(a)}–{label(b)} {_i(r1)} vs {label(c)}–{label(d)} {_i(r2)}, {format_p(p)})"
     if "Modularity" in matrix.index:
         mod = matrix.loc["Modularity"].drop("Modularity", errors="ignore").dropna()
         if len(mod):
-            text += f", while Modularity's mean correlation with the others is {_i(mod.mean())}"
-    return text + "."
+            text += f"; Modularity's mean correlation with the others is {_i(mod.mean())}"
+    return text + (f" (n = {n} models)." if n else ".")
 
 
-def describe_dataset_agreement(metric: str, matrix: pd.DataFrame) -> str:
-    """What a dataset x dataset Spearman matrix shows: the dSprites/Color-dSprites entry against the others."""
+def describe_dataset_agreement(metric: str, matrix: pd.DataFrame, n: int | None = None) -> str:
+    """What a dataset x dataset Spearman matrix (Fig. 4 right) shows: the dSprites / Color-dSprites entry and the mean of
+    the other pairs. The highest pair is named only when it is significantly above the runner-up (``n``
+    configurations, default ``matrix.attrs['n_configs']``; Fisher z at 5 %)."""
     pairs = _pairs(matrix)
     if pairs.empty:
         return f"{label(metric)}: no pair of datasets could be correlated."
+    n = _n_of(matrix, n, "n_configs")
     key = ("dsprites_full", "color_dsprites")
     text = f"{label(metric)}: "
     if key in pairs.index:
@@ -62,62 +99,102 @@ def describe_dataset_agreement(metric: str, matrix: pd.DataFrame) -> str:
     else:
         text += (f"the {len(pairs)} dataset pair{'s' if len(pairs) > 1 else ''} average{'' if len(pairs) > 1 else 's'} "
                  f"{_i(pairs.mean())}")
-    (a, b) = pairs.idxmax()
-    text += f" (highest: {label(a)}↔{label(b)}, {_i(pairs.max())})."
-    return text
+    top = _top_two(pairs)
+    if top and n:
+        (a, b), r1, (c, d), r2 = top
+        p = correlation_difference_test(r1, n, r2, n)
+        if significant(p):
+            text += (f"; the highest pair is {label(a)}↔{label(b)} ({_i(r1)}), above {label(c)}↔{label(d)} "
+                     f"({_i(r2)}; {format_p(p)})")
+    return text + (f" (n = {n} configurations)." if n else ".")
 
 
-def describe_downstream(dataset: str, matrix: pd.DataFrame) -> str:
-    """What a metric x downstream Spearman matrix shows: mean rho with accuracy and with efficiency."""
+def describe_downstream(dataset: str, matrix: pd.DataFrame, n: int | None = None) -> str:
+    """What a metric x downstream Spearman matrix (Fig. 5) shows: the mean and range of rho with accuracy and the
+    mean with sample efficiency, over the metrics other than Modularity."""
     rows = [r for r in matrix.index if r != "Modularity"]
     acc = [c for c in matrix.columns if not str(c).startswith("Eff")]
     eff = [c for c in matrix.columns if str(c).startswith("Eff")]
     sub_acc = matrix.loc[rows, acc].stack().dropna() if rows and acc else pd.Series(dtype=float)
     if sub_acc.empty:
         return f"{label(dataset)}: no metric could be correlated with downstream accuracy."
+    n = _n_of(matrix, n)
     text = (f"{label(dataset)}: the metrics other than Modularity correlate with downstream accuracy at "
-            f"{_i(sub_acc.mean())} on average (range {_i(sub_acc.min())} to {_i(sub_acc.max())})")
+            f"{_i(sub_acc.mean())} on average (from {_i(sub_acc.min())} to {_i(sub_acc.max())})")
     sub_eff = matrix.loc[rows, eff].stack().dropna() if eff else pd.Series(dtype=float)
     if len(sub_eff):
         text += f" and with sample efficiency at {_i(sub_eff.mean())}"
-    return text + "."
+    return text + (f" (n = {n} models)." if n else ".")
 
 
 def describe_violins(long: pd.DataFrame, panel: str, panel_col: str, what: str) -> str:
-    """Which method has the highest median in a violin panel, and how much the methods' ranges overlap."""
-    sub = long[long[panel_col].astype(str) == str(panel)]
+    """Whether the methods of a violin panel differ (Kruskal-Wallis over every model, 5 %) and, only then, the range
+    of their medians naming the lowest and the highest method; how many interquartile ranges overlap."""
+    sub = long[long[panel_col].astype(str) == str(panel)].dropna(subset=["value"])
     if sub.empty:
         return f"{label(panel)}: no scores."
-    g = sub.groupby(sub["method"].astype(str))["value"]
+    methods = sub["method"].astype(str)
+    g = sub.groupby(methods)["value"]
     med, lo, hi = g.median(), g.quantile(0.25), g.quantile(0.75)
-    best, worst = med.idxmax(), med.idxmin()
     if len(med) == 1:
-        return f"{label(panel)} ({what}): only {label(best)} has scores here; its median is {med[best]:.3g}."
+        return (f"{label(panel)} ({what}): only {label(med.index[0])} has scores here; its median is "
+                f"{med.iloc[0]:.3g}.")
+    _h, p, k = kruskal_test(sub["value"].to_numpy(dtype=float), methods.to_numpy())
     overlap = sum(1 for a in med.index for b in med.index if a < b and lo[a] <= hi[b] and lo[b] <= hi[a])
     n_pairs = len(med) * (len(med) - 1) // 2
-    return (f"{label(panel)} ({what}): medians range from {med[worst]:.3g} ({label(worst)}) to {med[best]:.3g} "
-            f"({label(best)}); the interquartile ranges of {overlap} of the {n_pairs} method pairs overlap.")
+    best, worst = med.idxmax(), med.idxmin()
+    low, high = f"{med[worst]:.3g}", f"{med[best]:.3g}"
+    tail = f"the interquartile ranges of {overlap} of the {n_pairs} method pairs overlap"
+    if significant(p) and low != high and best != worst:
+        return (f"{label(panel)} ({what}): medians range from {low} ({label(worst)}) to {high} ({label(best)}) and "
+                f"the methods differ (Kruskal–Wallis {format_p(p)}, n = {len(sub)}); {tail}.")
+    return (f"{label(panel)} ({what}): no clear difference between the {k} methods (Kruskal–Wallis {format_p(p)}, "
+            f"n = {len(sub)}); {tail}.")
 
 
-def describe_curves(curves: pd.DataFrame, panel: str, panel_col: str, y: str = "median", what: str = "",
+def describe_curves(models: pd.DataFrame, panel: str, panel_col: str, y: str = "value", what: str = "",
                     peak: bool = True) -> str:
-    """For each method in a panel, whether ``y`` rises or falls with strength (Spearman of the median curve) and,
-    with ``peak``, the strength where it is highest."""
-    sub = curves[curves[panel_col].astype(str) == str(panel)]
+    """For each method of a panel, whether ``y`` rises or falls with regularisation strength, tested on every model.
+
+    ``models``: one row per model with ``panel_col``, ``method``, ``strength`` and ``y``. A method's curve "rises" or
+    "falls" only when Spearman(strength, y) over all its models is significant, otherwise it shows "no clear trend";
+    it needs 3 distinct strengths. With ``peak``, the strength of the highest median is named only when the strengths
+    differ (Kruskal-Wallis). All the tests of one sentence are Holm-adjusted together, so a panel of pure noise gets
+    a directional word in at most 5 % of sentences.
+    """
+    sub = models[models[panel_col].astype(str) == str(panel)]
+    order = [m for m in METHOD_LABELS if m in set(sub["method"].astype(str))]
+    order += sorted(set(sub["method"].astype(str)) - set(order))
+    trends = curve_trends(sub.assign(method=sub["method"].astype(str)), ["method"], y=y)
+    trends = trends.set_index("method").reindex(order).dropna(subset=["n"])
+    if trends.empty:
+        return f"{label(panel)}{' ' + what if what else ''}: no values."
+    tested = trends[trends["levels"] >= MIN_LEVELS]
+    family = list(tested["p"]) + (list(tested["kw_p"]) if peak else [])
+    adjusted = holm(family)
+    adj_p = dict(zip(tested.index, adjusted[:len(tested)]))
+    adj_kw = dict(zip(tested.index, adjusted[len(tested):])) if peak else {}
     parts = []
-    for method in [m for m in METHOD_LABELS if m in set(sub["method"].astype(str))]:
-        line = sub[sub["method"].astype(str) == method].dropna(subset=[y])
-        if len(line) < 2:
-            continue
-        rho = pd.Series(line["strength"].to_numpy()).corr(pd.Series(line[y].to_numpy()), method="spearman")
-        if pd.isna(rho):
-            continue
-        trend = "rises" if rho > 0.3 else "falls" if rho < -0.3 else "shows no clear trend"
-        best = line.loc[line[y].idxmax(), "strength"]
-        parts.append(f"{label(method)} {trend} (ρ={rho:+.2f}" + (f", peak at strength {best:.1f})" if peak else ")"))
+    for method, row in tested.iterrows():
+        p = adj_p[method]
+        if significant(p):
+            word = "rises" if row["rho"] > 0 else "falls"
+            part = f"{label(method)} {word} (ρ = {row['rho']:+.2f}, {format_p(p)})"
+        else:
+            part = f"{label(method)}: no clear trend (ρ = {row['rho']:+.2f}, {format_p(p)})"
+        if peak and significant(adj_kw.get(method)):
+            part += (f", highest median at strength {row['peak']:.1f} (the strengths differ, Kruskal–Wallis "
+                     f"{format_p(adj_kw[method])})")
+        parts.append(part)
+    few = [label(m) for m in trends.index if m not in tested.index]
+    head = f"{label(panel)}{' ' + what if what else ''}: "
     if not parts:
-        return f"{label(panel)}: too few hyperparameter values to draw a trend."
-    return f"{label(panel)}{' ' + what if what else ''}: " + "; ".join(parts) + "."
+        return head + f"fewer than {MIN_LEVELS} regularisation strengths per method ({', '.join(few)}), so no trend is tested."
+    text = head + "; ".join(parts)
+    if few:
+        text += f"; {', '.join(few)}: fewer than {MIN_LEVELS} strengths, not tested"
+    n_tests = int(np.isfinite(family).sum()) if len(family) else 0
+    return text + (f" (Spearman over every model; p Holm-adjusted over the {n_tests} tests of this panel).")
 
 
 def describe_variance(r2: pd.DataFrame) -> str:
@@ -132,29 +209,50 @@ def describe_variance(r2: pd.DataFrame) -> str:
             f"remaining {_i((1 - b))} % is credited to the random seed.")
 
 
-def describe_unsupervised(dataset: str, matrix: pd.DataFrame) -> str:
-    """Range and sign of the unsupervised-score correlations on one dataset."""
+def describe_unsupervised(dataset: str, matrix: pd.DataFrame, n: int | None = None) -> str:
+    """Range and sign of the unsupervised-score correlations on one dataset (Fig. 4 centre, 24). The strongest cell is
+    named only when its absolute correlation is significantly above the runner-up's (``n`` models, default
+    ``matrix.attrs['n_models']``; Fisher z at 5 %)."""
     values = matrix.stack().dropna()
     if values.empty:
         return f"{label(dataset)}: nothing could be correlated."
-    (row, col) = values.abs().idxmax()
-    return (f"{label(dataset)}: correlations range from {_i(values.min())} to {_i(values.max())}; "
-            f"{int((values > 0).sum())} of {len(values)} are positive; the strongest is {row} vs {label(col)} "
-            f"({_i(values[(row, col)])}).")
+    n = _n_of(matrix, n)
+    text = (f"{label(dataset)}: correlations go from {_i(values.min())} to {_i(values.max())}; "
+            f"{int((values > 0).sum())} of {len(values)} are positive")
+    top = _top_two(values, key=abs)
+    if top and n:
+        (row, col), r1, (row2, col2), r2 = top
+        p = correlation_difference_test(abs(r1), n, abs(r2), n)
+        if significant(p):
+            text += (f"; the strongest is {row} vs {label(col)} ({_i(r1)}), above {row2} vs {label(col2)} "
+                     f"({_i(r2)}; {format_p(p)})")
+    return text + (f" (n = {n} models)." if n else ".")
 
 
 def describe_tc_scatter(sub: pd.DataFrame) -> str:
-    """Share of models whose total correlation is larger on the mean than on the sampled representation (Fig. 10)."""
-    share = float((sub["tc_mean"] > sub["tc_sampled"]).mean())
-    return (f"{_i(share)} % of the {len(sub)} models have a larger total correlation in the mean than in the "
-            "sampled representation (points above the dashed diagonal).")
+    """Share of models whose total correlation is larger on the mean than on the sampled representation (Fig. 10),
+    called a majority only when a two-sided sign test rejects 50 % at 5 %."""
+    from scipy.stats import binomtest
+
+    differ = sub[sub["tc_mean"] != sub["tc_sampled"]]
+    above = int((differ["tc_mean"] > differ["tc_sampled"]).sum())
+    share = above / len(differ) if len(differ) else float("nan")
+    p = binomtest(above, len(differ)).pvalue if len(differ) else float("nan")
+    text = (f"{_i(share)} % of the {len(differ)} models have a larger total correlation in the mean than in the "
+            f"sampled representation (points above the dashed diagonal)")
+    if significant(p):
+        side = "the mean" if share > 0.5 else "the sampled"
+        return text + f"; the total correlation is more often larger in {side} representation (sign test {format_p(p)})."
+    return text + f"; no clear majority either way (sign test {format_p(p)})."
 
 
 def describe_paper_comparison(diff: pd.DataFrame, name: str) -> str:
-    """Mean and largest absolute difference between this store's matrix and the paper's (off-diagonal cells)."""
+    """Mean and maximum absolute difference between this store's matrix and the paper's (off-diagonal cells)."""
     pairs = pd.Series({(a, b): diff.loc[a, b] for a in diff.index for b in diff.columns if a != b}).dropna()
-    return (f"the cells of {name} differ from the paper's by {_i(pairs.abs().mean())} points of 100·ρ on "
-            f"average (largest: {_i(pairs.abs().max())}).")
+    if pairs.empty:
+        return f"no cell of {name} can be compared with the paper's."
+    return (f"the {len(pairs)} cells of {name} that both matrices fill (the diagonal left out) differ from the "
+            f"paper's by {_i(pairs.abs().mean())} points of 100·ρ on average (maximum {_i(pairs.abs().max())}).")
 
 
 def describe_seed_beats(frame: pd.DataFrame) -> str:
@@ -163,19 +261,33 @@ def describe_seed_beats(frame: pd.DataFrame) -> str:
             f"run with a better one in {_i(frame['p_worse_beats_better'].mean())} % of pairs of seeds.")
 
 
-def describe_winners(frame: pd.DataFrame) -> str:
-    """How many methods win a (dataset, metric) cell and how often the winner's IQR overlaps the runner-up's."""
-    counts = frame["winner"].value_counts()
-    return (f"{counts.size} different methods win at least one of the {len(frame)} (dataset, metric) cells "
-            f"(most often {label(counts.index[0])}, {counts.iloc[0]} cells); the winner's interquartile range overlaps "
-            f"the runner-up's in {int(frame['iqr_overlap'].sum())} of them.")
+def describe_winners(contrasts: pd.DataFrame) -> str:
+    """How many (dataset, metric) cells have a method whose models score significantly above the runner-up's
+    (``contrasts`` from :func:`analysis.trends.method_contrasts`; Mann-Whitney at 5 %), and which methods those are."""
+    ok = contrasts.dropna(subset=["p"])
+    wins = ok[ok["p"] < ALPHA]
+    text = (f"in {len(wins)} of the {len(ok)} (dataset, metric) cells the leading method (by median) scores "
+            f"significantly above the runner-up (Mann–Whitney p < 0.05 over their models); with no real "
+            f"differences about {0.05 * len(ok):.1f} cells would pass by chance")
+    if len(wins):
+        counts = wins["winner"].value_counts()
+        text += "; winners: " + ", ".join(f"{label(m)} {int(c)}" for m, c in counts.items())
+    return text + "."
 
 
-def describe_best_strength(frame: pd.DataFrame) -> str:
-    """How many distinct best strengths each method has across the (dataset, metric) cells."""
-    spread = frame.groupby("method")["best_strength"].agg(lambda s: s.nunique())
-    return ("distinct best strengths across the (dataset, metric) cells: " +
-            ", ".join(f"{label(m)} {int(n)}" for m, n in spread.items()) + " (1 would be a universal rule).")
+def describe_best_strength(contrasts: pd.DataFrame) -> str:
+    """How many (dataset, metric, method) cells have hyperparameter values that differ (``contrasts`` from
+    :func:`analysis.trends.strength_contrasts`; Kruskal-Wallis at 5 %) and how many distinct best strengths each
+    method has among those cells (1 would be a universal rule)."""
+    ok = contrasts.dropna(subset=["p"])
+    differ = ok[ok["p"] < ALPHA]
+    text = (f"in {len(differ)} of the {len(ok)} (method, dataset, metric) cells the hyperparameter values differ "
+            f"(Kruskal–Wallis p < 0.05 over every model; about {0.05 * len(ok):.1f} would by chance)")
+    if len(differ):
+        spread = differ.groupby("method", sort=False)["best_strength"].nunique()
+        text += ("; among those, distinct strengths with the highest median: " +
+                 ", ".join(f"{label(m)} {int(n)}" for m, n in spread.items()) + " (1 would be a universal rule)")
+    return text + "."
 
 
 def describe_transfer(intervals: pd.DataFrame) -> str:
@@ -194,21 +306,34 @@ def describe_transfer_sensitivity(pivot: pd.DataFrame) -> str:
 
 
 def describe_efficiency_scatter(sub: pd.DataFrame, panels: list[str], metric: str, column: str) -> str:
-    """Spearman of ``metric`` with the efficiency ``column`` per dataset."""
-    rhos = {d: sub[sub["dataset"] == d][[metric, column]].corr(method="spearman").iloc[0, 1] for d in panels}
-    return (f"Spearman of {label(metric)} with {column}: " +
-            ", ".join(f"{label(d)} {_i(r)}" for d, r in rhos.items() if pd.notna(r)) + " (100·ρ).")
+    """Spearman of ``metric`` with the efficiency ``column`` per dataset, with its p-value over the models."""
+    from analysis.significance import spearman_test
+
+    parts = []
+    for d in panels:
+        part = sub[sub["dataset"] == d]
+        rho, p, n = spearman_test(part[metric], part[column])
+        if np.isfinite(rho):
+            parts.append(f"{label(d)} {_i(rho)} ({format_p(p)}, n = {n})")
+    if not parts:
+        return f"{label(metric)} and {column} could not be correlated."
+    return f"Spearman of {label(metric)} with {column} (100·ρ): " + "; ".join(parts) + "."
 
 
 def describe_efficiency_correlations(frame: pd.DataFrame) -> str:
-    """How many (dataset, metric, predictor) correlations with efficiency are large, excluding Modularity."""
-    no_mod = frame[frame["metric"] != "Modularity"]["rho"].dropna()
-    return (f"excluding Modularity, {int((no_mod > 0.3).sum())} of {len(no_mod)} (dataset, metric, predictor) "
-            f"correlations with efficiency exceed 30 and {int((no_mod < -0.3).sum())} are below −30.")
+    """How many (dataset, metric, predictor) correlations with efficiency, Modularity excluded, are significantly
+    positive or negative (each at 5 %, from rho and its number of models)."""
+    no_mod = frame[frame["metric"] != "Modularity"].dropna(subset=["rho"])
+    p = np.array([spearman_p(r, int(n)) for r, n in zip(no_mod["rho"], no_mod["n_models"])])
+    pos = int(((p < ALPHA) & (no_mod["rho"].to_numpy() > 0)).sum())
+    neg = int(((p < ALPHA) & (no_mod["rho"].to_numpy() < 0)).sum())
+    return (f"excluding Modularity, {pos} of the {len(no_mod)} (dataset, metric, predictor) correlations with "
+            f"efficiency are significantly positive and {neg} significantly negative (p < 0.05 each; about "
+            f"{0.05 * len(no_mod):.1f} would be by chance).")
 
 
 def describe_metric_groups(usable, metric: str) -> str | None:
-    """Median GBT accuracy at 100 training points of the lowest and highest ``metric`` group per dataset."""
+    """Median GBT accuracy at 100 training points of the low and the high ``metric`` group of each dataset."""
     parts = []
     for dataset, g in usable.items():
         at100 = g[(g["predictor"] == "GBT") & (g["size"] == 100)].set_index("group")["median"]
@@ -216,7 +341,8 @@ def describe_metric_groups(usable, metric: str) -> str | None:
             parts.append(f"{label(dataset)} {at100.iloc[0]:.2f} → {at100.iloc[-1]:.2f}")
     if not parts:
         return None
-    return f"median GBT accuracy at 100 training points, lowest → highest {label(metric)} group: " + "; ".join(parts) + "."
+    return (f"median GBT accuracy at 100 training points, low → high {label(metric)} group: " + "; ".join(parts)
+            + ".")
 
 
 def describe_run_overview(runs: pd.DataFrame) -> str:
@@ -227,14 +353,25 @@ def describe_run_overview(runs: pd.DataFrame) -> str:
 
 
 def describe_metric_by_config(sub: pd.DataFrame, dataset: str) -> str:
-    """The configuration with the highest median MIG on ``dataset`` and the medians of both representations."""
-    med = sub.groupby(["method", "hparam_value", "representation"])["value"].median()
-    best = med.xs("mean", level="representation") if "mean" in set(sub["representation"]) else med.droplevel(2)
-    (m, v) = best.idxmax()
-    text = (f"{label(dataset)}: {len(sub)} scores; the highest median MIG is {best.max():.3f} for {label(m)} "
-            f"with {v:g}")
+    """The number of MIG scores on ``dataset``, the configuration with the highest median MIG (named only when the
+    configurations differ: Kruskal-Wallis over every run of the mean representation, 5 %), and the median of each
+    representation."""
+    rep = "mean" if "mean" in set(sub["representation"]) else sorted(set(sub["representation"]))[0]
+    part = sub[sub["representation"] == rep]
+    configs = part["method"].astype(str) + "(" + part["hparam_value"].map("{:g}".format) + ")"
+    _h, p, k = kruskal_test(part["value"].to_numpy(dtype=float), configs.to_numpy())
+    med = part.groupby(["method", "hparam_value"])["value"].median()
+    text = f"{label(dataset)}: {len(sub)} scores"
+    if significant(p):
+        (m, v) = med.idxmax()
+        text += (f"; the configurations differ (Kruskal–Wallis {format_p(p)}), the highest median MIG is "
+                 f"{med.max():.3f} for {label(m)} with {v:g}")
+    elif k >= 2:
+        text += f"; no clear difference between the {k} configurations (Kruskal–Wallis {format_p(p)})"
     if {"mean", "sampled"} <= set(sub["representation"]):
         by_rep = sub.groupby("representation")["value"].median()
         text += (f"; over all runs the median is {by_rep['mean']:.3f} on the mean and {by_rep['sampled']:.3f} "
                  "on the sampled representation")
     return text + "."
+
+

@@ -70,23 +70,41 @@ def show_violins(long: pd.DataFrame, panels: list[str], panel_col: str, what: st
         note(captions.describe_violins(long, panel, panel_col, what))
 
 
-def show_curves(curves: pd.DataFrame, panels: list[str], panel_col: str, y: str = "median", what: str = "",
-                log: bool = False, ncols: int = 4, band: tuple[str, str] | None = None, peak: bool = True) -> None:
-    """Median curves against regularisation strength, one panel each, with one sentence per panel (``peak``: name
-    the strength of each method's highest median, for scores where higher is better)."""
-    if curves is None or curves.empty or y not in curves or not curves[y].notna().any():
-        missing(reason(curves) or f"no {what or y} values in this store.")
+def curve_summary(models: pd.DataFrame, panel_col: str, y: str = "value") -> pd.DataFrame:
+    """Median and quartiles of ``y`` over the models of each (``panel_col``, method, strength): the points of a curve.
+
+    Columns ``panel_col, method, strength, median, q25, q75, n``."""
+    keys = [panel_col, "method", "strength"]
+    data = models.dropna(subset=[y]).assign(**{panel_col: lambda f: f[panel_col].astype(str),
+                                               "method": lambda f: f["method"].astype(str)})
+    g = data.groupby(keys, sort=False)[y]
+    return pd.DataFrame({"median": g.median(), "q25": g.quantile(0.25), "q75": g.quantile(0.75),
+                         "n": g.count()}).reset_index()
+
+
+def show_curves(models: pd.DataFrame, panels: list[str], panel_col: str, y: str = "value", what: str = "",
+                log: bool = False, ncols: int = 4, band: bool = False, peak: bool = True) -> None:
+    """Median of ``y`` over seeds against regularisation strength, one line per method and one panel per value of
+    ``panel_col``, with one sentence per panel (trends tested on every model, :func:`captions.describe_curves`).
+
+    ``models``: one row per model (``panel_col``, ``method``, ``strength``, ``y``). ``band``: shade the
+    interquartile range over seeds. ``peak``: name the strength of a method's highest median when the strengths
+    differ (for scores where higher is better).
+    """
+    if models is None or models.empty or y not in models or not models[y].notna().any():
+        missing(reason(models) or f"no {what or y} values in this store.")
         return
-    present = [p for p in panels if (curves[panel_col].astype(str) == str(p)).any()]
+    present = [p for p in panels if (models[panel_col].astype(str) == str(p)).any()]
     absent = [p for p in panels if p not in present]
     if absent:
         missing(f"no {what or y} values for {', '.join(label(p) for p in absent)}.")
     if not present:
         return
-    show_figure(figures.curve_grid(curves, present, panel_col, y=y, ncols=ncols, ylabel=what or y, log=log,
-                                   band=band))
+    curves = curve_summary(models, panel_col, y)
+    show_figure(figures.curve_grid(curves, present, panel_col, y="median", ncols=ncols, ylabel=what or y, log=log,
+                                   band=("q25", "q75") if band else None))
     for panel in present:
-        note(captions.describe_curves(curves, panel, panel_col, y=y, what=what, peak=peak))
+        note(captions.describe_curves(models, panel, panel_col, y=y, what=what, peak=peak))
 
 
 def show_paper_comparison(mine: pd.DataFrame, paper: pd.DataFrame, name: str) -> None:
@@ -244,28 +262,37 @@ def show_seed_beats(frame: pd.DataFrame) -> None:
     note(captions.describe_seed_beats(frame))
 
 
-def show_winners(frame: pd.DataFrame) -> None:
-    """The best method by median per (dataset, metric) and whether its interquartile range overlaps the runner-up's."""
-    if frame is None or frame.empty:
-        missing(reason(frame) or "fewer than two methods in this store.")
+def show_winners(contrasts: pd.DataFrame) -> None:
+    """Per (dataset, metric), the method with the highest median where its models score significantly above the
+    runner-up's (``contrasts`` from :func:`analysis.trends.method_contrasts`; Mann-Whitney at 5 %), else a dash."""
+    if contrasts is None or contrasts.empty:
+        missing(reason(contrasts) or "fewer than two methods in this store.")
         return
-    pivot = frame.assign(winner=frame["winner"].map(label)).pivot(index="dataset", columns="metric", values="winner")
+    shown = contrasts.assign(winner=[label(w) if p < 0.05 else "–" for w, p in
+                                     zip(contrasts["winner"], contrasts["p"].fillna(1.0))])
+    pivot = shown.pivot(index="dataset", columns="metric", values="winner")
     pivot = pivot.reindex(columns=[m for m in METRIC_SHORT if m in pivot.columns])
-    show_table(pivot, caption="method with the highest median score")
-    note(captions.describe_winners(frame))
+    show_table(pivot, caption="method with the highest median, where it scores significantly above the runner-up "
+                              "(Mann–Whitney p < 0.05); – : no clear winner")
+    note(captions.describe_winners(contrasts))
 
 
 # ---- page 04: rules of thumb -------------------------------------------------------------------------------------
 
-def show_best_strength(frame: pd.DataFrame) -> None:
-    """Best regularisation strength per method, dataset and metric, and how often it agrees across cells."""
-    if frame is None or frame.empty:
-        missing(reason(frame) or "no method has two or more hyperparameter values.")
+def show_best_strength(contrasts: pd.DataFrame) -> None:
+    """Per method, dataset and metric, the regularisation strength with the highest median where the method's values
+    differ (``contrasts`` from :func:`analysis.trends.strength_contrasts`; Kruskal-Wallis at 5 %), else a dash."""
+    if contrasts is None or contrasts.empty:
+        missing(reason(contrasts) or "no method has two or more hyperparameter values.")
         return
-    pivot = frame.pivot_table(index=["method", "dataset"], columns="metric", values="best_strength", aggfunc="first")
+    shown = contrasts.assign(best_strength=contrasts["best_strength"].where(contrasts["p"] < 0.05))
+    pivot = shown.pivot_table(index=["method", "dataset"], columns="metric", values="best_strength",
+                              aggfunc="first", dropna=False)
     pivot = pivot.reindex(columns=[m for m in METRIC_SHORT if m in pivot.columns])
-    show_table(pivot.rename(index=label), digits=1, caption="strength (0 = weakest, 1 = strongest) with the best median")
-    note(captions.describe_best_strength(frame))
+    show_table(pivot.rename(index=label), digits=1,
+               caption="strength (0 = weakest, 1 = strongest) with the highest median, where the method's values "
+                       "differ (Kruskal–Wallis p < 0.05); – : no clear difference")
+    note(captions.describe_best_strength(contrasts))
 
 
 # ---- page 06 / 07: transfer --------------------------------------------------------------------------------------
