@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from training import evaluate as ev  # noqa: E402
+from training.evaluation import scoring as ev  # noqa: E402
 from training.vocabulary import EVALUATIONS  # noqa: E402
 
 DEFAULT_MODELS = "1:0,2:1,4:0,6:1,8:0,16:1"
@@ -41,7 +41,7 @@ def _spearman(a, b) -> float:
 
 
 def load_or_train(model_dir: Path, dataset, beta: float, seed: int, steps: int):
-    from training.train import TrainedModel, train_model
+    from training.engine.train import TrainedModel, train_model
     path = model_dir / f"beta_vae_b{beta:g}_s{seed}_{steps}.pt"
     if path.exists():
         return TrainedModel.load(path)

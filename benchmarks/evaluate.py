@@ -9,7 +9,7 @@ Timing (default mode)::
         [--save results.json]
 
 evaluates one model (a saved ``TrainedModel`` or one trained here for ``--train-steps`` steps) on the dataset with
-``training.evaluate.evaluate_model_records`` at the study's protocol sizes times ``--scale``, and prints per
+``training.evaluation.scoring.evaluate_model_records`` at the study's protocol sizes times ``--scale``, and prints per
 (representation, evaluation) the wall-clock seconds, the part spent in ``dataset.sample*`` and the representation
 function ("sampling+encoding") and the rest ("fitting"), plus totals, the wall-clock time of the whole model and
 ``os.getloadavg()``. With ``--n-jobs > 1`` the fits of dci and the downstream tasks are pooled across both
@@ -17,7 +17,7 @@ representations and run in worker processes while the other evaluations run; the
 summed fit time in the workers (compute seconds), and the printed wall time is what a model costs.
 
 ``--code-table`` first encodes every factor configuration of the (deterministic) dataset once
-(:mod:`training.code_table`; its build time is printed and included in the wall time), then evaluates on look-ups;
+(:mod:`training.evaluation.code_table`; its build time is printed and included in the wall time), then evaluates on look-ups;
 "sample+encode" is then drawing the factors plus the look-ups. ``--compare-direct`` (with ``--code-table``) also runs
 the straightforward path (rendering and encoding every image, no table) on the same model and protocol and reports
 whether every score of every (representation, evaluation) is identical. ``--save`` writes the scores and seconds as
@@ -45,7 +45,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from training import evaluate as ev  # noqa: E402
+from training.evaluation import scoring as ev  # noqa: E402
 from training.vocabulary import EVALUATIONS  # noqa: E402
 
 
@@ -111,7 +111,7 @@ class TimedModel:
 
 
 def _load_model(args, dataset):
-    from training.train import TrainedModel, train_model
+    from training.engine.train import TrainedModel, train_model
     if args.model:
         return TrainedModel.load(args.model)
     start = time.perf_counter()

@@ -39,7 +39,7 @@ $PY -c "import sys, torch; print(sys.version); print('torch', torch.__version__,
 phase 1
 timeout 60 $PY -m pip install -q --no-deps --no-build-isolation -e . || echo "pip install -e . failed; using PYTHONPATH"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-$PY -c "import training.packed, training.device_data, training.data; print('imports ok')" || { echo "imports failed"; exit 1; }
+$PY -c "import training.engine.packed, training.engine.device_data, training.data; print('imports ok')" || { echo "imports failed"; exit 1; }
 
 phase 2
 if [ "$DD" = "auto" ]; then
@@ -70,8 +70,8 @@ import json, sys, time
 import numpy as np
 import torch
 from training.data import get_dataset
-from training.metrics import evaluate
-from training.packed import train_packed
+from training.evaluation.metrics import evaluate
+from training.engine.packed import train_packed
 device, steps, k, batch, dd, scale, num_eval, path = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), \
     int(sys.argv[4]), sys.argv[5], float(sys.argv[6]), int(sys.argv[7]), sys.argv[8]
 dataset = get_dataset("dsprites_full")

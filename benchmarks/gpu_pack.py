@@ -12,7 +12,7 @@ Phases (``--phases``, in this order; every result is appended to ``--json`` as s
   difference (Adam moves a weight whose gradient is ~0 by up to the learning rate per step on rounding noise
   alone), relative L2 difference of all weights, and final ELBO per run;
 * ``speed``: model-steps/s of beta_vae at batch 64 for each (impl, precision, K) of ``--configs`` (one training
-  run per configuration through ``training.packed.train_packed``, ``--warmup`` untimed and ``--steps`` timed steps,
+  run per configuration through ``training.engine.packed.train_packed``, ``--warmup`` untimed and ``--steps`` timed steps,
   device-resident batches), with the peak GPU memory. Configurations are tried in the given order until
   ``--budget`` seconds have passed;
 * ``profile``: the fastest configuration again, step by step outside ``train_packed``: the host time to issue a
@@ -127,7 +127,7 @@ def ceiling(dataset, device, configs, steps, warmup, batch_size, record) -> None
     ``impl`` field of a config is ignored): model-step equivalents/s = K * steps / seconds, as a pack's."""
     from contextlib import nullcontext
 
-    from training.train import Trainer
+    from training.engine.train import Trainer
 
     table, scale = dataset.device_table()
     images = torch.from_numpy(table).to(device)
@@ -174,7 +174,7 @@ def ceiling(dataset, device, configs, steps, warmup, batch_size, record) -> None
 def agree(dataset, device, impls, k, steps, batch_size, num_eval_samples, record, precision="fp32") -> None:
     """The same k runs trained with each of ``impls`` at ``precision`` (fp32: no TF32), the same device data: each
     run's weight differences and train_results ELBO against the first impl's."""
-    from training.packed import train_packed
+    from training.engine.packed import train_packed
 
     runs = [(dict(HPARAMS), seed) for seed in range(k)]
     trained = {}
@@ -216,9 +216,9 @@ def profile(dataset, device, impl, precision, k, batch_size, record, steps: int 
             compiled: bool = False) -> None:
     from torch.profiler import ProfilerActivity, profile as torch_profile
 
-    from training.device_data import DeviceBatches, device_sampler
-    from training.packed import NoiseBlocks, PackedModels
-    from training.train import Trainer
+    from training.engine.device_data import DeviceBatches, device_sampler
+    from training.engine.packed import NoiseBlocks, PackedModels
+    from training.engine.train import Trainer
 
     if _cuda(device):
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = precision != "fp32"
@@ -361,7 +361,7 @@ def main(argv=None) -> int:
     record = Record(args.json, device=name, torch=torch.__version__,
                     cuda=torch.version.cuda, method="beta_vae", batch_size=64, hparams=HPARAMS, launch=args.launch)
     if args.launch:
-        from training.models.triton_layers import set_launch_configs, set_layer_impls
+        from training.kernels.triton_layers import set_launch_configs, set_layer_impls
 
         tuned = json.loads(Path(args.launch).read_text())
         print(f"{set_launch_configs(tuned['best'])} launch configurations from {args.launch}; "

@@ -1,6 +1,6 @@
 """The effect of bf16 mixed precision on trained models: the same runs trained in fp32 and in bf16, compared.
 
-Trains ``--seeds`` runs of one method and hyperparameter value as a pack (``training.packed.train_packed``, the same
+Trains ``--seeds`` runs of one method and hyperparameter value as a pack (``training.engine.packed.train_packed``, the same
 ``--impl`` for every precision), once per precision in ``--precisions``, then scores every model: the final
 train_results (ELBO, reconstruction, KL on fresh samples) and MIG of the mean representation. It prints one row per
 run and precision, and per quantity: the mean difference bf16 - fp32 of the same seed next to the spread across seeds
@@ -26,8 +26,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from training.data import get_dataset  # noqa: E402
-from training.metrics import evaluate  # noqa: E402
-from training.packed import train_packed  # noqa: E402
+from training.evaluation.metrics import run_metric  # noqa: E402
+from training.engine.packed import train_packed  # noqa: E402
 from training.vocabulary import METHODS  # noqa: E402
 
 QUANTITIES = ("elbo", "reconstruction_loss", "kl_loss", "mig")
@@ -35,7 +35,7 @@ QUANTITIES = ("elbo", "reconstruction_loss", "kl_loss", "mig")
 
 def score(model, dataset, mig_points: int) -> dict:
     """The compared quantities of one trained model."""
-    mig = evaluate("mig", dataset, model.representation_fn("mean"), np.random.RandomState(0), num_train=mig_points)
+    mig = run_metric("mig", dataset, model.representation_fn("mean"), np.random.RandomState(0), num_train=mig_points)
     return {"elbo": model.train_results["elbo"], "reconstruction_loss": model.train_results["reconstruction_loss"],
             "kl_loss": model.train_results["kl_loss"], "mig": float(mig["discrete_mig"])}
 

@@ -21,7 +21,7 @@ import sys
 import time
 from collections import defaultdict
 
-from training.runner import execute_pack
+from training.study.worker import execute_pack
 from training.store import Store
 
 

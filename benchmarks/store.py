@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from training.store import RunOutcome, Store, connect_store
-from training.study import load_study
+from training.study.definition import load_study
 from training.vocabulary import DATASETS, EVALUATIONS, REPRESENTATIONS
 
 KEYS = {

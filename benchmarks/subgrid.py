@@ -22,7 +22,7 @@ from training.data.dsprites_render import render_dsprites  # noqa: E402
 class DSpritesSubgrid(GroundTruthDataset):
     """dSprites with posX, posY restricted to every ``stride``-th class: the dataset interface (through
     :class:`training.data.base.GroundTruthDataset`) plus ``device_table()`` (the whole grid as uint8 (rows, 64, 64),
-    C order) for :mod:`training.device_data`."""
+    C order) for :mod:`training.engine.device_data`."""
     name = "dsprites_subgrid"
     source = {"kind": "procedural", "generator": "dsprites sub-grid (benchmark only)"}
     deterministic_render = True

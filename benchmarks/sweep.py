@@ -12,9 +12,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from training.executor import sweep
+from training.study.driver import sweep
 from training.store import RunOutcome
-from training.study import study_from_dict
+from training.study.definition import study_from_dict
 from training.vocabulary import EVALUATIONS, METHODS, REPRESENTATIONS
 
 

@@ -1,8 +1,8 @@
-"""Model-steps per second of packed training (``training.packed.train_packed``) for K = 1, 2, 4, 8, 16, ...
+"""Model-steps per second of packed training (``training.engine.packed.train_packed``) for K = 1, 2, 4, 8, 16, ...
 
 For each K a pack of K runs (seeds 0..K-1, one hyperparameter value) is trained for ``--warmup`` untimed plus
 ``--steps`` timed steps; model-steps/s = K * timed steps / seconds. The baseline is the same ``--baseline-k`` runs
-trained one after another with ``training.train.train_model`` (its default speed settings), timed the same way.
+trained one after another with ``training.engine.train.train_model`` (its default speed settings), timed the same way.
 ``--ceiling`` adds ONE model trained by ``train_model`` at batch ``baseline-k`` x 64: the same matrix arithmetic as
 the pack with one set of weights instead of K, in the single model's (vendor) kernels, reported in model-step
 equivalents per second (images/s / batch size). Every line also gives the achieved GFLOP/s of the network's matrix
@@ -39,8 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from training.models.flops import tflops  # noqa: E402
-from training.packed import train_packed  # noqa: E402
-from training.train import train_model  # noqa: E402
+from training.engine.packed import train_packed  # noqa: E402
+from training.engine.train import train_model  # noqa: E402
 from training.vocabulary import METHODS  # noqa: E402
 
 
@@ -103,7 +103,7 @@ def _report(results: list, mode: str, k: int, rate: float, seconds: float, datas
 
 
 def _gflops(rate: float, dataset, batch_size: int) -> str:
-    from training.train import dataset_channels
+    from training.engine.train import dataset_channels
 
     return f"{1e3 * tflops(rate, dataset_channels(dataset), batch_size):6.1f} GFLOP/s"
 
@@ -139,7 +139,7 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     from training.data import get_dataset
-    from training.train import _resolve_device
+    from training.engine.train import _resolve_device
 
     device = _resolve_device(args.device)
     dataset = get_dataset(args.dataset)

@@ -32,7 +32,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from training.train import Trainer, sample_batch_batched, train_model  # noqa: E402
+from training.engine.train import Trainer, sample_batch_batched, train_model  # noqa: E402
 from training.vocabulary import METHODS  # noqa: E402
 
 HPARAMS = {"beta_vae": 4.0, "factor_vae": 10.0, "dip_vae_i": 2.0, "dip_vae_ii": 2.0, "beta_tc_vae": 4.0,

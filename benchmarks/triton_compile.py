@@ -26,8 +26,8 @@ import triton  # noqa: E402
 from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.compiler import ASTSource  # noqa: E402
 
-from training.models import packed_layers as L  # noqa: E402
-from training.models import triton_layers as T  # noqa: E402
+from training.kernels import packed_layers as L  # noqa: E402
+from training.kernels import triton_layers as T  # noqa: E402
 
 # (name, kind, input channels, output channels, input size, ReLU after it) for C-channel images
 def architecture(channels: int) -> list[tuple[str, str, int, int, int, bool]]:

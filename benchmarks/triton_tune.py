@@ -10,7 +10,7 @@ kernels allow.
     python benchmarks/triton_tune.py [--k 512] [--configs 64:8:3 128:8:3 32:4:3:128] [--json out.json]
 
 The JSON's "best" lists the fastest configuration of each layer and pass in the form
-``training.models.triton_layers.set_launch_configs`` installs (``gpu_pack.py --launch out.json``). Then each layer's
+``training.kernels.triton_layers.set_launch_configs`` installs (``gpu_pack.py --launch out.json``). Then each layer's
 whole forward and backward pass (autograd, bf16 autocast, as training runs it) is timed twice: the fused kernels with
 their best configurations, and impl gemm's layer (``packed_layers``). The JSON's "layers" gives the faster of the two
 per layer, the form ``triton_layers.set_layer_impls`` installs (impl "triton" then runs the gemm layer where it is
@@ -116,8 +116,8 @@ def main(argv=None) -> int:
         return 2
     from triton_compile import architecture
 
-    from training.models import packed_layers as L
-    from training.models import triton_layers as T
+    from training.kernels import packed_layers as L
+    from training.kernels import triton_layers as T
 
     dtype = torch.float32 if args.tiny else torch.bfloat16
     time_ms = _timer(device)

@@ -1,11 +1,11 @@
-"""training.allocator: freed tensor memory is reused instead of being mapped and page-faulted in again."""
+"""training.engine.allocator: freed tensor memory is reused instead of being mapped and page-faulted in again."""
 import json
 import subprocess
 import sys
 
 import pytest
 
-from training.allocator import retain_freed_memory
+from training.engine.allocator import retain_freed_memory
 
 # runs beta_vae training steps on CPU and prints the median of the minor page faults per step over ten steps after
 # two warm-up steps (the median, because the heap still grows now and then while it settles: single steps of
@@ -13,11 +13,11 @@ from training.allocator import retain_freed_memory
 # setting as already decided (not applied)
 _SCRIPT = r"""
 import json, resource, sys
-import training.allocator as allocator
+import training.engine.allocator as allocator
 if sys.argv[1] == "off":
     allocator._applied = False
 import torch
-from training.train import Trainer
+from training.engine.train import Trainer
 torch.manual_seed(0)
 trainer = Trainer("beta_vae", {"beta": 4.0}, 0, 1, torch.device("cpu"))
 batch = (torch.rand(64, 64, 64, 1) > 0.9).float()

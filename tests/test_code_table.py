@@ -1,15 +1,15 @@
-"""Code table (training.code_table): look-ups give the encoder path's codes, draws and noise, hence its numbers."""
+"""Code table (training.evaluation.code_table): look-ups give the encoder path's codes, draws and noise, hence its numbers."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-from training import evaluate as ev
-from training.code_table import MIN_TABLE_CHUNK, CodeTable, IndexedDataset, encoder_images_fn, render_configurations
+from training.evaluation import scoring as ev
+from training.evaluation.code_table import MIN_TABLE_CHUNK, CodeTable, IndexedDataset, encoder_images_fn, render_configurations
 from training.data import dsprites_render as render
 from training.data.dsprites import ColorDSprites, DSprites, DSpritesImages
-from training.representation import make_representation_fn
+from training.evaluation.representation import make_representation_fn
 
 SIZES = [1, 3, 2, 5, 4, 4]   # 480 configurations: shape, 2 scales, 5 orientations, 4 x 4 positions
 
@@ -37,7 +37,7 @@ def dataset():
 
 @pytest.fixture(scope="module")
 def model(dataset):
-    from training.train import train_model
+    from training.engine.train import train_model
     torch.manual_seed(0)
     return train_model(dataset, "beta_vae", {"beta": 1.0}, seed=0, steps=30, batch_size=16, device="cpu",
                        num_eval_samples=0)
@@ -144,7 +144,7 @@ class ExactModel:
         return mean, -1.0 - 0.25 * mean
 
     def representation_fn(self, kind, seed=0):
-        from training.representation import chunked_codes
+        from training.evaluation.representation import chunked_codes
         generator = torch.Generator().manual_seed(int(seed)) if kind == "sampled" else None
 
         def representation(observations):

@@ -108,8 +108,8 @@ def test_environment_variables_select_the_root(data_root, monkeypatch):
 @pytest.mark.parametrize("name", DATASETS)
 def test_deterministic_render_is_declared_where_images_are_a_function_of_the_factors(name, data_root):
     """dsprites_full, shapes3d, cars3d, smallnorb: an image is a function of its full factor vector (smallnorb's
-    instance is drawn first, then nothing); the code table (training.code_table) relies on this."""
-    from training.code_table import IndexedDataset
+    instance is drawn first, then nothing); the code table (training.evaluation.code_table) relies on this."""
+    from training.evaluation.code_table import IndexedDataset
     ds = get_dataset(name, data_dir=data_root)
     assert ds.deterministic_render == (name in ("dsprites_full", "shapes3d", "cars3d", "smallnorb"))
     if not ds.deterministic_render:

@@ -1,4 +1,4 @@
-"""Device-resident data (training.device_data), tested on CPU tensors: bit unpacking, the variant transforms against
+"""Device-resident data (training.engine.device_data), tested on CPU tensors: bit unpacking, the variant transforms against
 the reference formulas (spec/datasets.md section 2), determinism and per-run independence of the streams."""
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from training.device_data import (DeviceBatches, DeviceSampler, color_transform, device_data_seed, device_sampler,
+from training.engine.device_data import (DeviceBatches, DeviceSampler, color_transform, device_data_seed, device_sampler,
                                   noisy_transform, scream_transform, unpack_bits)
-from training.train import derive_seeds
+from training.engine.train import derive_seeds
 
 
 def _sprites(n=12, seed=0):

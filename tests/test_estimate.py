@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from training.estimate import Row, format_duration, format_table, project
-from training.study import parse_study
+from training.study.estimate import Row, format_duration, format_table, project
+from training.study.definition import parse_study
 
 STUDY = """
 name = "tiny"
@@ -81,7 +81,7 @@ def test_table_calibration_times_the_build_and_gives_a_look_up_table_of_real_enc
     import torch
 
     from training.data import get_dataset
-    from training.estimate import table_calibration
+    from training.study.estimate import table_calibration
     from training.models.architecture import GaussianVAE
 
     class Model:
@@ -104,8 +104,8 @@ def test_table_calibration_times_the_build_and_gives_a_look_up_table_of_real_enc
 
 
 def test_evaluation_calibration_projects_the_code_table_where_the_runner_uses_one(tmp_path, monkeypatch):
-    import training.evaluate
-    from training import estimate
+    import training.evaluation.scoring
+    from training.study import estimate
     from training.data import get_dataset
     from training.models.architecture import GaussianVAE
 
@@ -116,8 +116,8 @@ def test_evaluation_calibration_projects_the_code_table_where_the_runner_uses_on
 
     def records(model, ds, protocol=None):
         seen.append(model)
-        return [training.evaluate.EvaluationRecord("mean", "beta_vae_sklearn", {}, 2.0 * protocol["scale"], None)]
-    monkeypatch.setattr(training.evaluate, "evaluate_model_records", records)
+        return [training.evaluation.scoring.EvaluationRecord("mean", "beta_vae_sklearn", {}, 2.0 * protocol["scale"], None)]
+    monkeypatch.setattr(training.evaluation.scoring, "evaluate_model_records", records)
 
     class Table:
         dataset = "TABLE DATA"

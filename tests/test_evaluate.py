@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training import evaluate as ev
-from training.metrics import evaluate as run_evaluation
+from training.evaluation import scoring as ev
+from training.evaluation.metrics import run_metric as run_evaluation
 
 # spec/metrics.md section 5 (dlib_reproduce, master RandomState(0))
 SPEC_SEEDS = {
@@ -186,7 +186,7 @@ def test_per_evaluation_overrides_apply_after_scale_and_are_validated():
 
 
 def test_study_file_overrides_enter_the_run_config_only_when_set():
-    from training.study import parse_study
+    from training.study.definition import parse_study
 
     base = 'name = "t"\ndatasets = ["dsprites_full"]\nseeds = [0]\nsteps = 5\n[methods]\nbeta_vae = [1.0]\n'
     plain = parse_study(base)
@@ -215,7 +215,7 @@ def test_pooled_run_gives_the_serial_numbers_for_the_evaluations_run_beside_the_
 
 
 def test_expected_encodings_count_the_images_each_evaluation_encodes():
-    from training.metrics.registry import default_protocol
+    from training.evaluation.metrics.registry import default_protocol
     counts = {name: ev.expected_encodings(name, default_protocol(name)) for name in ev.EVALUATIONS}
     assert counts["beta_vae_sklearn"] == 2 * 64 * 15000          # 1.92M: a pair of 64-image batches per point
     assert counts["factor_vae_metric"] == 10000 + 64 * 15000     # variance estimate + one batch per vote

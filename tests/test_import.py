@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from training.cli import main as cli_main
-from training.importers.dlib import import_paths, unquote
+from training.store.importers.dlib import import_paths, unquote
 
 # (model_num, dataset, model.name, hparam binding, value, seed): model nums follow the sweep's index formula.
 MODELS = [

@@ -1,4 +1,4 @@
-"""Analytic cases for the metrics of training.metrics (issue 5) and MIG (issue 2).
+"""Analytic cases for the metrics of training.evaluation.metrics (issue 5) and MIG (issue 2).
 
 Codes built on a full factorial design (every factor combination equally often) make different factors exactly
 independent in the sample, so mutual information, covariances and hence the scores have closed-form values.
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from test_metrics_golden import GridData
-from training.metrics import evaluate, mig, modularity, sap, unsupervised
+from training.evaluation.metrics import run_metric, mig, modularity, sap, unsupervised
 
 SIZES = (3, 4, 5)
 
@@ -202,9 +202,9 @@ SMALL = {"num_train": 300, "num_eval": 200}
 @pytest.mark.parametrize("kind", ["identity", "duplicated", "constant"])
 def test_beta_and_factor_vae_perfect_for_axis_aligned_codes(kind):
     rep = REPRESENTATIONS[kind]
-    beta = evaluate("beta_vae_sklearn", DATA, rep, np.random.RandomState(0), **SMALL)
+    beta = run_metric("beta_vae_sklearn", DATA, rep, np.random.RandomState(0), **SMALL)
     assert beta == {"train_accuracy": 1.0, "eval_accuracy": 1.0}
-    factor = evaluate("factor_vae_metric", DATA, rep, np.random.RandomState(0), num_variance_estimate=1000, **SMALL)
+    factor = run_metric("factor_vae_metric", DATA, rep, np.random.RandomState(0), num_variance_estimate=1000, **SMALL)
     num_codes = rep(np.zeros((1, 3))).shape[1]
     # quirk 1 reproduced: num_active_dims is the mask length (all codes), even with a pruned constant code
     assert factor == {"train_accuracy": 1.0, "eval_accuracy": 1.0, "num_active_dims": float(num_codes)}
@@ -212,20 +212,20 @@ def test_beta_and_factor_vae_perfect_for_axis_aligned_codes(kind):
 
 def test_beta_and_factor_vae_penalise_a_rotated_code():
     rep = REPRESENTATIONS["rotated"]
-    beta = evaluate("beta_vae_sklearn", DATA, rep, np.random.RandomState(0), **SMALL)
-    factor = evaluate("factor_vae_metric", DATA, rep, np.random.RandomState(0), num_variance_estimate=1000, **SMALL)
+    beta = run_metric("beta_vae_sklearn", DATA, rep, np.random.RandomState(0), **SMALL)
+    factor = run_metric("factor_vae_metric", DATA, rep, np.random.RandomState(0), num_variance_estimate=1000, **SMALL)
     assert beta["eval_accuracy"] < 0.95
     assert factor["eval_accuracy"] < 0.8
 
 
 def test_factor_vae_without_active_codes():
     rep = lambda obs: np.full((len(obs), 4), 0.5)  # noqa: E731
-    assert evaluate("factor_vae_metric", DATA, rep, np.random.RandomState(0), num_variance_estimate=100,
+    assert run_metric("factor_vae_metric", DATA, rep, np.random.RandomState(0), num_variance_estimate=100,
                     **SMALL) == {"train_accuracy": 0.0, "eval_accuracy": 0.0, "num_active_dims": 0.0}
 
 
 def test_factor_vae_vote_column_counts_active_codes_only():
-    from training.metrics import factor_vae
+    from training.evaluation.metrics import factor_vae
     codes = np.array([[0.0, 1.0, 5.0], [0.0, 2.0, 5.0], [0.0, 3.0, 5.0]])  # code 2 fixed, code 0 inactive
     active = np.array([False, True, True])
     assert factor_vae.vote_column(codes, np.array([1.0, 1.0, 1.0]), active) == 1  # position among active codes
@@ -234,7 +234,7 @@ def test_factor_vae_vote_column_counts_active_codes_only():
 
 
 def test_beta_vae_single_label_training_set():
-    from training.metrics import beta_vae
+    from training.evaluation.metrics import beta_vae
     scores = beta_vae.compute_beta_vae(np.ones((4, 2)), np.zeros(4, dtype=np.int64), np.ones((4, 2)),
                                        np.array([0, 1, 0, 0]))
     assert scores == {"train_accuracy": 1.0, "eval_accuracy": 0.75}
@@ -242,7 +242,7 @@ def test_beta_vae_single_label_training_set():
 
 # ------------------------------------------------------------------------------------- IRS (outside the study)
 def test_irs_identity_and_constant_code():
-    from training.metrics import irs
+    from training.evaluation.metrics import irs
     assert irs.compute_irs(IDENTITY, YS) == {"IRS": pytest.approx(1.0, abs=1e-12), "num_active_dims": 3.0}
     # a constant code is dropped before scoring
     assert irs.compute_irs(CONSTANT, YS) == {"IRS": pytest.approx(1.0, abs=1e-12), "num_active_dims": 3.0}

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training.metrics import dci, predictors, utils
+from training.evaluation.metrics import dci, predictors, utils
 
 DATA = Path(__file__).resolve().parent / "data"
 FACTOR_SIZES = (3, 6, 10, 8, 4)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training.metrics import downstream, predictors
+from training.evaluation.metrics import downstream, predictors
 
 DATA = Path(__file__).resolve().parent / "data"
 FACTOR_SIZES = (3, 6, 10, 8, 4)

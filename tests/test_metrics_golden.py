@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training.metrics import evaluate, mig, modularity, sap, unsupervised, utils
+from training.evaluation.metrics import run_metric, mig, modularity, sap, unsupervised, utils
 
 DATA = Path(__file__).resolve().parent / "data"
 TOL = 1e-6
@@ -150,7 +150,7 @@ def test_sampling_protocols_on_replayed_arrays(name, key):
     if name in ("sap_score", "modularity_explicitness"):
         sizes["num_test"] = mte.shape[1]
     data = ReplayData([mtr, mte], [ytr, yte])
-    result = evaluate(name, data, lambda x: np.asarray(x), np.random.RandomState(0), **sizes)
+    result = run_metric(name, data, lambda x: np.asarray(x), np.random.RandomState(0), **sizes)
     close(result, golden[key])
 
 
@@ -162,14 +162,14 @@ def test_sampling_protocols_on_replayed_arrays(name, key):
 def test_protocols_on_grid_dataset(name, key, sizes):
     """Random-draw order: the reference's numbers from a seeded dataset and the same RandomState seed."""
     data, representation, setup = grid_setup()
-    result = evaluate(name, data, representation, np.random.RandomState(setup["seed"]), **sizes)
+    result = run_metric(name, data, representation, np.random.RandomState(setup["seed"]), **sizes)
     close(result, load_golden()["protocol"][key])
 
 
 @pytest.mark.parametrize("encode_batch_size", [64, 128, 4096])
 def test_encoder_grouping_does_not_change_scores(encode_batch_size):
     """Grouping encoder calls (speed) leaves the draws and therefore the scores of a deterministic code unchanged."""
-    from training.metrics import beta_vae, factor_vae
+    from training.evaluation.metrics import beta_vae, factor_vae
     data, representation, setup = grid_setup()
     golden = load_golden()["protocol"]
     close(beta_vae.compute(data, representation, np.random.RandomState(0), num_train=500, num_eval=250,
@@ -186,7 +186,7 @@ def test_encoder_grouping_does_not_change_scores(encode_batch_size):
 
 
 def test_irs(case):
-    from training.metrics import irs
+    from training.evaluation.metrics import irs
     golden, (mtr, ytr, _, _) = case
     result = irs.compute_irs(mtr, ytr)
     assert result["IRS"] == pytest.approx(golden["irs"]["IRS"], abs=TOL)

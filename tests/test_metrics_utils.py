@@ -1,11 +1,11 @@
-"""training.metrics.utils and the registry / evaluate() contract."""
+"""training.evaluation.metrics.utils and the registry / run_metric() contract."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from test_metrics_golden import GridData
-from training.metrics import default_protocol, evaluate, registry, utils
+from training.evaluation.metrics import default_protocol, registry, run_metric, utils
 from training.vocabulary import EVALUATIONS
 
 
@@ -108,7 +108,7 @@ def test_obtain_representation_chunks():
 def test_registry_covers_the_vocabulary():
     assert set(registry.EVALUATION_FUNCTIONS) == set(EVALUATIONS)
     assert registry.EVALUATION_FUNCTIONS["downstream_task_boosted_trees"] == (
-        "training.metrics.downstream", "compute_boosted_trees")
+        "training.evaluation.metrics.downstream", "compute_boosted_trees")
 
 
 @pytest.mark.parametrize("name,expected", [
@@ -126,13 +126,13 @@ def test_default_protocols_are_the_study_sizes(name, expected):
 def test_evaluate_rejects_unknown_names_and_overrides():
     data = GridData((3, 4))
     with pytest.raises(ValueError, match="unknown evaluation"):
-        evaluate("no_such_metric", data, lambda o: o, 0)
+        run_metric("no_such_metric", data, lambda o: o, 0)
     with pytest.raises(ValueError, match="num_eval"):
-        evaluate("mig", data, lambda o: o, 0, num_eval=10)
+        run_metric("mig", data, lambda o: o, 0, num_eval=10)
     with pytest.raises(ValueError, match="positive integer"):
-        evaluate("mig", data, lambda o: o, 0, num_train=-5)
+        run_metric("mig", data, lambda o: o, 0, num_train=-5)
     with pytest.raises(ValueError, match="RandomState"):
-        evaluate("mig", data, lambda o: o, "seed", num_train=20)
+        run_metric("mig", data, lambda o: o, "seed", num_train=20)
 
 
 def test_evaluate_returns_floats_with_reference_keys_and_is_reproducible():
@@ -147,6 +147,6 @@ def test_evaluate_returns_floats_with_reference_keys_and_is_reproducible():
     }
     for name, keys in expected_keys.items():
         sizes = {"num_train": 200} | ({"num_test": 100} if name in ("sap_score", "modularity_explicitness") else {})
-        first = evaluate(name, data, rep, np.random.RandomState(7), **sizes)
+        first = run_metric(name, data, rep, np.random.RandomState(7), **sizes)
         assert set(first) == keys and all(type(v) is float for v in first.values())
-        assert evaluate(name, data, rep, 7, fast=True, **sizes) == first  # int seed == RandomState(seed)
+        assert run_metric(name, data, rep, 7, fast=True, **sizes) == first  # int seed == RandomState(seed)

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from test_packed_equivalence import HAVE_TRITON, BlobDataset, _assert_same_run
-from training.packed import NoiseBlocks, train_packed
-from training.train import Trainer, TrainingDivergedError, train_model
+from training.engine.packed import NoiseBlocks, train_packed
+from training.engine.train import Trainer, TrainingDivergedError, train_model
 
 
 @pytest.mark.parametrize("impl, workers", [("loop", None), ("gemm", 1)])
@@ -101,7 +101,7 @@ def test_device_data_drawn_ahead_keeps_each_survivor_of_a_diverged_run_on_its_ow
 @pytest.mark.parametrize("impl", ["vmap", "bmm", "gemm"])
 def test_bf16_autocast_path_runs_and_stays_close_to_fp32(impl):
     # the mixed-precision path of PackedModels, exercised through CPU autocast
-    from training.packed import PackedModels
+    from training.engine.packed import PackedModels
 
     def make(precision):
         trainers = [Trainer("factor_vae", {"gamma": 10.0}, s, 1, torch.device("cpu"), channels_last=False,
@@ -218,8 +218,8 @@ def test_triton_impl_trains_the_runs_that_gemm_trains():
 def test_triton_impl_runs_measured_gemm_layers_with_gemm(monkeypatch):
     """Where the measured table says the gemm layer is faster (triton_layers.GEMM_LAYERS), impl "triton" runs that
     layer with gemm's kernels and stores its weights in gemm's layout; the trained runs are unchanged."""
-    from training.models import triton_layers
-    from training.packed import _gemm_layers
+    from training.kernels import triton_layers
+    from training.engine.packed import _gemm_layers
     from training.models.architecture import GaussianVAE
 
     monkeypatch.setattr(triton_layers, "GEMM_LAYERS", set())

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from training.packed import train_packed
-from training.train import train_model
+from training.engine.packed import train_packed
+from training.engine.train import train_model
 from training.vocabulary import METHODS
 
 try:   # impl "triton": without CUDA its kernels run in Triton's interpreter (TRITON_INTERPRET=1: conftest.py)

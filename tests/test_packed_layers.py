@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from training.models import packed_layers as L
+from training.kernels import packed_layers as L
 
 K, N = 3, 2
 

@@ -11,7 +11,7 @@ import pytest
 from analysis import load, report, synthetic
 from training import cli
 from training.errors import UserError
-from training.report_cli import default_out
+from training.cli.report import default_out
 
 SIX = ["beta_vae_sklearn", "factor_vae_metric", "mig", "dci", "modularity_explicitness", "sap_score"]
 
@@ -175,6 +175,6 @@ def test_report_side_never_imports_torch():
     import subprocess
     import sys
 
-    code = ("import sys, analysis.load, analysis.report, analysis.plots, analysis.synthetic, training.report_cli; "
+    code = ("import sys, analysis.load, analysis.report, analysis.plots, analysis.synthetic, training.cli.report; "
             "sys.exit('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -275,8 +275,8 @@ def test_report_to_an_unwritable_place_is_one_line_and_creates_nothing(tmp_path,
 def test_an_unreachable_scheduler_creates_no_store(tmp_path, monkeypatch):
     import distributed
 
-    from training.executor import sweep
-    from training.study import parse_study
+    from training.study.driver import sweep
+    from training.study.definition import parse_study
 
     def refuse(address, timeout=None):
         raise OSError(f"Timed out trying to connect to {address}")

@@ -1,7 +1,7 @@
 """The sweep driver on Dask: end to end, resumability, retries, packs, lost workers, kill -9 of the driver.
 
 Training and evaluation are replaced by the cheap deterministic run functions of ``test_sweep_fake`` (same
-signature and return type as ``training.runner.execute_pack``), so everything else runs for real: the study
+signature and return type as ``training.study.worker.execute_pack``), so everything else runs for real: the study
 expansion, the LocalCluster worker processes, the driver's bookkeeping and the SQLite store.
 """
 from __future__ import annotations
@@ -21,8 +21,8 @@ import pytest
 
 from test_sweep_fake import FAIL_VALUE, crash_once_pack, fake_pack, fake_scores
 from training.cli import main as cli_main
-from training.executor import make_packs, sweep
-from training.study import parse_study
+from training.study.driver import make_packs, sweep
+from training.study.definition import parse_study
 
 TESTS = Path(__file__).resolve().parent
 SOURCES = {"dsprites_full": {"kind": "fake"}, "color_dsprites": {"kind": "fake"}}
@@ -150,8 +150,8 @@ DRIVER_SCRIPT = """
 import functools, sys
 sys.path.insert(0, {tests!r})
 from test_sweep_fake import fake_pack
-from training.executor import sweep
-from training.study import load_study
+from training.study.driver import sweep
+from training.study.definition import load_study
 
 if __name__ == "__main__":
     run_fn = functools.partial(fake_pack, delay=0.4, log={log!r})
@@ -283,7 +283,7 @@ def test_cli_status_reports_counts_throughput_and_eta(cluster, tmp_path, capsys)
 
 def test_model_num_selects_exactly_the_reference_model(cluster, tmp_path):
     """`sweep paper --model-num 300`: one run, the reference's model 300; only its dataset is looked at."""
-    from training.study import load_study
+    from training.study.definition import load_study
 
     store = tmp_path / "s.sqlite"
     summary = sweep(load_study("paper"), store, scheduler=cluster.scheduler_address, run_fn=fake_pack,
@@ -341,7 +341,7 @@ def test_ctrl_c_hands_back_running_runs_and_leaves_no_half_written_run(cluster, 
 
 
 def test_default_pack_is_per_device():
-    from training.executor import CUDA_PACK, default_pack
+    from training.study.driver import CUDA_PACK, default_pack
     assert default_pack("cpu") == 1
     assert default_pack("cuda") == CUDA_PACK == default_pack("cuda:1")
     import torch

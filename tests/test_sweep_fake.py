@@ -1,6 +1,6 @@
 """Cheap, deterministic stand-ins for the real run function, used by the sweep tests and the driver benchmark.
 
-They take and return exactly what :func:`training.runner.execute_pack` does, so the driver, the Dask path and the
+They take and return exactly what :func:`training.study.worker.execute_pack` does, so the driver, the Dask path and the
 store are exercised for real; only training and evaluation are replaced by arithmetic on the run config.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from training.store import RunOutcome
-from training.study import run_id as config_run_id
+from training.study.definition import run_id as config_run_id
 
 FAIL_VALUE = 99.0  # a hyperparameter value whose runs always fail
 

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from training.executor import sweep
-from training.study import parse_study
+from training.study.driver import sweep
+from training.study.definition import parse_study
 
 pytestmark = pytest.mark.slow  # real training + evaluation in worker processes: minutes on a busy 2-core machine
 

@@ -1,4 +1,4 @@
-"""training.runner.execute_pack with the training and evaluation functions replaced by recording doubles:
+"""training.study.worker.execute_pack with the training and evaluation functions replaced by recording doubles:
 packs go to train_packed, single runs to train_model, failures become per-run errors, records become outcomes."""
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import types
 
 import pytest
 
-import training.evaluate
-import training.train
-from training import runner
-from training.study import parse_study
+import training.evaluation.scoring
+import training.engine.train
+from training.study import worker as runner
+from training.study.definition import parse_study
 
 STUDY = """
 name = "r"
@@ -49,17 +49,17 @@ def doubles(monkeypatch):
     def train_model(ds, method, hparams, seed, steps, batch_size=64, device=None, checkpoint_dir=None, **options):
         calls["train_model"].append((ds, method, hparams, seed, steps, batch_size, device, checkpoint_dir, options))
         if seed == 1:
-            raise training.train.TrainingDivergedError("loss became nan at step 3")
+            raise training.engine.train.TrainingDivergedError("loss became nan at step 3")
         return FakeModel(hparams, seed)
 
     def evaluate_model_records(model, ds, evaluations=None, protocol=None, code_table=False):
         calls["evaluate"].append((model.seed, evaluations, protocol))
         calls.setdefault("code_table", []).append(code_table)
-        return [training.evaluate.EvaluationRecord("mean", "mig", {"discrete_mig": 0.1 * model.seed}, 0.5, None),
-                training.evaluate.EvaluationRecord("mean", "dci", {}, 0.25, "ValueError: boom")]
+        return [training.evaluation.scoring.EvaluationRecord("mean", "mig", {"discrete_mig": 0.1 * model.seed}, 0.5, None),
+                training.evaluation.scoring.EvaluationRecord("mean", "dci", {}, 0.25, "ValueError: boom")]
 
-    monkeypatch.setattr(training.train, "train_model", train_model)
-    monkeypatch.setattr(training.evaluate, "evaluate_model_records", evaluate_model_records)
+    monkeypatch.setattr(training.engine.train, "train_model", train_model)
+    monkeypatch.setattr(training.evaluation.scoring, "evaluate_model_records", evaluate_model_records)
     return calls, dataset
 
 
@@ -108,14 +108,14 @@ def test_the_runner_evaluates_on_a_code_table_where_it_pays_off(pack, doubles, m
 
 def test_packs_use_train_packed(pack, doubles, monkeypatch):
     calls, dataset = doubles
-    packed = types.ModuleType("training.packed")
+    packed = types.ModuleType("training.engine.packed")
 
     def train_packed(ds, method, runs, steps, batch_size=64, device=None, **options):
         calls["train_packed"].append((ds, method, runs, steps, batch_size, device, options))
         return [FakeModel(h, s) if s != 2 else ValueError("bad hyperparameter") for h, s in runs]
 
     packed.train_packed = train_packed
-    monkeypatch.setitem(__import__("sys").modules, "training.packed", packed)
+    monkeypatch.setitem(__import__("sys").modules, "training.engine.packed", packed)
     outcomes = runner.execute_pack(pack)
     assert not calls["train_model"]
     assert calls["train_packed"] == [(dataset, "beta_vae", [({"beta": 1.0}, 0), ({"beta": 1.0}, 1),

@@ -8,9 +8,9 @@ import torch
 from torch.nn import functional as F
 
 # without CUDA, conftest.py has set TRITON_INTERPRET=1 before anything imported triton
-T = pytest.importorskip("training.models.triton_layers", exc_type=ImportError)
+T = pytest.importorskip("training.kernels.triton_layers", exc_type=ImportError)
 
-from training.models import packed_layers as L  # noqa: E402
+from training.kernels import packed_layers as L  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 DTYPE = torch.float32 if DEVICE == "cuda" else torch.float64
@@ -210,7 +210,7 @@ def test_col2im_output_layer_equals_the_four_phase_kernels(o, relu, monkeypatch)
 
 
 def test_impl_triton_without_cuda_or_interpreter_is_refused(monkeypatch):
-    from training.packed import _check_triton
+    from training.engine.packed import _check_triton
 
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     with pytest.raises(ValueError, match="runs on CUDA"):
@@ -221,7 +221,7 @@ def test_measured_tables_name_layers_of_the_architecture():
     """Every entry of the H200 tables is a (kind, C, O, input height) of the shared architecture (1 or 3 channels),
     so none is silently never used; the passes and configurations are well formed."""
     from training.models.architecture import GaussianVAE
-    from training.packed import _CONVOLUTIONS
+    from training.engine.packed import _CONVOLUTIONS
 
     layers = set()
     for channels in (1, 3):

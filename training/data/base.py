@@ -48,7 +48,7 @@ class GroundTruthDataset:
     #: True when an image is a fixed function of its FULL factor vector (latent + observation factors) and
     #: :meth:`_render` draws nothing from the random state: dsprites_full, shapes3d, cars3d, smallnorb. False for the
     #: colour / noise / Scream variants, which draw per image. Enables :meth:`render_all_factors` and a code table
-    #: (:mod:`training.code_table`).
+    #: (:mod:`training.evaluation.code_table`).
     deterministic_render: bool = False
 
     def _init_state_space(self, factor_sizes, latent_factor_indices, all_factor_names) -> None:
@@ -135,7 +135,7 @@ class GroundTruthDataset:
 
     def render_configurations(self, start: int, stop: int) -> np.ndarray:
         """Images float32 (stop - start, 64, 64, C) of the configurations with C-order indices ``start..stop-1``
-        (what a code table encodes, :mod:`training.code_table`); equal to ``render_all_factors(all_factors_of(
+        (what a code table encodes, :mod:`training.evaluation.code_table`); equal to ``render_all_factors(all_factors_of(
         arange(start, stop)))``, which is what this default does. Datasets with a cheaper source (a cached array)
         override it."""
         return self.render_all_factors(self.all_factors_of(np.arange(int(start), int(stop))))
