@@ -26,20 +26,20 @@ from analysis.plots.figures import (
 )
 from analysis.plots.pages import (
     PAPER_FIG2_NOISY, PAPER_FIG5_DSPRITES, PAPER_TRANSFER, config_median_table, metric_by_config, run_overview,
-    show_best_strength, show_config_medians, show_curves, show_efficiency_correlations, show_efficiency_scatter,
-    show_matrices, show_metric_by_config, show_metric_groups, show_metric_overview, show_paper_comparison,
+    curve_summary, show_best_strength, show_config_medians, show_correlations, show_curves, show_efficiency_correlations, show_efficiency_scatter,
+    show_metric_by_config, show_metric_groups, show_metric_overview, show_paper_comparison,
     show_run_overview, show_seed_beats, show_tc_scatter, show_transfer, show_transfer_sensitivity, show_variance,
     show_violins, show_winners,
 )
 from analysis.plots.style import (
-    DATASET_LABELS, METHOD_COLORS, METHOD_LABELS, METRIC_SHORT, datasets_of, label, md, metrics_of, missing, note,
-    reason, setup, show_figure, show_table,
+    DATASET_LABELS, METHOD_COLORS, METHOD_LABELS, METRIC_SHORT, datasets_of, key, label, md, metrics_of, missing,
+    note, reason, setup, show_figure, show_table, wrapped,
 )
 
 __all__ = [
     # style
-    "DATASET_LABELS", "METHOD_COLORS", "METHOD_LABELS", "METRIC_SHORT", "datasets_of", "label", "md", "metrics_of",
-    "missing", "note", "reason", "setup", "show_figure", "show_table",
+    "DATASET_LABELS", "METHOD_COLORS", "METHOD_LABELS", "METRIC_SHORT", "datasets_of", "key", "label", "md",
+    "metrics_of", "missing", "note", "reason", "setup", "show_figure", "show_table", "wrapped",
     # figures
     "config_medians_figure", "curve_grid", "method_scatter_grid", "metric_by_config_figure", "metric_groups_figure",
     "percent_heatmap", "rho_heatmap", "rho_heatmap_grid", "variance_figure", "violin_grid",
@@ -51,8 +51,8 @@ __all__ = [
     "describe_unsupervised", "describe_variance", "describe_violins", "describe_winners",
     # pages
     "PAPER_FIG2_NOISY", "PAPER_FIG5_DSPRITES", "PAPER_TRANSFER", "config_median_table", "metric_by_config",
-    "run_overview", "show_best_strength", "show_config_medians", "show_curves", "show_efficiency_correlations",
-    "show_efficiency_scatter", "show_matrices", "show_metric_by_config", "show_metric_groups", "show_metric_overview",
+    "curve_summary", "run_overview", "show_best_strength", "show_config_medians", "show_correlations", "show_curves", "show_efficiency_correlations",
+    "show_efficiency_scatter", "show_metric_by_config", "show_metric_groups", "show_metric_overview",
     "show_paper_comparison", "show_run_overview", "show_seed_beats", "show_tc_scatter", "show_transfer",
     "show_transfer_sensitivity", "show_variance", "show_violins", "show_winners",
 ]

@@ -53,7 +53,19 @@ def _n_of(matrix: pd.DataFrame, n: int | None, attr: str = "n_models") -> int | 
     return int(value) if value is not None else None
 
 
-def describe_metric_agreement(dataset: str, matrix: pd.DataFrame, n: int | None = None) -> str:
+def _sure(crosses: pd.DataFrame | None, cells: list[tuple]) -> str:
+    """``"; k of N have a 95 % interval that excludes 0"`` over ``cells`` of ``crosses`` (empty without intervals)."""
+    if crosses is None or not cells:
+        return ""
+    known = [c for c in cells if c[0] in crosses.index and c[1] in crosses.columns]
+    if not known:
+        return ""
+    sure = sum(1 for r, c in known if not bool(crosses.loc[r, c]))
+    return f"; {sure} of these {len(known)} have a 95 % seed-bootstrap interval that excludes 0"
+
+
+def describe_metric_agreement(dataset: str, matrix: pd.DataFrame, n: int | None = None,
+                              crosses: pd.DataFrame | None = None) -> str:
     """What a metric x metric Spearman matrix (Fig. 2) shows: the mean over the pairs of the five metrics other than
     Modularity and Modularity's mean. The tightest pair is named only when its correlation is significantly above the
     runner-up's (:func:`analysis.significance.correlation_difference_test` with ``n`` models, default
@@ -63,7 +75,7 @@ def describe_metric_agreement(dataset: str, matrix: pd.DataFrame, n: int | None 
         return f"{label(dataset)}: no pair of metrics could be correlated."
     n = _n_of(matrix, n)
     text = (f"{label(dataset)}: the {len(pairs)} pair{'s' if len(pairs) > 1 else ''} of metrics other than "
-            f"Modularity have a mean Spearman of {_i(pairs.mean())} (out of 100)")
+            f"Modularity have a mean Spearman of {_i(pairs.mean())} (out of 100)" + _sure(crosses, list(pairs.index)))
     top = _top_two(pairs)
     if top and n:
         (a, b), r1, (c, d), r2 = top
@@ -80,7 +92,8 @@ def describe_metric_agreement(dataset: str, matrix: pd.DataFrame, n: int | None 
     return text + (f" (n = {n} models)." if n else ".")
 
 
-def describe_dataset_agreement(metric: str, matrix: pd.DataFrame, n: int | None = None) -> str:
+def describe_dataset_agreement(metric: str, matrix: pd.DataFrame, n: int | None = None,
+                               crosses: pd.DataFrame | None = None) -> str:
     """What a dataset x dataset Spearman matrix (Fig. 4 right) shows: the dSprites / Color-dSprites entry and the mean of
     the other pairs. The highest pair is named only when it is significantly above the runner-up (``n``
     configurations, default ``matrix.attrs['n_configs']``; Fisher z at 5 %)."""
@@ -99,6 +112,8 @@ def describe_dataset_agreement(metric: str, matrix: pd.DataFrame, n: int | None 
     else:
         text += (f"the {len(pairs)} dataset pair{'s' if len(pairs) > 1 else ''} average{'' if len(pairs) > 1 else 's'} "
                  f"{_i(pairs.mean())}")
+    sure = _sure(crosses, list(pairs.index))
+    text += sure.replace("of these", "of the", 1).replace("; ", "; of the dataset pairs, ", 1) if sure else ""
     top = _top_two(pairs)
     if top and n:
         (a, b), r1, (c, d), r2 = top
@@ -109,7 +124,8 @@ def describe_dataset_agreement(metric: str, matrix: pd.DataFrame, n: int | None 
     return text + (f" (n = {n} configurations)." if n else ".")
 
 
-def describe_downstream(dataset: str, matrix: pd.DataFrame, n: int | None = None) -> str:
+def describe_downstream(dataset: str, matrix: pd.DataFrame, n: int | None = None,
+                        crosses: pd.DataFrame | None = None) -> str:
     """What a metric x downstream Spearman matrix (Fig. 5) shows: the mean and range of rho with accuracy and the
     mean with sample efficiency, over the metrics other than Modularity."""
     rows = [r for r in matrix.index if r != "Modularity"]
@@ -120,7 +136,8 @@ def describe_downstream(dataset: str, matrix: pd.DataFrame, n: int | None = None
         return f"{label(dataset)}: no metric could be correlated with downstream accuracy."
     n = _n_of(matrix, n)
     text = (f"{label(dataset)}: the metrics other than Modularity correlate with downstream accuracy at "
-            f"{_i(sub_acc.mean())} on average (from {_i(sub_acc.min())} to {_i(sub_acc.max())})")
+            f"{_i(sub_acc.mean())} on average (from {_i(sub_acc.min())} to {_i(sub_acc.max())}"
+            + _sure(crosses, list(sub_acc.index)) + ")")
     sub_eff = matrix.loc[rows, eff].stack().dropna() if eff else pd.Series(dtype=float)
     if len(sub_eff):
         text += f" and with sample efficiency at {_i(sub_eff.mean())}"
@@ -197,19 +214,36 @@ def describe_curves(models: pd.DataFrame, panel: str, panel_col: str, y: str = "
     return text + (f" (Spearman over every model; p Holm-adjusted over the {n_tests} tests of this panel).")
 
 
-def describe_variance(r2: pd.DataFrame) -> str:
-    """The unweighted means of a variance-explained table against the paper's 37 % / 59 % (Table 5)."""
-    means = r2.attrs.get("means") or {c: r2[c].mean() for c in ("method", "method_x_hparam") if c in r2}
-    a, b = means.get("method", float("nan")), means.get("method_x_hparam", float("nan"))
-    n = int(r2["method"].notna().sum()) if "method" in r2 else 0
+def describe_variance(variance: pd.DataFrame) -> str:
+    """The unweighted means over the measurable (dataset, metric) cells of a Table 5 frame: R^2 of the objective and
+    of objective x strength against the paper's 37 % / 59 %, with the R^2 expected when the grouping has no effect
+    and the adjusted R^2 when the frame has them (:func:`analysis.uncertainty.variance_table`), and the seed-bootstrap
+    interval of the mean when it has the ``('all', 'mean')`` row."""
+    cells = variance.drop(index="all", level="dataset", errors="ignore") if isinstance(variance.index, pd.MultiIndex) \
+        else variance
+    n = int(cells["method"].notna().sum()) if "method" in cells else 0
     if not n:
         return "No (dataset, metric) cell had enough models to fit."
-    return (f"averaged over the {n} (dataset, metric) cells, the objective explains {_i(a)} % of the metric "
-            f"variance and objective × regularisation strength {_i(b)} % (the paper: 37 % and 59 %); the "
-            f"remaining {_i((1 - b))} % is credited to the random seed.")
+    means = variance.attrs.get("means") or {c: cells[c].mean() for c in ("method", "method_x_hparam") if c in cells}
+    a, b = means.get("method", float("nan")), means.get("method_x_hparam", float("nan"))
+    overall = variance.loc[("all", "mean")] if ("all", "mean") in variance.index else None
+
+    def part(g, value):
+        text = f"{_i(value)} %"
+        if overall is not None and pd.notna(overall.get(f"{g}_ci_low")):
+            text += f" [{_i(overall[f'{g}_ci_low'])}, {_i(overall[f'{g}_ci_high'])}]"
+        if f"{g}_null" in cells and cells[f"{g}_null"].notna().any():
+            text += (f" (expected with no effect: {_i(cells[f'{g}_null'].mean())} %; adjusted R² "
+                     f"{_i(cells[f'{g}_adjusted'].mean())} %)")
+        return text
+
+    return (f"averaged over the {n} (dataset, metric) cells, the objective explains {part('method', a)} of the "
+            f"metric variance and objective × regularisation strength {part('method_x_hparam', b)} (the paper: "
+            f"37 % and 59 %); the remaining {_i(1 - b)} % is credited to the random seed.")
 
 
-def describe_unsupervised(dataset: str, matrix: pd.DataFrame, n: int | None = None) -> str:
+def describe_unsupervised(dataset: str, matrix: pd.DataFrame, n: int | None = None,
+                          crosses: pd.DataFrame | None = None) -> str:
     """Range and sign of the unsupervised-score correlations on one dataset (Fig. 4 centre, 24). The strongest cell is
     named only when its absolute correlation is significantly above the runner-up's (``n`` models, default
     ``matrix.attrs['n_models']``; Fisher z at 5 %)."""
@@ -218,7 +252,7 @@ def describe_unsupervised(dataset: str, matrix: pd.DataFrame, n: int | None = No
         return f"{label(dataset)}: nothing could be correlated."
     n = _n_of(matrix, n)
     text = (f"{label(dataset)}: correlations go from {_i(values.min())} to {_i(values.max())}; "
-            f"{int((values > 0).sum())} of {len(values)} are positive")
+            f"{int((values > 0).sum())} of {len(values)} are positive" + _sure(crosses, list(values.index)))
     top = _top_two(values, key=abs)
     if top and n:
         (row, col), r1, (row2, col2), r2 = top

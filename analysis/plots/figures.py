@@ -12,8 +12,11 @@ import numpy as np
 import pandas as pd
 
 from analysis.plots.style import (
-    DATASET_LABELS, METHOD_COLORS, METHOD_LABELS, METRIC_SHORT, label,
+    DATASET_LABELS, METHOD_COLORS, METHOD_LABELS, METRIC_SHORT, MIN_FONT, label, wrapped,
 )
+
+#: widest figure in inches: at 90 dpi it fills the ~1100 px report page without being scaled down
+PAGE_WIDTH = 12.0
 
 
 def _grid(n: int, ncols: int, width: float, height: float):
@@ -37,33 +40,80 @@ def _layout(fig, left: float = 0.7, bottom: float = 0.6, top: float = 0.4, right
                         wspace=wspace, hspace=hspace)
 
 
-def rho_heatmap(matrix: pd.DataFrame, ax, title: str | None = None) -> None:
-    """Annotated heatmap of 100*rho (integers, as the paper printed them); NaN cells stay blank."""
-    import seaborn as sns
+def rho_heatmap(matrix: pd.DataFrame, ax, title: str | None = None, crosses: pd.DataFrame | None = None):
+    """Annotated heatmap of 100*rho (integers, as the paper printed them; never ``-0``) on ``ax``.
 
+    ``crosses``: boolean frame of the same shape; a True cell gets a dagger after its number (its 95 % interval
+    contains 0). NaN cells are light grey with a dash. Tick labels are the display labels, long ones wrapped.
+    Returns the image (for a shared colour bar).
+    """
     values = (matrix.astype(float) * 100).round() + 0.0      # + 0.0 turns -0 into 0
-    values = values.rename(index=label, columns=label)
-    sns.heatmap(values, ax=ax, vmin=-100, vmax=100, center=0, cmap="RdBu_r", annot=True, fmt=".0f",
-                cbar=False, square=True, linewidths=0.5, annot_kws={"size": 8})
-    ax.set_xticklabels(ax.get_xticklabels(), rotation=45, ha="right")
-    ax.set_yticklabels(ax.get_yticklabels(), rotation=0)
+    data = values.to_numpy()
+    import matplotlib
+
+    cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad="#eeeeee")
+    image = ax.imshow(np.ma.masked_invalid(data), cmap=cmap, vmin=-100, vmax=100, aspect="equal")
+    marks = crosses.reindex(index=matrix.index, columns=matrix.columns).fillna(False).to_numpy(dtype=bool) \
+        if crosses is not None else np.zeros(data.shape, dtype=bool)
+    for i in range(data.shape[0]):
+        for j in range(data.shape[1]):
+            v = data[i, j]
+            text = "–" if np.isnan(v) else f"{v:.0f}" + ("†" if marks[i, j] else "")
+            ax.text(j, i, text, ha="center", va="center", fontsize=MIN_FONT,
+                    color="white" if np.isfinite(v) and abs(v) >= 60 else "black")
+    ax.set_xticks(np.arange(data.shape[1]))
+    ax.set_xticklabels([wrapped(c) for c in matrix.columns], rotation=45, ha="right", rotation_mode="anchor")
+    ax.set_yticks(np.arange(data.shape[0]))
+    ax.set_yticklabels([wrapped(r, 14) for r in matrix.index])
+    ax.set_xticks(np.arange(data.shape[1] + 1) - 0.5, minor=True)
+    ax.set_yticks(np.arange(data.shape[0] + 1) - 0.5, minor=True)
+    ax.grid(False)
+    ax.grid(which="minor", color="white", linewidth=1.0)
+    ax.tick_params(which="minor", length=0)
+    ax.tick_params(which="major", length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
     if title:
         ax.set_title(title)
+    return image
 
 
-def rho_heatmap_grid(matrices: Mapping[str, pd.DataFrame], ncols: int = 3, size: float = 3.6):
-    """One annotated 100*rho heatmap per entry (title = label of the key). Returns the Figure.
+def rho_heatmap_grid(matrices: Mapping[str, pd.DataFrame], ncols: int | None = None, cell: float = 0.48,
+                     crosses: Mapping[str, pd.DataFrame] | None = None, n: Mapping[str, int] | None = None,
+                     unit: str = "models"):
+    """One annotated 100*rho heatmap per entry, titled with the key's label and, when ``n`` has it, the number of
+    observations behind the matrix (``n = 300 models``). Returns the Figure.
 
-    Panels are ``size`` inches on their longer side and keep the matrix's aspect ratio (6 x 10 downstream
-    matrices are wide and flat, so the grid has no empty bands between rows).
+    Cells are ``cell`` inches square (room for "-100†" at 9 pt); as many panels go in a row as fit the page width
+    (:data:`PAGE_WIDTH`) unless ``ncols`` is given. One colour bar for the whole figure. ``crosses``: per key, the
+    cells to mark with a dagger (:func:`rho_heatmap`).
     """
+    import matplotlib.pyplot as plt
+
     shapes = [m.shape for m in matrices.values()] or [(1, 1)]
     rows, cols = max(r for r, _ in shapes), max(c for _, c in shapes)
-    cell = size / max(rows, cols)
-    fig, axes = _grid(len(matrices), ncols, cell * cols + 1.2, cell * rows + 1.1)
-    for ax, (name, matrix) in zip(axes, matrices.items()):
-        rho_heatmap(matrix, ax, label(name))
-    fig.tight_layout()
+    label_w = 1.3 if any(len(str(label(r))) > 10 for m in matrices.values() for r in m.index) else 1.0
+    panel_w, panel_h = cell * cols + label_w, cell * rows + 1.5
+    if ncols is None:
+        ncols = max(1, int((PAGE_WIDTH - 0.8) // panel_w))
+    ncols = max(1, min(ncols, len(matrices)))
+    nrows = math.ceil(len(matrices) / ncols) if matrices else 1
+    fig, axes = plt.subplots(nrows, ncols, figsize=(panel_w * ncols + 0.8, panel_h * nrows), squeeze=False)
+    flat = list(axes.flat)
+    for ax in flat[len(matrices):]:
+        ax.set_visible(False)
+    image = None
+    for ax, (name, matrix) in zip(flat, matrices.items()):
+        title = label(name)
+        if n and n.get(name) is not None:
+            title += f" (n = {n[name]} {unit})"
+        image = rho_heatmap(matrix, ax, title, None if crosses is None else crosses.get(name))
+    width, height = fig.get_size_inches()
+    fig.subplots_adjust(left=label_w / width, right=1 - 0.8 / width, bottom=1.0 / height,
+                        top=1 - 0.45 / height, wspace=0.35, hspace=1.1 / panel_h)
+    if image is not None:
+        bar = fig.add_axes([1 - 0.55 / width, 0.25, 0.12 / width, 0.5])
+        fig.colorbar(image, cax=bar).set_label("100·ρ")
     return fig
 
 
@@ -73,8 +123,10 @@ def percent_heatmap(frame: pd.DataFrame, ax, title: str | None = None, vmax: flo
 
     values = ((frame.astype(float) * 100).round() + 0.0).rename(index=label, columns=label)
     sns.heatmap(values, ax=ax, vmin=0, vmax=vmax, cmap="viridis", annot=True, fmt=".0f", cbar=False,
-                linewidths=0.5, annot_kws={"size": 8})
-    ax.set_xticklabels(ax.get_xticklabels(), rotation=45, ha="right")
+                linewidths=0.5, annot_kws={"size": MIN_FONT})
+    ax.set_xlabel("")
+    ax.set_ylabel("")
+    ax.set_xticklabels(ax.get_xticklabels(), rotation=45, ha="right", rotation_mode="anchor")
     ax.set_yticklabels(ax.get_yticklabels(), rotation=0)
     if title:
         ax.set_title(title)
@@ -173,18 +225,20 @@ def method_scatter_grid(frame: pd.DataFrame, panels: list[str], x: str, y: str, 
     return fig
 
 
-def variance_figure(r2: pd.DataFrame):
-    """Table 5 as two heatmaps (objective; objective x strength), percentages, datasets x metrics."""
+def variance_figure(r2: pd.DataFrame, columns: tuple[str, str] = ("method", "method_x_hparam"),
+                    titles: tuple[str, str] = ("R², objective", "R², objective × strength")):
+    """Two heatmaps of percentages (datasets x metrics) of the ``columns`` of a frame indexed by (dataset, metric):
+    Table 5's layout. Adjusted R^2 can be negative: the colour scale starts at 0 and such cells show their value."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 0.45 * r2.index.get_level_values(0).nunique() + 2.2))
-    for ax, column, title in zip(axes, ("method", "method_x_hparam"),
-                                 ("(a) objective", "(b) objective × regularisation strength")):
-        layout = r2[column].unstack("metric").reindex(columns=[m for m in METRIC_SHORT if m in set(
-            r2.index.get_level_values("metric"))])
-        layout = layout.reindex([d for d in DATASET_LABELS if d in layout.index] +
-                                [d for d in layout.index if d not in DATASET_LABELS])
-        percent_heatmap(layout, ax, f"% variance explained: {title}")
+    metrics = [m for m in METRIC_SHORT if m in set(r2.index.get_level_values("metric"))]
+    datasets = list(dict.fromkeys(r2.index.get_level_values("dataset")))
+    datasets = [d for d in DATASET_LABELS if d in datasets] + [d for d in datasets if d not in DATASET_LABELS]
+    height = 0.42 * len(datasets) + 1.9
+    fig, axes = plt.subplots(1, 2, figsize=(min(PAGE_WIDTH, 1.6 + 2 * (0.62 * len(metrics) + 1.5)), height))
+    for ax, column, title in zip(axes, columns, titles):
+        layout = r2[column].unstack("metric").reindex(index=datasets, columns=metrics)
+        percent_heatmap(layout, ax, title)
     fig.tight_layout()
     return fig
 

@@ -13,8 +13,9 @@ import pandas as pd
 
 from analysis.plots import captions, figures
 from analysis.plots.style import (
-    DATASET_LABELS, METHOD_LABELS, METRIC_SHORT, _display, label, missing, note, reason, show_figure, show_table,
+    DATASET_LABELS, METHOD_LABELS, METRIC_SHORT, _display, key, label, missing, note, reason, show_figure, show_table,
 )
+from analysis.uncertainty import rho_matrices
 
 # ---- the paper's printed numbers shown next to this store's (read off the paper's Fig. 2 and Fig. 5) -----------
 
@@ -35,23 +36,42 @@ PAPER_TRANSFER = pd.DataFrame([[0.807, 0.593], [0.626, 0.549]], index=["same_met
 
 # ---- heatmaps, violins, curves ----------------------------------------------------------------------------------
 
-def show_matrices(matrices: Mapping[str, pd.DataFrame], describe: Callable[[str, pd.DataFrame], str] | None = None,
-                  ncols: int = 3) -> None:
-    """Heatmaps of 100*rho for every measurable matrix, one sentence each below; missing ones are listed."""
-    usable = {}
-    for name, matrix in matrices.items():
-        if matrix is None or matrix.size == 0 or not np.isfinite(matrix.to_numpy(dtype=float)).any():
-            missing(f"{label(name)}: {reason(matrix) or 'nothing to correlate'}.")
-        else:
-            usable[name] = matrix
+def show_correlations(results: Mapping[str, pd.DataFrame], n: Mapping[str, int] | None = None,
+                      unit: str = "models", describe: Callable[..., str] | None = None,
+                      n_boot: int | None = None) -> None:
+    """Spearman heatmaps (100*rho) with their uncertainty: one panel per entry of ``results`` (name -> long
+    seed-bootstrap frame ``row, column, rho, ci_low, ci_high`` of :mod:`analysis.bootstrap`), titled with the ``n``
+    behind it, a dagger on every cell whose 95 % interval contains 0, and one sentence per panel from
+    ``describe(name, rho, n=..., crosses=...)``.
+
+    All-NaN rows and columns are dropped and named in one line; a matrix with nothing off its diagonal (one dataset)
+    is not drawn, and one line says why.
+    """
+    usable, marks = {}, {}
+    for name, long in results.items():
+        if long is None or long.empty or not long["rho"].notna().any():
+            missing(f"{label(name)}: {reason(long) or 'nothing to correlate'}.")
+            continue
+        matrix, dropped = rho_matrices(long).drop_empty()
+        square = list(matrix.rho.index) == list(matrix.rho.columns)
+        off = matrix.rho.to_numpy(dtype=float)[~np.eye(*matrix.rho.shape, dtype=bool)] if square \
+            else matrix.rho.to_numpy(dtype=float).ravel()
+        if not np.isfinite(off).any():
+            missing(f"{label(name)}: {reason(long) or 'nothing to correlate'}.")
+            continue
+        if dropped:
+            missing(f"{label(name)}: no values for {', '.join(label(d) for d in dropped)} in this store, so "
+                    f"{'they are' if len(dropped) > 1 else 'it is'} left out of the matrix.")
+        usable[name], marks[name] = matrix.rho, matrix.crosses_zero
     if not usable:
         return
-    show_figure(figures.rho_heatmap_grid(usable, ncols=ncols))
+    show_figure(figures.rho_heatmap_grid(usable, crosses=marks, n=n, unit=unit))
+    resamples = f"{n_boot} resamples of the seeds" if n_boot else "resampling the seeds"
+    key(f"Numbers are 100·ρ (Spearman); † marks a cell whose 95 % seed-bootstrap interval ({resamples}) contains 0, "
+        f"so its sign is not established; n = {unit} behind each matrix.")
     for name, matrix in usable.items():
-        if reason(matrix):
-            missing(f"{label(name)}: {reason(matrix)}.")
         if describe is not None:
-            note(describe(name, matrix))
+            note(describe(name, matrix, n=None if n is None else n.get(name), crosses=marks[name]))
 
 
 def show_violins(long: pd.DataFrame, panels: list[str], panel_col: str, what: str, ncols: int = 4) -> None:
@@ -115,7 +135,7 @@ def show_paper_comparison(mine: pd.DataFrame, paper: pd.DataFrame, name: str) ->
     mine = mine.reindex(index=paper.index, columns=paper.columns).astype(float)
     diff = mine - paper
     show_figure(figures.rho_heatmap_grid({f"{name}, this store": mine, f"{name}, paper": paper,
-                                          "this store − paper": diff}, ncols=3, size=4.2))
+                                          "this store − paper": diff}))
     note(captions.describe_paper_comparison(diff, name))
 
 
@@ -242,13 +262,42 @@ def show_tc_scatter(table: pd.DataFrame, datasets: list[str]) -> None:
 
 # ---- page 03: what matters ---------------------------------------------------------------------------------------
 
-def show_variance(r2: pd.DataFrame) -> None:
-    """Table 5 as two heatmaps (objective; objective x strength, in %) with the paper's means in the sentence."""
-    if r2 is None or "method" not in r2 or not r2["method"].notna().any():
-        missing(reason(r2) or "no (dataset, metric) cell could be fitted.")
+def show_variance(variance: pd.DataFrame) -> None:
+    """Table 5 with its uncertainty (``variance`` from :func:`analysis.uncertainty.variance_table`): heatmaps of the
+    adjusted R^2 of the objective and of objective x hyperparameter (datasets x metrics), then a table of every cell
+    with R^2, its 95 % seed-bootstrap interval, the R^2 expected with no effect and the adjusted R^2."""
+    if variance is None or "method" not in variance or not variance["method"].notna().any():
+        missing(reason(variance) or "no (dataset, metric) cell could be fitted.")
         return
-    show_figure(figures.variance_figure(r2))
-    note(captions.describe_variance(r2))
+    cells = variance.drop(index="all", level="dataset", errors="ignore")
+    show_figure(figures.variance_figure(cells, columns=("method_adjusted", "method_x_hparam_adjusted"),
+                                        titles=("adjusted R², objective", "adjusted R², objective × strength")))
+    key("Adjusted R² = 1 − (1 − R²)(n − 1)/(n − k) for k groups and n models: 0 on average when the grouping has no "
+        "effect, so it can be compared across stores of any size. Plain R² (the paper's Table 5) is in the table.")
+
+    def cell(r, g):
+        if pd.isna(r[g]):
+            return "–"
+        return f"{100 * r[g]:.0f} [{100 * r[g + '_ci_low']:.0f}, {100 * r[g + '_ci_high']:.0f}]"
+
+    rows = []
+    for (dataset, metric), r in variance.iterrows():
+        rows.append({"dataset": "mean of the cells" if dataset == "all" else label(dataset),
+                     "metric": "" if dataset == "all" else label(metric),
+                     "models": "" if dataset == "all" else f"{r['n_models']:.0f}",
+                     "objective: R² [95 % CI]": cell(r, "method"),
+                     "no effect": _pct(r["method_null"]), "adjusted": _pct(r["method_adjusted"]),
+                     "objective × strength: R² [95 % CI]": cell(r, "method_x_hparam"),
+                     "no effect ": _pct(r["method_x_hparam_null"]), "adjusted ": _pct(r["method_x_hparam_adjusted"])})
+    table = pd.DataFrame(rows).set_index(["dataset", "metric"])
+    _display(table.style.set_caption("% of each metric's variance explained (R², as in Table 5) with its seed-"
+                                     "bootstrap interval, the R² expected when the grouping has no effect, "
+                                     "(k − 1)/(n − 1), and the adjusted R²"))
+    note(captions.describe_variance(variance))
+
+
+def _pct(fraction) -> str:
+    return "–" if pd.isna(fraction) else f"{100 * fraction:.0f}"
 
 
 def show_seed_beats(frame: pd.DataFrame) -> None:

@@ -21,6 +21,9 @@ METHOD_LABELS = {"beta_vae": "β-VAE", "factor_vae": "FactorVAE", "dip_vae_i": "
 METRIC_SHORT = {"BetaVAE Score": "BetaVAE", "FactorVAE Score": "FactorVAE", "MIG": "MIG",
                 "DCI Disentanglement": "DCI", "Modularity": "Modularity", "SAP": "SAP"}
 METHOD_COLORS = dict(zip(METHOD_LABELS, ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")))
+COLUMN_LABELS = {"reconstruction_loss": "reconstruction", "kl_loss": "KL", "elbo": "ELBO", "tc_sampled": "TC (sampled)",
+                 "tc_mean": "TC (mean)", "mi_mean": "MI (mean)", "mi_sampled": "MI (sampled)",
+                 "wasserstein_mean": "Wasserstein (mean)", "wasserstein_sampled": "Wasserstein (sampled)"}
 STATISTIC_LABELS = {"tc": "total correlation", "mi": "mutual information", "wasserstein": "Wasserstein correlation",
                     "wasserstein_norm": "normalised Wasserstein correlation"}
 
@@ -31,7 +34,8 @@ MIN_FONT = 9
 def label(name) -> str:
     """Display label of a dataset, method or metric name (the name itself when unknown)."""
     name = str(name)
-    return DATASET_LABELS.get(name) or METHOD_LABELS.get(name) or METRIC_SHORT.get(name) or name
+    return (DATASET_LABELS.get(name) or METHOD_LABELS.get(name) or METRIC_SHORT.get(name) or COLUMN_LABELS.get(name)
+            or name)
 
 
 def wrapped(name, width: int = 10) -> str:
@@ -106,6 +110,13 @@ def missing(text: str) -> None:
 
     _display(HTML("<div style='border-left:4px solid #e0a800;background:#fff8e1;padding:.4em 1em;margin:.6em 0'>"
                   f"<b>Not shown:</b> {html.escape(text)}</div>"))
+
+
+def key(text: str) -> None:
+    """Display the key of a figure's marks (what a dagger or a shaded band means), in small grey type."""
+    from IPython.display import HTML
+
+    _display(HTML(f"<p style='margin:.1em 0 .6em 0;color:#555;font-size:.92em'>{html.escape(text)}</p>"))
 
 
 def md(text: str) -> None:
