@@ -101,11 +101,19 @@ def _one_line(exc: BaseException) -> str:
 
 def export_html(executed_ipynb: Path, html_path: Path, title: str, show_code: bool = False,
                 error: str | None = None) -> None:
-    """Convert an executed notebook to a standalone HTML page (figures embedded).
+    """Convert an executed notebook to a standalone HTML page that works offline.
+
+    Figures are embedded as data URIs and the page makes no network request: nbconvert's lab template without its
+    require.js, MathJax, Mermaid and widget scripts from the CDN (the pages use no LaTeX, no widgets), its CSS
+    inlined, and a final pass that removes any ``<script src>``, ``<link href>`` or CSS ``@import`` still pointing at
+    http(s) or a protocol-relative address. The content is at most 1,140 px wide (the figures are drawn for it).
 
     Code cells' inputs and prompts, papermill's injected-parameters cell and warnings on stderr are hidden unless
     ``show_code``. A link back to ``index.html`` goes on top, and ``error`` (a failed execution) right below it.
     """
+    import re
+
+    import jinja2
     import nbformat
     from nbconvert import HTMLExporter
 
@@ -125,11 +133,26 @@ def export_html(executed_ipynb: Path, html_path: Path, title: str, show_code: bo
                    f"execute.</b> {html.escape(error)}<br>What follows is the notebook up to the failing cell.</div>")
     nb.cells = [nbformat.v4.new_markdown_cell(header)] + cells
     nb.metadata["title"] = title
-    exporter = HTMLExporter(template_name="lab")
+    nb.metadata.pop("widgets", None)
+    offline = ("{%- extends 'index.html.j2' -%}\n"
+               "{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}\n"
+               "{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}\n"
+               "{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}\n"
+               "{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}\n"
+               "{%- block extra_css -%}<style type='text/css'>"
+               "body.jp-Notebook{max-width:1140px;margin:0 auto;}"
+               ".jp-OutputArea-output img{max-width:100%;height:auto;}"
+               "</style>{%- endblock extra_css -%}\n")
+    exporter = HTMLExporter(template_name="lab", template_file="dstudy_offline.html.j2",
+                            extra_loaders=[jinja2.DictLoader({"dstudy_offline.html.j2": offline})])
     exporter.exclude_input = not show_code
     exporter.exclude_input_prompt = True
     exporter.exclude_output_prompt = True
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
+    external = r"(?:https?:)?//"
+    body = re.sub(rf"<script[^>]*\ssrc=[\"']{external}[^>]*>\s*</script>", "", body, flags=re.I)
+    body = re.sub(rf"<link[^>]*\shref=[\"']{external}[^>]*>", "", body, flags=re.I)
+    body = re.sub(rf"@import\s+(?:url\()?[\"']?{external}[^;]*;", "", body, flags=re.I)
     html_path.write_text(body, encoding="utf-8")
 
 
