@@ -85,15 +85,11 @@ def step_gflop(method: str, channels: int, batch_size: int) -> float:
     # count the plain computation: torch's counter has no formula for the CPU kernels that compute the same layers
     # differently (oneDNN's fused convolution + ReLU, which it would skip; the output layer's phase-wise forward
     # pass, which also computes a one-pixel border of phase outputs that it then drops)
-    from training.models import architecture
-    trainer.vae.decoder.phase_output_forward = False
-    cpu_eager, architecture._cpu_eager = architecture._cpu_eager, (lambda x: False)
+    from training.kernels.cpu import use_reference_layers
+    use_reference_layers(trainer.vae)
     counter = FlopCounterMode(display=False)
-    try:
-        with counter:
-            trainer.step(batch, 0)
-    finally:
-        architecture._cpu_eager = cpu_eager
+    with counter:
+        trainer.step(batch, 0)
     return counter.get_total_flops() / 1e9
 
 

@@ -1,12 +1,13 @@
-"""CPU kernel choices of the network: the decoder's output layer computed phase-wise equals nn.ConvTranspose2d;
-the fused convolution + ReLU equals the unfused pair bit for bit, gradients included."""
+"""The CPU fast paths (training.kernels.cpu) equal the reference network's layers: the decoder's output layer
+computed phase-wise equals nn.ConvTranspose2d; the fused convolution + ReLU equals the unfused pair bit for bit,
+gradients included; the reference network uses neither unless an engine opts in."""
 import pytest
 import torch
 import torch.nn.functional as F
 
-from training.models import architecture
-from training.models.architecture import (Decoder, Encoder, _PhaseForwardConvTranspose, conv_relu,
-                                          conv_transpose_by_phases)
+from training.kernels import cpu
+from training.kernels.cpu import _PhaseForwardConvTranspose, conv_transpose_by_phases, fused_conv_relu
+from training.models.architecture import Decoder, Encoder, GaussianVAE
 
 
 @pytest.mark.parametrize("channels", [1, 3])
@@ -41,16 +42,19 @@ def test_conv_transpose_by_phases_equals_conv_transpose2d(cin, cout, size, memor
                                rtol=1e-5, atol=1e-4)
 
 
-def test_decoder_uses_the_phase_output_layer_only_when_asked():
+def test_the_reference_network_uses_the_fast_paths_only_when_an_engine_opts_in():
     torch.manual_seed(0)
-    decoder = Decoder(1)
-    z = torch.randn(3, 10)
-    default = decoder(z)
-    decoder.phase_output_forward = True
-    phased = decoder(z)
-    assert phased.grad_fn.name().startswith("_PhaseForwardConvTranspose")
+    vae = GaussianVAE(1)
+    z, x = torch.randn(3, 10), torch.rand(3, 1, 64, 64)
+    default, (mean, _) = vae.decoder(z), vae.encoder(x)
     assert not default.grad_fn.name().startswith("_PhaseForwardConvTranspose")
+    cpu.use_fast_cpu_layers(vae)
+    phased, (fused_mean, _) = vae.decoder(z), vae.encoder(x)
+    assert phased.grad_fn.name().startswith("_PhaseForwardConvTranspose")
     torch.testing.assert_close(phased, default, rtol=1e-5, atol=1e-4)
+    assert torch.equal(fused_mean, mean)             # the fused forward pass is the same computation
+    cpu.use_reference_layers(vae)
+    assert not vae.decoder(z).grad_fn.name().startswith("_PhaseForwardConvTranspose")
 
 
 LAYERS = {"conv k4 s2": (lambda: torch.nn.Conv2d(32, 32, 4, 2, 1), (5, 32, 32, 32)),
@@ -72,7 +76,7 @@ def test_fused_conv_relu_equals_relu_of_the_layer(layer_name, memory_format):
     grads = [t.grad.clone() for t in (x, layer.weight, layer.bias)]
     for t in (x, layer.weight, layer.bias):
         t.grad = None
-    got = conv_relu(layer, x)
+    got = fused_conv_relu(layer, x)
     assert got.grad_fn.name().startswith("_ConvReLU")
     got.backward(g)
     assert torch.equal(got, expected) and (got > 0).any() and (got == 0).any()
@@ -88,8 +92,9 @@ def test_fused_conv_relu_equals_relu_of_the_layer(layer_name, memory_format):
 def test_conv_relu_falls_back_to_the_unfused_pair_under_vmap_and_off_float32():
     torch.manual_seed(0)
     encoder = Encoder(1)
+    encoder.conv_relu = fused_conv_relu
     x = torch.rand(3, 2, 1, 64, 64)
     batched = torch.func.vmap(encoder)(x)[0]
     for i in range(3):
         torch.testing.assert_close(batched[i], encoder(x[i])[0], rtol=1e-5, atol=1e-6)
-    assert not architecture._cpu_eager(x.double()) and architecture._cpu_eager(x)
+    assert not cpu.cpu_eager(x.double()) and cpu.cpu_eager(x)

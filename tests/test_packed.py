@@ -158,10 +158,11 @@ def test_bf16_on_cpu_trains_each_run_close_to_its_fp32_twin(impl):
 
 
 def test_cpu_kernel_choices_step_aside_under_cpu_autocast():
-    from training.models.architecture import Decoder, Encoder
+    from training.kernels.cpu import use_fast_cpu_layers
+    from training.models.architecture import GaussianVAE
     torch.manual_seed(0)
-    encoder, decoder = Encoder(1), Decoder(1)
-    decoder.phase_output_forward = True
+    vae = use_fast_cpu_layers(GaussianVAE(1))
+    encoder, decoder = vae.encoder, vae.decoder
     x = torch.rand(2, 1, 64, 64)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         mean, _ = encoder(x)

@@ -75,6 +75,7 @@ from torch.nn import functional as F
 
 from training.models import objectives
 from training.kernels import packed_layers as layers
+from training.kernels.cpu import use_fast_cpu_layers
 from training.models.architecture import (LEAKY_SLOPE, NUM_LATENT, Discriminator, GaussianVAE, permute_dims,
                                           sample_latent)
 from training.engine.train import (CPU_FUSED_ADAM, DATA_ORDERS, DEFAULT_NUM_EVAL_SAMPLES, DISCRIMINATOR_ADAM, LOSS_KEYS,
@@ -157,7 +158,7 @@ class PackedModels:
             self._vae.decoder.memory_format = torch.channels_last
         # the phase-wise output layer (a custom autograd function) has no vmap rule: only the loop runs the
         # decoder outside vmap
-        self._vae.decoder.phase_output_forward = impl == "loop" and device.type == "cpu"
+        use_fast_cpu_layers(self._vae, output_by_phases=impl == "loop" and device.type == "cpu")
         self._vmapped_networks = vmap(self._networks_one, randomness="error")
         # torch.compile of the forward pass and objectives (its backward is compiled with it): Inductor fuses the
         # copies, shifted sums, biases and activations around the matrix products

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from training.engine.allocator import retain_freed_memory
+from training.kernels.cpu import use_fast_cpu_layers
 from training.models import objectives
 from training.models.architecture import (NUM_LATENT, Discriminator, GaussianVAE, init_weights, permute_dims,
                                           sample_latent)
@@ -293,7 +294,7 @@ class TrainedModel:
             raise ValueError(f"{path} is not a readable dstudy model file ({exc.__class__.__name__})") from None
         if not isinstance(state, dict) or state.get("format") != MODEL_FORMAT:
             raise ValueError(f"{path} is not a dstudy model file")
-        vae = GaussianVAE(state["num_channels"], state["num_latent"])
+        vae = use_fast_cpu_layers(GaussianVAE(state["num_channels"], state["num_latent"]), output_by_phases=False)
         vae.load_state_dict(state["vae"])
         discriminator = None
         if state["discriminator"] is not None:
@@ -389,7 +390,8 @@ class Trainer:
         if self.channels_last:
             self.vae.to(memory_format=torch.channels_last)
             self.vae.decoder.memory_format = torch.channels_last
-        self.vae.decoder.phase_output_forward = device.type == "cpu"
+        # the CPU fast paths (equal layers; the output layer by phases on CPU only)
+        use_fast_cpu_layers(self.vae, output_by_phases=device.type == "cpu")
         self.latent_noise = torch.Generator().manual_seed(seeds["latent_noise"])
         self.permutation_noise = torch.Generator().manual_seed(seeds["permutation_noise"])
         adam_kwargs = {}
