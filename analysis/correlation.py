@@ -1,5 +1,5 @@
 """Rank agreement: metric x metric Spearman per dataset (Fig. 2, 11, 12) and dataset x dataset per metric (Fig. 4
-right, 17, 18), spec/analysis.md sections 1.2 and 1.6.
+right, 17, 18), the paper's Sections 5.2 and 5.4.
 
 Correlations are scipy-style Spearman rho (average ranks for ties), fractions in [-1, 1]; figures multiply by 100.
 Pairs are complete-case per pair of columns; a pair with fewer than ``min_models`` complete models is NaN. Each
@@ -139,7 +139,7 @@ def dataset_correlations(scores: pd.DataFrame, metric: str, pairing: str = "conf
                          representation: str = "mean", min_pairs: int = 3) -> pd.DataFrame:
     """Dataset x dataset Spearman rho of ``metric`` (Fig. 4 right / 17): does a configuration's rank transfer?
 
-    ``pairing='config_median'`` (default, spec [interp]): rho between the median-over-seeds scores of the
+    ``pairing='config_median'`` (default; the paper leaves the pairing open): rho between the median-over-seeds scores of the
     configurations shared by the two datasets (36 in the paper grid). ``pairing='model'``: pair individual models by
     (configuration, seed) across the two datasets (1 800 pairs in the paper grid). Returns a square frame over the
     datasets present (study order); ``attrs['reason']`` when fewer than two datasets or the metric is missing.

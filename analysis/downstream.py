@@ -1,4 +1,4 @@
-"""Disentanglement vs downstream accuracy and sample efficiency (spec/analysis.md sections 1.8 and 1.9; Fig. 5, 6,
+"""Disentanglement vs downstream accuracy and sample efficiency (the paper's Section 5.5; Fig. 5, 6,
 19-23).
 
 Downstream quantities per model (columns of the model table): ``LR10 .. LR10000`` and ``GBT10 .. GBT10000`` (mean
@@ -81,7 +81,7 @@ def efficiency_correlations(scores: pd.DataFrame, representation: str = "mean", 
 
 def accuracy_by_metric_group(scores: pd.DataFrame, dataset: str, metric: str, n_groups: int = 3,
                              representation: str = "mean") -> pd.DataFrame:
-    """Downstream accuracy of models grouped by increasing ``metric`` score (Fig. 22 / 23; spec [interp]: equal-count
+    """Downstream accuracy of models grouped by increasing ``metric`` score (Fig. 22 / 23; the paper leaves the grouping open: equal-count
     quantile groups within the dataset, terciles by default).
 
     Long frame: ``group`` (0 = lowest scores), ``group_low``, ``group_high`` (score range), ``predictor`` (LR / GBT),

@@ -94,7 +94,7 @@ def strength_index(method: str, values: Iterable[float], annealed_reversed: bool
     The strength is the index of the value among the method's six study values divided by 5 (0, 0.2, ..., 1.0), as
     in the paper's figures. A value off the study grid falls back to the dense rank among the distinct values given,
     scaled to [0, 1]. For ``annealed_vae`` a larger ``c_max`` is a *weaker* constraint: with ``annealed_reversed``
-    (the default, spec/analysis.md) c_max = 100 maps to 0.0 and c_max = 5 to 1.0, so 1.0 is always the strongest.
+    (the default; the paper's figures leave it open) c_max = 100 maps to 0.0 and c_max = 5 to 1.0, so 1.0 is always the strongest.
     Returns a float array of the same length as ``values``.
     """
     values = np.asarray(list(values), dtype=float)
@@ -134,7 +134,7 @@ def model_table(scores: pd.DataFrame, runs: pd.DataFrame | None = None, represen
 
     ``scores``: the tidy score frame. ``runs``: optional frame of ``analysis.load.load_runs`` (one row per run, the
     train_results keys as columns); it supplies :data:`TRAIN_COLUMNS` (FactorVAE's missing ``elbo`` is derived as
-    -(reconstruction_loss + kl_loss), spec/analysis.md). ``representation``: which representation the headline metrics
+    -(reconstruction_loss + kl_loss): disentanglement_lib's FactorVAE writes no ``elbo``). ``representation``: which representation the headline metrics
     and downstream accuracies are read from (the paper: ``mean``). The result has the columns ``run_id, dataset,
     method, hparam_value, seed, config, strength`` followed by :data:`METRIC_NAMES`, :data:`UNSUPERVISED_COLUMNS`,
     :data:`DOWNSTREAM_COLUMNS`, :data:`EFFICIENCY_COLUMNS` and :data:`TRAIN_COLUMNS`; it is sorted by dataset (study

@@ -1,6 +1,6 @@
 """Read a results store into pandas frames (read-only, plain SQL, no torch).
 
-Any SQLite file with the tables and columns of the DESIGN.md store contract is a readable store, whoever wrote it.
+Any SQLite file with the tables and columns of the store contract (:mod:`training.store`) is a readable store, whoever wrote it.
 Two frames feed every analysis:
 
 * :func:`load_scores` -- tidy, one row per (run, representation, metric, key) with the run columns joined in:
@@ -40,7 +40,7 @@ SCORE_RUN_COLUMNS: tuple[str, ...] = (
 )
 SCORE_COLUMNS: tuple[str, ...] = SCORE_RUN_COLUMNS + ("representation", "metric", "key", "value")
 STATUSES: tuple[str, ...] = ("pending", "running", "done", "failed")
-# Result keys the study's analyses read (spec/analysis.md): the six headline metrics, the unsupervised scores and the
+# Result keys the study's analyses read (the notebooks and the claims): the six headline metrics, the unsupervised scores and the
 # downstream mean test accuracies. ``dstudy report`` caches only these rows.
 ANALYSIS_KEYS: tuple[str, ...] = tuple(dict.fromkeys(
     [key for _evaluation, key in METRIC_KEYS.values()]
@@ -168,7 +168,7 @@ def load_runs(store_path: str | os.PathLike, status: str | Iterable[str] | None 
     study's runs (None: every study; the analyses take one, :func:`resolve_study`). String columns stay
     plain strings (the frame is small). FactorVAE's reference training results carry no ``elbo``; where a run lacks
     ``elbo`` but has ``reconstruction_loss`` and ``kl_loss``, ``elbo`` is filled in as ``-(reconstruction_loss +
-    kl_loss)`` (spec/analysis.md, caveat 3), and ``elbo_derived`` marks those rows.
+    kl_loss)`` (disentanglement_lib's FactorVAE writes none), and ``elbo_derived`` marks those rows.
     """
     conn = _connect(store_path)
     try:

@@ -1,8 +1,8 @@
 """A synthetic results store with planted structure, for tests and benchmarks (plain sqlite3, no torch).
 
-:func:`build_synthetic_store` writes a file that follows the DESIGN.md store contract, at any size up to the paper
+:func:`build_synthetic_store` writes a file that follows the store contract (:mod:`training.store`), at any size up to the paper
 grid (7 datasets x 6 methods x 6 values x 50 seeds = 12,600 runs), with every key of every evaluation of
-spec/metrics.md on both representations and the training results of spec/models.md. The numbers are not a
+training/evaluation/metrics/REFERENCE.md on both representations and the engine's training results. The numbers are not a
 simulation of training; they are drawn so that the study's findings are *visible* and their direction known:
 
 * each model has a latent quality ``q = method effect + strength effect + seed noise`` with variance shares
@@ -41,7 +41,7 @@ CREATE TABLE scores(run_id TEXT, representation TEXT, metric TEXT, key TEXT, val
                     PRIMARY KEY (run_id, representation, metric, key));
 """
 
-# Number of ground-truth factors per dataset (spec/analysis.md section 3.1): downstream keys are per factor.
+# Number of ground-truth factors per dataset (the datasets' factor counts): downstream keys are per factor.
 NUM_FACTORS = {"dsprites_full": 5, "color_dsprites": 5, "noisy_dsprites": 5, "scream_dsprites": 5,
                "smallnorb": 4, "cars3d": 3, "shapes3d": 6}
 STRONG_AGREEMENT = ("dsprites_full", "color_dsprites", "scream_dsprites")
@@ -53,7 +53,7 @@ DEFAULT_NOTES = ("Synthetic store built by analysis.synthetic: numbers drawn wit
 
 def strength_index(method: str, value: float) -> float:
     """Regularisation strength in [0, 1]: the value's index among the method's six, over 5; reversed for
-    AnnealedVAE (c_max = 100 -> 0.0, 5 -> 1.0), the spec's default. Values off the grid interpolate by rank."""
+    AnnealedVAE (c_max = 100 -> 0.0, 5 -> 1.0: 1.0 is always the strongest). Values off the grid interpolate by rank."""
     values = np.asarray(METHODS[method][1])
     index = float(np.interp(value, values, np.arange(len(values)))) / (len(values) - 1)
     return 1.0 - index if method == "annealed_vae" else index
@@ -136,7 +136,7 @@ def _dataset_models(dataset: str, methods: Mapping[str, Iterable[float]], seeds:
 
 def _evaluation_keys(dataset: str, evaluation: str, models: dict, representation: str,
                      rng: np.random.RandomState) -> dict[str, np.ndarray]:
-    """Every key ``evaluation`` writes (spec/metrics.md), as arrays over the dataset's models."""
+    """Every key ``evaluation`` writes (training/evaluation/metrics/REFERENCE.md), as arrays over the dataset's models."""
     n, z, q = models["n"], models["z"], models["q"]
     shift = 0.0 if representation == "mean" else -0.3
     jitter = (lambda: 0.0) if representation == "mean" else (lambda: 0.3 * rng.normal(0, 1, n))
@@ -195,7 +195,7 @@ def _evaluation_keys(dataset: str, evaluation: str, models: dict, representation
 
 
 def _train_results(models: dict, rng: np.random.RandomState) -> dict[str, np.ndarray]:
-    """Training results (spec/models.md): reconstruction rises and KL falls with strength; no elbo for FactorVAE."""
+    """Training results (the engine's keys): reconstruction rises and KL falls with strength; no elbo for FactorVAE."""
     n, x = models["n"], models["x"]
     rec = 30.0 + 25.0 * x + np.abs(rng.normal(0, 3, n))
     kl = 30.0 - 18.0 * x + np.abs(rng.normal(0, 2, n))

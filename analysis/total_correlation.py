@@ -1,11 +1,11 @@
 """Total correlation (and average mutual information) of the sampled vs the mean representation against
-regularisation strength (spec/analysis.md section 1.1; Fig. 1, 8-10, 25-28; claims C2, C3).
+regularisation strength (the paper's Section 5.1; Fig. 1, 8-10, 25-28; claims C2, C3).
 
 The statistic per model is the ``unsupervised`` evaluation's ``gaussian_total_correlation`` (or
 ``mutual_info_score``, ``gaussian_wasserstein_correlation``, ``..._norm``) on the ``mean`` and on the ``sampled``
 representation. Curves are medians over seeds per (dataset, method, hyperparameter value), plotted against the
 strength index in [0, 1]; ``annealed_reversed`` sets AnnealedVAE's direction (default: c_max = 100 -> 0.0, the
-weakest; spec [interp]).
+weakest; the paper leaves the direction open).
 """
 from __future__ import annotations
 

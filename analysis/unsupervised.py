@@ -1,4 +1,4 @@
-"""Unsupervised scores vs disentanglement metrics and vs downstream accuracy (spec/analysis.md sections 1.5 and 1.10;
+"""Unsupervised scores vs disentanglement metrics and vs downstream accuracy (the paper's Section 5.4 and Appendix;
 Fig. 4 centre, 16, 24).
 
 Unsupervised scores per model: the training losses ``reconstruction_loss``, ``kl_loss``, ``elbo`` (from the run

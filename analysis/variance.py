@@ -1,4 +1,4 @@
-"""What matters: objective, hyperparameter or seed (spec/analysis.md sections 1.3 and 1.4; Fig. 3, 4 left, 13-15;
+"""What matters: objective, hyperparameter or seed (the paper's Sections 5.3 and 5.4; Fig. 3, 4 left, 13-15;
 Table 5).
 
 * :func:`variance_explained`: OLS R^2 of each (dataset, metric)'s scores on a one-hot objective and on a one-hot

@@ -1,5 +1,5 @@
 """Device-resident data (training.engine.device_data), tested on CPU tensors: bit unpacking, the variant transforms against
-the reference formulas (spec/datasets.md section 2), determinism and per-run independence of the streams."""
+the reference formulas (training.data.dsprites), determinism and per-run independence of the streams."""
 from __future__ import annotations
 
 import numpy as np

@@ -7,7 +7,7 @@ import pytest
 from training.evaluation import scoring as ev
 from training.evaluation.metrics import run_metric as run_evaluation
 
-# spec/metrics.md section 5 (dlib_reproduce, master RandomState(0))
+# training/evaluation/metrics/REFERENCE.md 3 (dlib_reproduce, master RandomState(0))
 SPEC_SEEDS = {
     "beta_vae_sklearn": (3071714933, 1650906866), "dci": (3626093760, 1879422756),
     "downstream_task_boosted_trees": (2588848963, 1277901399),

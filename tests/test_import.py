@@ -1,5 +1,5 @@
 """Import of disentanglement_lib outputs, with fixtures written in the reference's three formats
-(spec/metrics.md section 6): per-model output folders, per-model zip files, the aggregated pandas results.json."""
+(disentanglement_lib's output layout): per-model output folders, per-model zip files, the aggregated pandas results.json."""
 from __future__ import annotations
 
 import json

@@ -66,7 +66,7 @@ def test_aggregation_matches_reference_on_fixed_matrices():
 
 
 def test_single_factor_and_single_code_are_guarded():
-    # spec 9 item 13: entropy in base 1 in the reference; here one factor/code cannot be shared -> 1.
+    # metrics/REFERENCE.md item 13: entropy in base 1 in the reference; here one factor/code cannot be shared -> 1.
     assert dci.disentanglement(np.array([[0.7], [0.3]])) == pytest.approx(1.0)
     assert dci.completeness(np.array([[0.5, 0.5]])) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="non-negative"):
@@ -198,7 +198,7 @@ def test_constant_code_gets_zero_importance():
 def test_single_class_factor_in_training_set_does_not_crash():
     rs = np.random.RandomState(0)
     ytr, yte = _grid_factors(rs, 50), _grid_factors(rs, 40)
-    ytr[1] = 2  # one class only among the training points (spec 9 item 14)
+    ytr[1] = 2  # one class only among the training points (metrics/REFERENCE.md item 14)
     r, train_acc, test_acc = dci.importance_matrix(ytr.astype(float), ytr, yte.astype(float), yte)
     np.testing.assert_array_equal(r[:, 1], 0.0)
     assert train_acc[1] == 1.0

@@ -190,5 +190,5 @@ def test_irs(case):
     golden, (mtr, ytr, _, _) = case
     result = irs.compute_irs(mtr, ytr)
     assert result["IRS"] == pytest.approx(golden["irs"]["IRS"], abs=TOL)
-    # deliberate fix (spec 9, item 15): the count of active codes, not the reference's sum of their values
+    # deliberate fix (metrics/REFERENCE.md item 15): the count of active codes, not the reference's sum of their values
     assert result["num_active_dims"] == mtr.shape[0]

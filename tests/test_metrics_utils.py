@@ -27,7 +27,7 @@ def test_histogram_constant_row_gets_middle_label_and_rows_are_independent():
 
 def test_histogram_edges_follow_the_input_dtype():
     # Edges computed in float32 vs float64 can put a value on different sides of an edge; the discretiser must use
-    # the input's own dtype (spec 0.3), i.e. exactly np.digitize(x, np.histogram(x, 20)[1][:-1]).
+    # the input's own dtype (metrics/REFERENCE.md 1.3), i.e. exactly np.digitize(x, np.histogram(x, 20)[1][:-1]).
     rs = np.random.RandomState(3)
     x32 = rs.randn(4, 5000).astype(np.float32)
     expected = np.stack([np.digitize(r, np.histogram(r, 20)[1][:-1]) for r in x32]).astype(np.float32)

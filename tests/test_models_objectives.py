@@ -1,4 +1,4 @@
-"""The six objectives against independent NumPy computations on fixed tensors (spec/models.md, "Losses")."""
+"""The six objectives against independent NumPy computations on fixed tensors (the paper's Section 3 and the cited methods)."""
 import itertools
 import math
 

@@ -127,7 +127,7 @@ def test_newer_schema_is_refused(tmp_path):
 
 
 def test_migration_from_version_1_keeps_data(tmp_path):
-    """A store written by another tool that follows the DESIGN.md contract (version 1) is read and migrated."""
+    """A store written by another tool that follows the store contract (version 1) is read and migrated."""
     path = tmp_path / "v1.sqlite"
     conn = sqlite3.connect(path)
     conn.executescript("""

@@ -19,7 +19,7 @@ def one_torch_thread():
 
 
 class FakeDataset:
-    """Dataset interface of DESIGN.md: two factors place an 8x8 bright square on a 64x64 canvas."""
+    """The dataset interface (training.data.base): two factors place an 8x8 bright square on a 64x64 canvas."""
 
     def __init__(self, channels=1, nan_after=None, shape=None):
         self.num_factors = 2

@@ -1,4 +1,4 @@
-"""Claim C4 (Section 5.1, Fig. 2): the disentanglement metrics other than Modularity agree; BetaVAE / FactorVAE and
+"""Claim C4 (Section 5.2, Fig. 2): the disentanglement metrics other than Modularity agree; BetaVAE / FactorVAE and
 MIG / DCI are the tightest pairs. Also the control "the metrics agree" of the claims that say something does NOT
 correlate with the metrics (a store in which not even the metrics correlate cannot show a missing correlation)."""
 from __future__ import annotations

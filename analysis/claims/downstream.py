@@ -1,4 +1,4 @@
-"""Claims C12-C14 (Section 6, Fig. 5, Fig. 6, Fig. 24): do disentanglement or unsupervised scores predict downstream
+"""Claims C12-C14 (Section 5.5, Fig. 5, Fig. 6, Fig. 24): do disentanglement or unsupervised scores predict downstream
 accuracy and sample efficiency?"""
 from __future__ import annotations
 

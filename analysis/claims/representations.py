@@ -1,4 +1,4 @@
-"""Claims C2 and C3 (Section 4.1, Fig. 1): what the methods do to the total correlation of the sampled and of the
+"""Claims C2 and C3 (Section 5.1, Fig. 1): what the methods do to the total correlation of the sampled and of the
 mean representation."""
 from __future__ import annotations
 

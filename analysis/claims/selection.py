@@ -1,4 +1,4 @@
-"""Claims C9-C11 (Section 5.3, Fig. 4, Table 1): can models be selected without supervision - by unsupervised
+"""Claims C9-C11 (Section 5.4, Fig. 4, Table 1): can models be selected without supervision - by unsupervised
 scores, by hyperparameters that worked on another dataset, or by transferring a choice?"""
 from __future__ import annotations
 

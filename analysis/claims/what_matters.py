@@ -1,4 +1,4 @@
-"""Claims C5-C8 (Section 5.2, Fig. 3, Table 5, Fig. 4 left): how much method, hyperparameter and seed matter."""
+"""Claims C5-C8 (Sections 5.3 and 5.4, Fig. 3, Table 5, Fig. 4 left): how much method, hyperparameter and seed matter."""
 from __future__ import annotations
 
 import numpy as np

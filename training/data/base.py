@@ -2,7 +2,7 @@
 
 A dataset is a two-step generative model: draw a factor vector, then an image for it. Only *latent* factors are
 exposed to models and metrics; the remaining *observation* (nuisance) factors are redrawn uniformly for every call.
-The random-draw order equals the reference implementation (spec/datasets.md section 0):
+The random-draw order equals the reference implementation (disentanglement_lib's ``GroundTruthData``):
 
 1. ``sample_factors``: for each latent factor in order, ``random_state.randint(size, size=num)``;
 2. ``sample_observations_from_factors``: for each observation factor in order, the same kind of draw (a factor of
@@ -67,7 +67,7 @@ class GroundTruthDataset:
         # C-order bases: prod(sizes) / cumprod(sizes); the last factor varies fastest.
         self.factor_bases = (np.prod(sizes) // np.cumprod(sizes)).astype(np.int64)
 
-    # -- the public interface (DESIGN.md "Dataset interface") ----------------------------------------------------
+    # -- the public interface (what every dataset offers) ----------------------------------------------------
     @property
     def num_factors(self) -> int:
         """Number of latent factors."""

@@ -1,4 +1,4 @@
-"""LeCun's "binary matrix" format of the SmallNORB files (spec/datasets.md section 1.4), plain or gzipped.
+"""LeCun's "binary matrix" format of the SmallNORB files (LeCun et al. 2004), plain or gzipped.
 
 Layout, all little-endian: int32 magic (the element type), int32 ndim, max(3, ndim) int32 dimension sizes (unused
 trailing ones stored as 1), then the raw C-order data. The header is 8 + 4 max(3, ndim) bytes.

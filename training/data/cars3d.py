@@ -1,4 +1,4 @@
-"""Cars3D (``cars3d``) from the user's ``.mat`` files (spec/datasets.md section 1.3); no generator.
+"""Cars3D (``cars3d``) from the user's ``.mat`` files (Reed et al. 2015, as disentanglement_lib reads them); no generator.
 
 Files: ``<root>/cars/car_XXX_mesh.mat`` (183 in the original archive), each with ``im`` uint8 (H, W, 3, azimuth,
 elevation) = (128, 128, 3, 24, 4). Object ids: the order of ``list.txt`` (names without extension) when present,

@@ -1,4 +1,4 @@
-"""dSprites and its colour, noise and Scream variants (spec/datasets.md sections 1.1, 1.5, 2 and 3.1).
+"""dSprites and its colour, noise and Scream variants (Matthey et al. 2017; the colour, noise and Scream variants of the paper's Section 4).
 
 The base images come either from the procedural renderer (:mod:`training.data.dsprites_render`, rendered per batch,
 no precomputation) or, when the user has it, from the original ``dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz``

@@ -1,4 +1,4 @@
-"""Procedural dSprites: the recovered LÖVE geometry of spec/datasets.md section 3.1, rendered centre-sampled.
+"""Procedural dSprites: the sprites' geometry recovered from the original LÖVE renderer, rendered centre-sampled.
 
 All lengths are in pixels of the 64x64 image, y (rows) pointing down. A pixel (row r, col c) is 1 exactly when its
 centre (c + 0.5, r + 0.5) lies inside the transformed shape; there is no anti-aliasing.

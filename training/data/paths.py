@@ -1,6 +1,6 @@
 """Where dataset files and derived caches live.
 
-Data root (spec/datasets.md section 6): the ``data_dir`` argument, else ``$DSTUDY_DATA``, else
+Data root (the registry's rule): the ``data_dir`` argument, else ``$DSTUDY_DATA``, else
 ``$DISENTANGLEMENT_LIB_DATA``, else none. Inside the root the reference's sub-folder layout is used, so that an
 existing disentanglement_lib download works as it is::
 

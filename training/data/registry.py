@@ -1,6 +1,6 @@
 """``get_dataset``: the seven study datasets by name, from the user's files when present, else procedural.
 
-Decisions of spec/datasets.md section 6: dSprites and its three variants and Shapes3D have procedural generators and
+Where the data come from: dSprites and its three variants and Shapes3D have procedural generators and
 use a real file when one is found under the data root; SmallNORB and Cars3D need the user's files and raise
 :class:`~training.errors.DataMissingError` naming the expected paths otherwise. Dataset objects are cached per
 (name, data root) within a process, so the study runner may call :func:`get_dataset` for every run.
@@ -74,7 +74,7 @@ assert tuple(BUILDERS) == DATASETS
 
 
 def get_dataset(name: str, data_dir: str | os.PathLike | None = None) -> GroundTruthDataset:
-    """The dataset ``name`` (one of :data:`training.vocabulary.DATASETS`) with the DESIGN.md dataset interface.
+    """The dataset ``name`` (one of :data:`training.vocabulary.DATASETS`) with the dataset interface of :mod:`training.data.base`.
 
     ``data_dir`` overrides the data root (else ``$DSTUDY_DATA``, else ``$DISENTANGLEMENT_LIB_DATA``). The object is
     cached per (name, resolved data root): later calls return the same object.

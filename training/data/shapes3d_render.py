@@ -1,4 +1,4 @@
-"""Procedural Shapes3D: a small numpy ray tracer of the 3dshapes "look-at-object room" (spec/datasets.md 3.2).
+"""Procedural Shapes3D: a small numpy ray tracer of the 3dshapes "look-at-object room" (Burgess & Kim 2018's 3dshapes).
 
 An approximation, not a replica: a square room (floor, four walls, a constant sky above the walls), one object on
 the floor at the room's centre, one directional light from the upper left casting a shadow on the floor, a camera

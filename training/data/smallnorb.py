@@ -1,4 +1,4 @@
-"""SmallNORB (``smallnorb``) from the user's binary-matrix files (spec/datasets.md section 1.4); no generator.
+"""SmallNORB (``smallnorb``) from the user's binary-matrix files (LeCun et al. 2004, as disentanglement_lib reads them); no generator.
 
 Files under ``<root>/small_norb/`` (plain ``.mat`` or gzipped ``.mat.gz``)::
 

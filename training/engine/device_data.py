@@ -9,7 +9,7 @@ and a batch is an index draw, a gather and, for the dSprites variants, the varia
 * indices: ``randint(num_rows, (B, num))`` for a block of ``B`` = :data:`BLOCK_STEPS` steps at a time. The table
   holds every combination of *all* factors in C order, so a uniform row is exactly a uniform draw of the latent
   factors together with uniform nuisance factors, the distribution ``sample_observations`` draws from;
-* ``color_dsprites``: colour ``0.5 + 0.5 * rand(B, num, 1, 1, 3)``, image = sprite * colour (spec/datasets.md
+* ``color_dsprites``: colour ``0.5 + 0.5 * rand(B, num, 1, 1, 3)``, image = sprite * colour (:mod:`training.data.dsprites`
   section 2);
 * ``noisy_dsprites``: noise ``rand(num, 64, 64, 3)``, drawn step by step (a block of it would be 150 MB per run),
   image = min(sprite + noise, 1);

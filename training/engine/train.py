@@ -1,6 +1,6 @@
 """Training engine: ``train_model`` trains one of the six methods on a dataset and returns a :class:`TrainedModel`.
 
-What the engine does (spec/models.md):
+What the engine does (the paper's Section 4 and Appendix B, as disentanglement_lib trains):
 
 * Architecture of :mod:`training.models.architecture` (Glorot-uniform init, zero biases), objectives of
   :mod:`training.models.objectives`, Adam(lr 1e-4, betas (0.9, 0.999), eps 1e-8) for the VAE and, for factor_vae,
@@ -215,7 +215,7 @@ class TrainedModel:
     """A trained model of the study: networks, what defined the run, and its train_results.
 
     ``vae`` holds the encoder and decoder, ``discriminator`` the FactorVAE discriminator (None for other methods).
-    ``hparams`` is the dict the caller gave (vocabulary names); ``train_results`` maps the keys of spec/models.md to
+    ``hparams`` is the dict the caller gave (vocabulary names); ``train_results`` maps the training-result keys (:data:`LOSS_KEYS` and the bookkeeping keys) to
     floats. ``representation_fn(kind)`` gives the ``mean`` / ``sampled`` representation functions.
     """
 

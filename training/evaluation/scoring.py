@@ -5,7 +5,7 @@
 :class:`EvaluationRecord` per pair, with the seconds it took and the error of a metric that failed (the other
 evaluations still run). Nothing here writes to the results store: the caller (the study driver) does.
 
-Seeds (spec/metrics.md section 5): the reference pipeline draws, from one ``np.random.RandomState(0)`` per model,
+Seeds (metrics/REFERENCE.md 3): the reference pipeline draws, from one ``np.random.RandomState(0)`` per model,
 ``randint(2**32)`` for the post-processing of ``mean`` and ``sampled``, then one seed per (representation, evaluation)
 with representations in the order mean, sampled and evaluations in sorted name order. Every evaluation gets a fresh
 ``np.random.RandomState(seed)`` with its seed (:data:`EVALUATION_SEEDS`), so every model of a dataset is scored on the
@@ -16,7 +16,7 @@ reference's unseeded noise - from a generator seeded per evaluation with that ev
 obtained as ``model.representation_fn(kind, seed=seed)``), so results are reproducible and do not depend on which
 other evaluations ran before.
 
-The ``protocol`` argument is a study file's ``[protocol]`` table (DESIGN.md "Study files"), all keys optional:
+The ``protocol`` argument is a study file's ``[protocol]`` table (:mod:`training.study.definition`), all keys optional:
 
 * ``scale`` (float > 0, default 1): multiplies every ``num_train`` / ``num_test`` / ``num_eval`` /
   ``num_variance_estimate`` (rounded, at least 1), except the downstream training sizes, which keep their values;
@@ -31,7 +31,7 @@ Unknown keys raise ``ValueError``.
 
 Speed options of :func:`evaluate_model_records` (they never change a number): ``n_jobs`` (pooled classifier fits in
 worker processes) and ``code_table`` (encode every factor configuration of a deterministic dataset once and look codes
-up; :mod:`training.evaluation.code_table`). The two representations use different seeds in every evaluation (spec section 5), so
+up; :mod:`training.evaluation.code_table`). The two representations use different seeds in every evaluation (metrics/REFERENCE.md 3), so
 they never draw the same images; the code table is what lets them share encodings. The study runner turns the table
 on where :func:`use_code_table` finds it cheaper (deterministic dataset, more images to encode than configurations).
 """
@@ -70,7 +70,7 @@ def _reference_seeds() -> tuple[dict[str, int], dict[tuple[str, str], int]]:
 
 
 #: ``{representation: seed}`` of the reference's post-processing step (unused by both representations there).
-#: ``{(representation, evaluation): seed}``: the RandomState seed of every evaluation (spec section 5).
+#: ``{(representation, evaluation): seed}``: the RandomState seed of every evaluation (metrics/REFERENCE.md 3).
 POSTPROCESS_SEEDS, EVALUATION_SEEDS = _reference_seeds()
 
 

@@ -1,4 +1,4 @@
-"""The six objectives of the study as pure tensor functions (spec/models.md, "Losses").
+"""The six objectives of the study as pure tensor functions (the paper's Section 3 and the methods it cites: Higgins et al. 2017, Burgess et al. 2018, Kim & Mnih 2018, Chen et al. 2018, Kumar et al. 2018).
 
 Interface (shared with the packed multi-model trainer, which vmaps these functions over stacked parameters):
 

@@ -1,6 +1,6 @@
 """The results store: one SQLite file that holds every run of every study, its training results and its scores.
 
-The schema is a contract (DESIGN.md "Results store"): the analysis side and other tools read it with plain SQL.
+The schema is a contract: the analysis side and other tools read it with plain SQL.
 Tables and columns of the contract::
 
     meta(key, value)                          -- 'schema_version', ...
@@ -52,7 +52,7 @@ SCHEMA_VERSION = 3
 DEFAULT_STORE = Path("results") / "study.sqlite"
 RUN_STATUSES = ("pending", "running", "done", "failed")
 
-# Version 1: the tables of DESIGN.md exactly.
+# Version 1: the contract's four tables.
 _SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS runs(

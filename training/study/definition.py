@@ -1,6 +1,6 @@
 """Study files: parse and validate a TOML study (or a shipped preset) and expand it into run configs.
 
-A study file (DESIGN.md "Study files")::
+A study file::
 
     name = "tiny"
     notes = "free text the report shows, e.g. that the models are undertrained"   # optional
@@ -42,7 +42,7 @@ from training.vocabulary import DATASETS, EVALUATIONS, METHODS, REPRESENTATIONS,
 
 PRESETS = ("smoke", "mini", "paper")
 DOWNSTREAM_NUM_TRAIN = (10, 100, 1000, 10000)
-# The reference's model (spec/models.md): conv encoder, deconv decoder, 10 latent dimensions, Bernoulli decoder loss.
+# The reference's model (the paper's Appendix B): conv encoder, deconv decoder, 10 latent dimensions, Bernoulli decoder loss.
 ARCHITECTURE = {"encoder": "conv_encoder", "decoder": "deconv_decoder", "num_latent": 10,
                 "reconstruction_loss": "bernoulli"}
 

@@ -1,6 +1,6 @@
 """BetaVAE score (evaluation ``beta_vae_sklearn``; Higgins et al. 2017), as the reference study computes it.
 
-Result keys: ``train_accuracy``, ``eval_accuracy`` (spec/metrics.md 2.1). One point: draw the fixed factor
+Result keys: ``train_accuracy``, ``eval_accuracy`` (metrics/REFERENCE.md 2.1). One point: draw the fixed factor
 ``k = RS.randint(K)``, two factor batches F1, F2 of ``batch_size`` (64) with column k of F2 copied from F1,
 observations of F1 then of F2; the feature is the mean over the pairs of |code(X1) - code(X2)| (length D, stored as
 float64), the label is k. ``num_train`` (10000) points train ``LogisticRegression(random_state=RS)`` (pinned: L2,

@@ -1,21 +1,21 @@
 """DCI disentanglement, completeness and informativeness (evaluation ``dci``; Eastwood & Williams 2018), as the
-reference study computes it (spec/metrics.md 2.4).
+reference study computes it (metrics/REFERENCE.md 2.4).
 
 Result keys: ``informativeness_train``, ``informativeness_test``, ``disentanglement``, ``completeness``.
 
 Protocol: sample ``num_train`` (10000) then ``num_test`` (5000) points with the evaluation's RandomState (chunks of
 ``batch_size`` 16). For every factor, in order, fit a gradient-boosted tree classifier on the RAW training codes;
 its importances form column j of the importance matrix R (D, K); record train and test accuracy.
-``informativeness_*`` are the mean ACCURACIES over factors (reproduced reference naming, spec 9 item 3).
+``informativeness_*`` are the mean ACCURACIES over factors (reproduced reference naming, metrics/REFERENCE.md item 3).
 Disentanglement = sum_i rho_i (1 - H_K(P_i)) with P_i = row i of R (+1e-11) normalised and rho_i = row sums / total;
 completeness = sum_j w_j (1 - H_D(Q_j)) with Q_j = column j of R (+1e-11) normalised and w_j = column sums / total.
 An all-zero R uses uniform weights.
 
-Reproducibility (spec 0.8, 9 item 10): the trees get ONE ``np.random.RandomState(gbt_seed)`` (protocol parameter,
+Reproducibility (metrics/REFERENCE.md 1.8, item 10): the trees get ONE ``np.random.RandomState(gbt_seed)`` (protocol parameter,
 default 0) in factor order - never the sampling stream - which equals the reference run after ``np.random.seed(0)``.
 ``n_jobs`` fits factors in parallel processes without changing any number.
 
-Deliberate fix (spec 9 item 13): with a single factor (K = 1) the reference takes an entropy in base 1 (division by
+Deliberate fix (metrics/REFERENCE.md item 13): with a single factor (K = 1) the reference takes an entropy in base 1 (division by
 zero); here every code's disentanglement is then 1 (one factor cannot be shared). With a single code (D = 1)
 completeness is likewise 1.
 

@@ -1,19 +1,19 @@
 """Downstream classification tasks (evaluations ``downstream_task_logistic_regression`` and
-``downstream_task_boosted_trees``), as the reference study computes them (spec/metrics.md 2.8).
+``downstream_task_boosted_trees``), as the reference study computes them (metrics/REFERENCE.md 2.8).
 
 For each training size s in ``num_train`` (default [10, 100, 1000, 10000]) IN THAT ORDER: sample s training points,
 then ``num_test`` (5000) test points, both in chunks of ``batch_size`` (16) and continuing the evaluation's
-RandomState (a new test set for every size, spec 9 item 7). For every factor j, a fresh classifier is fitted on the
+RandomState (a new test set for every size, metrics/REFERENCE.md item 7). For every factor j, a fresh classifier is fitted on the
 raw codes; its train and test accuracies give, per size, the keys
 
 ``"{s}:mean_train_accuracy"``, ``"{s}:mean_test_accuracy"``, ``"{s}:min_train_accuracy"``, ``"{s}:min_test_accuracy"``,
-``"{s}:train_accuracy_factor_{j}"``, ``"{s}:test_accuracy_factor_{j}"`` (values are accuracies, spec 9 item 3).
+``"{s}:train_accuracy_factor_{j}"``, ``"{s}:test_accuracy_factor_{j}"`` (values are accuracies, metrics/REFERENCE.md item 3).
 
 Predictors (:mod:`training.evaluation.metrics.predictors`): logistic regression with 5-fold CV over 10 values of C, or default
 gradient-boosted trees. The boosted trees share ONE ``np.random.RandomState(gbt_seed)`` (protocol parameter, default
-0), consumed in training-size order, then factor order (spec 0.8 decision). Fits within one evaluation are
+0), consumed in training-size order, then factor order (metrics/REFERENCE.md 1.8). Fits within one evaluation are
 independent tasks, run in ``n_jobs`` processes after all points are sampled (same numbers for any ``n_jobs``).
-A factor with a single class among the training points gets a constant prediction (spec 9 item 14).
+A factor with a single class among the training points gets a constant prediction (metrics/REFERENCE.md item 14).
 
 ``fast=True`` selects the fast protocol's predictors (different numbers, much cheaper).
 """

@@ -1,6 +1,6 @@
 """FactorVAE score (evaluation ``factor_vae_metric``; Kim & Mnih 2018), as the reference study computes it.
 
-Result keys: ``train_accuracy``, ``eval_accuracy``, ``num_active_dims`` (spec/metrics.md 2.2).
+Result keys: ``train_accuracy``, ``eval_accuracy``, ``num_active_dims`` (metrics/REFERENCE.md 2.2).
 
 1. Global variances (ddof 1) of the codes of ``num_variance_estimate`` (10000) sampled observations.
 2. Active codes: sqrt(variance) >= 0.05 (the study's ``prune_dims.threshold``). None active -> all three keys 0.

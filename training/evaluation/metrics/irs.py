@@ -3,14 +3,14 @@
 NOT one of the study's evaluations (it is not in ``unsupervised_study_v1`` nor in the vocabulary), so the registry and
 :func:`training.evaluation.metrics.run_metric` do not run it; call :func:`compute` (or the array cores) directly.
 
-Result keys: ``IRS``, ``num_active_dims`` (spec/metrics.md 2.10). Sample ``num_train`` points (chunks of
+Result keys: ``IRS``, ``num_active_dims`` (metrics/REFERENCE.md 2.10). Sample ``num_train`` points (chunks of
 ``batch_size``); discretise the FACTORS with the 20-bin histogram discretiser; drop codes with exactly zero variance;
 for every factor i and each of its distinct (discretised) values, the ``diff_quantile`` percentile of the absolute
 deviation of each code from its mean over the points with that value, averaged over the values; normalise by each
 code's maximal deviation from its overall mean; a code's score is 1 - that, maximised over factors; IRS is the mean of
 the code scores weighted by their maximal deviations.
 
-Deliberate fix (spec section 9, item 15): the reference reports ``num_active_dims`` as the SUM of the active codes'
+Deliberate fix (metrics/REFERENCE.md item 15): the reference reports ``num_active_dims`` as the SUM of the active codes'
 values; here it is the number of active codes.
 """
 from __future__ import annotations

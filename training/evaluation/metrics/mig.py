@@ -1,11 +1,11 @@
 """Mutual Information Gap (evaluation ``mig``; Chen et al. 2018), as the reference study computes it.
 
-Result key: ``discrete_mig``. Protocol (spec/metrics.md 2.3): sample ``num_train`` points in chunks of
+Result key: ``discrete_mig``. Protocol (metrics/REFERENCE.md 2.3): sample ``num_train`` points in chunks of
 ``batch_size``, discretise every code into 20 equal-width bins over its own range, take the plug-in mutual
 information (nats) between each discretised code and each factor, and average over factors the gap between the two
 most informative codes divided by the factor's entropy. Only the training sample is used.
 
-Deliberate fix (spec section 9, item 13): a factor with zero entropy in the sample (a single value) makes the
+Deliberate fix (metrics/REFERENCE.md item 13): a factor with zero entropy in the sample (a single value) makes the
 reference divide by zero. Here such factors are left out of the mean; if every factor is constant the score is
 undefined and ``ValueError`` is raised.
 """

@@ -1,7 +1,7 @@
 """Modularity and explicitness (evaluation ``modularity_explicitness``; Ridgeway & Mozer 2018), as the reference
 study computes them.
 
-Result keys: ``modularity_score``, ``explicitness_score_train``, ``explicitness_score_test`` (spec/metrics.md 2.6).
+Result keys: ``modularity_score``, ``explicitness_score_train``, ``explicitness_score_test`` (metrics/REFERENCE.md 2.6).
 Sample ``num_train`` training points, then ``num_test`` test points (same RandomState, chunks of ``batch_size``).
 
 * Modularity from the plug-in MI (nats) of the 20-bin discretised TRAINING codes with the factors: per code
@@ -12,7 +12,7 @@ Sample ``num_train`` training points, then ``num_test`` test points (same Random
   the study's sklearn 0.20 used liblinear one-vs-rest) fitted on the training codes; macro one-vs-rest ROC-AUC of the
   predicted class probabilities on the training and on the test points; means over factors.
 
-Deliberate fixes (spec section 9, items 6, 12, 14), none of which changes a value the reference can compute:
+Deliberate fixes (metrics/REFERENCE.md items 6, 12, 14), none of which changes a value the reference can compute:
 * a code with zero variance in the training sample is standardised with std 1 instead of 0 (the reference produced
   NaN and sklearn raised);
 * the one-hot targets use the classifier's classes (= the sorted training labels). The reference fitted a

@@ -3,12 +3,12 @@
 Two protocols (``kind``):
 
 ``"reference"`` (the default everywhere) - exactly the study's predictors with today's scikit-learn
-(spec/metrics.md 0.7, 0.8):
+(metrics/REFERENCE.md 1.7, 0.8):
 
 * :func:`gradient_boosting_classifier` - ``GradientBoostingClassifier`` with all defaults (log-loss, 100 stages,
   learning rate 0.1, depth 3) and an EXPLICIT ``random_state``. The reference left it at ``None`` (NumPy's global
   RNG, so study numbers were not reproducible); one ``np.random.RandomState(gbt_seed)`` handed to every fit of a
-  metric in factor order reproduces the reference run after ``np.random.seed(gbt_seed)`` bit for bit (spec 9 item 10).
+  metric in factor order reproduces the reference run after ``np.random.seed(gbt_seed)`` bit for bit (metrics/REFERENCE.md item 10).
 * :func:`logistic_regression_cv` - ``LogisticRegressionCV(Cs=10, cv=KFold(5))`` (contiguous folds, no shuffling),
   with ``scoring="accuracy"`` pinned (the current default, which scikit-learn announced will change).
 
@@ -65,7 +65,7 @@ processes. Parallel fitting gives the same numbers as serial fitting: the random
 from is computed up front by replaying the draws the previous fits make (:func:`advance_like_gbt`; one
 ``randint(0, 2**31 - 1)`` per tree, 100 trees per class for > 2 classes, 100 for 2 classes).
 
-Deliberate fix (spec 9 item 14): a factor with a single class among the training points makes every scikit-learn
+Deliberate fix (metrics/REFERENCE.md item 14): a factor with a single class among the training points makes every scikit-learn
 classifier raise (and the reference metric crash). Here such a fit predicts that class for every point (accuracy =
 fraction of points in that class), reports all-zero importances and draws no random numbers.
 """
@@ -225,7 +225,7 @@ def run_fit(task: FitTask) -> FitResult:
     check_kind(task.kind)
     classes = np.unique(task.y_train)
     num_features = task.x_train.shape[1]
-    if classes.size == 1:  # spec 9 item 14: constant predictor instead of a crash
+    if classes.size == 1:  # metrics/REFERENCE.md item 14: constant predictor instead of a crash
         only = classes[0]
         return FitResult(float(np.mean(task.y_train == only)), float(np.mean(task.y_test == only)),
                          np.zeros(num_features) if task.want_importances else None)

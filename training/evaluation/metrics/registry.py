@@ -23,7 +23,7 @@ EVALUATION_FUNCTIONS: dict[str, tuple[str, str]] = {
     "downstream_task_boosted_trees": ("training.evaluation.metrics.downstream", "compute_boosted_trees"),
 }
 
-# The study's protocol sizes (spec/metrics.md section 1), used when a metric module does not publish its own
+# The study's protocol sizes (metrics/REFERENCE.md 2.9), used when a metric module does not publish its own
 # ``DEFAULT_PROTOCOL`` (or a per-evaluation ``DEFAULT_PROTOCOLS[name]``).
 STUDY_PROTOCOLS: dict[str, dict] = {
     "beta_vae_sklearn": {"batch_size": 64, "num_train": 10000, "num_eval": 5000},

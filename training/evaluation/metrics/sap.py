@@ -1,6 +1,6 @@
 """Separated Attribute Predictability (evaluation ``sap_score``; Kumar et al. 2018), as the reference study computes it.
 
-Result key: ``SAP_score`` (spec/metrics.md 2.5). Sample ``num_train`` training points, then ``num_test`` test points
+Result key: ``SAP_score`` (metrics/REFERENCE.md 2.5). Sample ``num_train`` training points, then ``num_test`` test points
 (same RandomState, chunks of ``batch_size``). Score matrix S (D, K): S[i, j] = test accuracy of a linear SVM fitted on
 the single raw code i to predict factor j (the study's discrete-factor setting), or, with ``continuous_factors``, the
 squared correlation of code i and factor j on the training points. SAP = mean over factors of the gap between the two

@@ -1,10 +1,10 @@
 """Unsupervised scores of a representation (evaluation ``unsupervised``), as the reference study computes them.
 
 Result keys: ``gaussian_total_correlation``, ``gaussian_wasserstein_correlation``,
-``gaussian_wasserstein_correlation_norm``, ``mutual_info_score`` (spec/metrics.md 2.7). Factors are sampled (they
+``gaussian_wasserstein_correlation_norm``, ``mutual_info_score`` (metrics/REFERENCE.md 2.7). Factors are sampled (they
 fix the draw order) but not used.
 
-Deliberate fix (spec section 9, item 11): ``scipy.linalg.sqrtm`` of the non-symmetric matrix diag(Sigma) Sigma can
+Deliberate fix (metrics/REFERENCE.md item 11): ``scipy.linalg.sqrtm`` of the non-symmetric matrix diag(Sigma) Sigma can
 come back complex (tiny imaginary parts) for a near-singular Sigma, which made the reference's JSON writer crash.
 The real part of its trace is kept; when sqrtm is real this is bit-identical to the reference.
 

@@ -1,11 +1,11 @@
 """Helpers shared by the metrics: sampling codes from a dataset, discretising, mutual information, normalising.
 
-Layout convention (as in the reference implementation, spec/metrics.md section 0.1): inside the metric helpers,
+Layout convention (as in the reference implementation, metrics/REFERENCE.md 1.1): inside the metric helpers,
 codes are ``mus`` with shape ``(D, N)`` and factors ``ys`` with shape ``(K, N)``, i.e. points are COLUMNS.
 A representation function maps observations ``(n, 64, 64, C)`` to codes ``(n, D)``; a dataset returns factors as
 ``(n, K)`` int64 class indices.
 
-dtype rule (spec 0.3): codes keep the dtype the representation function returns. The histogram discretiser
+dtype rule (metrics/REFERENCE.md 1.3): codes keep the dtype the representation function returns. The histogram discretiser
 computes its bin edges in that dtype, and its labels have that dtype too.
 """
 from __future__ import annotations
@@ -43,7 +43,7 @@ def generate_batch_factor_code(dataset, representation_fn: RepresentationFn, num
                                ) -> tuple[np.ndarray, np.ndarray]:
     """Sample ``num_points`` points and encode them: returns ``(codes (D, N), factors (K, N))``.
 
-    The dataset is sampled exactly as the reference does (spec 0.2): in chunks of ``min(batch_size, remaining)``,
+    The dataset is sampled exactly as the reference does (metrics/REFERENCE.md 1.2): in chunks of ``min(batch_size, remaining)``,
     each chunk one ``dataset.sample(chunk, random_state)`` call, so the draws of factors and observations interleave
     per chunk and the sampled points depend on ``batch_size``.
 
@@ -105,7 +105,7 @@ def obtain_representation(observations: np.ndarray, representation_fn: Represent
 def histogram_discretize(target: np.ndarray, num_bins: int = 20) -> np.ndarray:
     """Discretise every row of ``target`` (rows, N) into ``num_bins`` equal-width bins over that row's own range.
 
-    Labels are 1..num_bins (spec 0.4): the edges are NumPy's histogram edges of the row (computed in the row's dtype;
+    Labels are 1..num_bins (metrics/REFERENCE.md 1.4): the edges are NumPy's histogram edges of the row (computed in the row's dtype;
     a constant row gets the range [v - 0.5, v + 0.5], hence label ``num_bins // 2 + 1``), the last edge is dropped and
     a value's label is the number of remaining edges <= value. Output has the same shape and dtype as the input.
     """

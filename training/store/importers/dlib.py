@@ -1,4 +1,4 @@
-"""Import the reference implementation's (disentanglement_lib) results into the store (spec/metrics.md section 6).
+"""Import the reference implementation's (disentanglement_lib) results into the store (disentanglement_lib's output layout).
 
 Three input forms, each a set of *records* (one flat, namespaced dict per (model, representation, evaluation), as in
 ``results/aggregate/evaluation.json``: ``train_config.*``, ``train_results.*``, ``postprocess_config.*``,
