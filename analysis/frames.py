@@ -245,8 +245,3 @@ def with_reason(frame: pd.DataFrame, reason: str | None, missing: Iterable[str] 
     frame.attrs["reason"] = reason
     frame.attrs["missing"] = list(missing)
     return frame
-
-
-def reason_of(frame: pd.DataFrame) -> str | None:
-    """The ``attrs['reason']`` of a result frame: why (part of) it could not be measured; None when complete."""
-    return frame.attrs.get("reason")

@@ -1,7 +1,7 @@
 """Benchmark: the transfer simulation (10,000 draws per cell) and the analysis library on a paper-scale frame.
 
 Builds a synthetic tidy score frame with 12,600 runs x 2 representations x every key the study writes (about 3.5
-million rows; tests/test_analysis_helpers.py), then times each step. Target (issue 7): transfer_win_rates <= 5 s.
+million rows; tests/helpers/grids.py), then times each step. Target (issue 7): transfer_win_rates <= 5 s.
 Run serialised with the other benchmarks:
 
     flock /tmp/dstudy-bench.lock python benchmarks/analysis_transfer.py [--scorecard] [--bootstrap]
@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from test_analysis_helpers import paper_scale_scores  # noqa: E402
+from helpers.grids import paper_scale_scores  # noqa: E402
 
 from analysis.frames import model_table  # noqa: E402
 from analysis.transfer import transfer_win_rates  # noqa: E402

@@ -13,7 +13,7 @@ from analysis.bootstrap import (
 from analysis.frames import METRIC_NAMES, model_table
 from analysis.transfer import score_tensor, transfer_rate
 from analysis.variance import variance_explained
-from test_analysis_helpers import run_grid, to_tidy
+from helpers.grids import run_grid, to_tidy
 
 
 def _store(n_seeds=8, seed=0):

@@ -10,7 +10,7 @@ from analysis.correlation import (
     dataset_correlations, group_spearman, metric_correlations, spearman_array, spearman_table,
 )
 from analysis.frames import METRIC_NAMES, model_table
-from test_analysis_helpers import run_grid, to_tidy
+from helpers.grids import run_grid, to_tidy
 
 
 def _planted(datasets=("dsprites_full", "color_dsprites", "cars3d"), n_seeds=4, seed=0):

@@ -14,7 +14,7 @@ from analysis.unsupervised import (
     UNSUPERVISED_SCORES, unsupervised_correlations, unsupervised_correlations_all,
     unsupervised_downstream_correlations,
 )
-from test_analysis_helpers import run_grid, to_tidy
+from helpers.grids import run_grid, to_tidy
 
 
 def _downstream_store(with_downstream=True, n_seeds=3):

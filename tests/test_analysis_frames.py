@@ -9,7 +9,7 @@ from analysis.frames import (
     METRIC_NAMES, as_model_table, check_scores, is_model_table, metric_name, missing_columns, model_table,
     strength_index,
 )
-from test_analysis_helpers import run_grid, to_tidy
+from helpers.grids import run_grid, to_tidy
 
 
 def test_strength_index_paper_grid_and_annealed_direction():

@@ -13,7 +13,7 @@ from analysis.transfer import (
     RANDOM_SEED_CHOICES, TARGET_SEED_CHOICES, score_tensor, transfer_intervals, transfer_rate, transfer_sensitivity,
     transfer_win_rates,
 )
-from test_analysis_helpers import run_grid, to_tidy
+from helpers.grids import run_grid, to_tidy
 
 DATASETS = ("dsprites_full", "color_dsprites", "cars3d")
 

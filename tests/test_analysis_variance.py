@@ -11,7 +11,7 @@ from analysis.variance import (
     score_distributions, seed_beats_config, strength_curves, variance_explained, variance_summary,
     worse_beats_better,
 )
-from test_analysis_helpers import run_grid, to_tidy
+from helpers.grids import run_grid, to_tidy
 
 METHOD_EFFECT = {"beta_vae": 0.0, "factor_vae": 1.0, "dip_vae_i": 2.0, "dip_vae_ii": 3.0, "beta_tc_vae": 4.0,
                  "annealed_vae": 5.0}

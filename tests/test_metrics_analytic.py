@@ -10,7 +10,7 @@ import itertools
 import numpy as np
 import pytest
 
-from test_metrics_golden import GridData
+from helpers.grid_data import GridData
 from training.evaluation.metrics import run_metric, mig, modularity, sap, unsupervised
 
 SIZES = (3, 4, 5)

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training.evaluation.metrics import run_metric, mig, modularity, sap, unsupervised, utils
+from helpers.grid_data import GridData
+from training.evaluation.metrics import mig, modularity, run_metric, sap, unsupervised, utils
 
 DATA = Path(__file__).resolve().parent / "data"
 TOL = 1e-6
@@ -28,30 +29,6 @@ def load_golden(dtype: str = "float64") -> dict:
 def load_inputs(dtype: str = "float64"):
     with np.load(DATA / "golden_reference_inputs.npz") as z:
         return (z["mus_train"].astype(dtype), z["ys_train"], z["mus_test"].astype(dtype), z["ys_test"])
-
-
-class GridData:
-    """The oracle's tiny ground-truth dataset: factors drawn factor by factor, observations = factor indices."""
-
-    def __init__(self, factor_sizes):
-        self.factors_num_values = list(factor_sizes)
-        self.num_factors = len(self.factors_num_values)
-
-    def sample_factors(self, num, random_state):
-        out = np.zeros((num, self.num_factors), dtype=np.int64)
-        for i, size in enumerate(self.factors_num_values):
-            out[:, i] = random_state.randint(size, size=num)
-        return out
-
-    def sample_observations_from_factors(self, factors, random_state):
-        return factors.astype(np.float64)
-
-    def sample(self, num, random_state):
-        factors = self.sample_factors(num, random_state)
-        return factors, self.sample_observations_from_factors(factors, random_state)
-
-    def sample_observations(self, num, random_state):
-        return self.sample(num, random_state)[1]
 
 
 def grid_setup():

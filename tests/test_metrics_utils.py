@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from test_metrics_golden import GridData
+from helpers.grid_data import GridData
 from training.evaluation.metrics import default_protocol, registry, run_metric, utils
 from training.vocabulary import EVALUATIONS
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from test_packed_equivalence import HAVE_TRITON, BlobDataset, _assert_same_run
+from helpers.packs import BlobDataset, assert_same_run
+from test_packed_equivalence import HAVE_TRITON
 from training.engine.packed import NoiseBlocks, train_packed
 from training.engine.train import Trainer, TrainingDivergedError, train_model
 
@@ -27,7 +28,7 @@ def test_a_diverging_run_stops_alone(impl, workers):
         hparams, seed = runs[idx]
         single = train_model(dataset, "dip_vae_i", hparams, seed, 3, batch_size=4, device="cpu",
                              num_eval_samples=4, progress=False)
-        _assert_same_run(out[idx], single, steps=3)
+        assert_same_run(out[idx], single, steps=3)
 
 
 def test_invalid_runs_fail_alone_and_bad_arguments_raise():
@@ -130,7 +131,7 @@ def test_cpu_workers_split_the_pack_into_single_threaded_sub_packs_without_chang
     whole = train_packed(dataset, "beta_vae", runs, steps=3, batch_size=4, device="cpu", num_eval_samples=4,
                          workers=1)
     for a, b in zip(split, whole):
-        _assert_same_run(a, b, steps=3)  # also asserts pack_size 3 for the split pack
+        assert_same_run(a, b, steps=3)  # also asserts pack_size 3 for the split pack
     # one train_seconds for the whole pack (its wall time / K), as for an unsplit pack
     assert len({m.train_results["train_seconds"] for m in split}) == 1
     # runs dealt round-robin: sub-packs {0, 2} and {1}, each reporting its own steps
@@ -212,7 +213,7 @@ def test_triton_impl_trains_the_runs_that_gemm_trains():
                               impl=impl) for impl in ("gemm", "triton")}
     for gemm_run, triton_run in zip(out["gemm"], out["triton"]):
         assert not isinstance(triton_run, Exception), triton_run
-        _assert_same_run(triton_run, gemm_run, steps=2, pack_size=2)
+        assert_same_run(triton_run, gemm_run, steps=2, pack_size=2)
 
 
 @pytest.mark.skipif(not HAVE_TRITON, reason="impl 'triton' needs the triton package")
@@ -236,7 +237,7 @@ def test_triton_impl_runs_measured_gemm_layers_with_gemm(monkeypatch):
     out = {impl: train_packed(BlobDataset(), "beta_vae", runs, steps=2, batch_size=4, device="cpu",
                               num_eval_samples=4, impl=impl) for impl in ("gemm", "triton")}
     for gemm_run, triton_run in zip(out["gemm"], out["triton"]):
-        _assert_same_run(triton_run, gemm_run, steps=2, pack_size=2)
+        assert_same_run(triton_run, gemm_run, steps=2, pack_size=2)
     with pytest.raises(ValueError, match="layer choice"):
         triton_layers.set_layer_impls([dict(chosen[0], impl="cudnn")])
 
@@ -250,4 +251,4 @@ def test_compiled_triton_impl_matches_eager():
     out = {compiled: train_packed(BlobDataset(), "beta_vae", runs, steps=2, batch_size=4, device="cpu",
                                   num_eval_samples=4, impl="triton", compile=compiled) for compiled in (False, True)}
     for eager_run, compiled_run in zip(out[False], out[True]):
-        _assert_same_run(compiled_run, eager_run, steps=2, pack_size=2)
+        assert_same_run(compiled_run, eager_run, steps=2, pack_size=2)

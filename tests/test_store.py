@@ -244,22 +244,22 @@ def test_a_store_damaged_in_the_middle_is_refused_by_every_command_and_left_as_i
 
 
 def test_a_store_in_a_read_only_folder_is_read_by_status_and_refused_with_that_reason_by_sweep(tmp_path):
-    import helpers
+    from helpers import readonly
 
     folder = tmp_path / "ro"
     folder.mkdir()
     path = _filled_store(folder / "s.sqlite", runs=3)  # WAL mode, as every store this package writes
     (tmp_path / "study.toml").write_text('name = "t"\ndatasets = ["dsprites_full"]\nseeds = [0]\nsteps = 2\n'
                                          'batch_size = 4\n[methods]\nbeta_vae = [1.0]\n')
-    status = helpers.run_cli_in_readonly_folder(folder, ["status", "--store", str(path)])
+    status = readonly.run_cli_in_readonly_folder(folder, ["status", "--store", str(path)])
     if status is None:
         pytest.skip("this machine cannot make a folder read-only for a root process")
     assert status.returncode == 0, status.stderr
     assert "3/3 runs done" in status.stdout
-    sweep = helpers.run_cli_in_readonly_folder(folder, ["sweep", str(tmp_path / "study.toml"), "--store", str(path)])
+    sweep = readonly.run_cli_in_readonly_folder(folder, ["sweep", str(tmp_path / "study.toml"), "--store", str(path)])
     assert sweep.returncode == 2 and sweep.stderr.count("\n") == 1, sweep.stderr
     assert "is read-only here" in sweep.stderr and "Traceback" not in sweep.stderr
-    report = helpers.run_cli_in_readonly_folder(folder, ["report", "--store", str(path), "--out", str(folder / "r")])
+    report = readonly.run_cli_in_readonly_folder(folder, ["report", "--store", str(path), "--out", str(folder / "r")])
     assert report.returncode == 2 and report.stderr.startswith("dstudy: error: cannot write the report to")
     assert report.stderr.count("\n") == 1, report.stderr
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from test_sweep_fake import FAIL_VALUE, crash_once_pack, fake_pack, fake_scores
+from helpers.fake_runs import FAIL_VALUE, crash_once_pack, fake_pack, fake_scores
 from training.cli import main as cli_main
 from training.study.driver import make_packs, sweep
 from training.study.definition import parse_study
@@ -149,7 +149,7 @@ def test_lost_worker_is_resubmitted(cluster, tmp_path):
 DRIVER_SCRIPT = """
 import functools, sys
 sys.path.insert(0, {tests!r})
-from test_sweep_fake import fake_pack
+from helpers.fake_runs import fake_pack
 from training.study.driver import sweep
 from training.study.definition import load_study
 

@@ -95,7 +95,7 @@ def test_heatmap_marks_crossing_cells_and_titles_carry_n():
     fig = figures.rho_heatmap_grid({"cars3d": rho}, crosses={"cars3d": crosses}, n={"cars3d": 54})
     ax = fig.axes[0]
     assert sorted(t.get_text() for t in ax.texts) == ["100", "100", "12†", "12†"]
-    assert ax.get_title() == "Cars3D (n = 54 models)"
+    assert ax.get_title() == "Cars3D\n(n = 54 models)"
     assert all(t.get_fontsize() >= style.MIN_FONT for t in ax.texts)
 
 
@@ -106,7 +106,7 @@ def test_show_correlations_marks_uncertain_cells_and_says_what_they_mean(shown):
                             n_boot=100)
     fig = next(o for o in shown if isinstance(o, matplotlib.figure.Figure))
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
-    assert titles == ["dSprites (n = 54 models)", "Cars3D (n = 54 models)"]
+    assert titles == ["dSprites\n(n = 54 models)", "Cars3D\n(n = 54 models)"]
     cells = [t.get_text() for t in fig.axes[0].texts]
     assert any(c.endswith("†") for c in cells)                       # the noise metrics cross 0
     mig_dci = boot["cars3d"].set_index(["row", "column"]).loc[("MIG", "DCI Disentanglement")]

@@ -16,12 +16,7 @@ from typing import Any
 
 import numpy as np
 
-
-def _check_random_state(random_state: Any) -> np.random.RandomState:
-    if not isinstance(random_state, np.random.RandomState):
-        raise ValueError(
-            f"random_state must be a numpy.random.RandomState, got {type(random_state).__name__}")
-    return random_state
+from training.randomness import check_random_state
 
 
 def _check_num(num: Any) -> int:
@@ -86,7 +81,7 @@ class GroundTruthDataset:
     def sample_factors(self, num: int, random_state: np.random.RandomState) -> np.ndarray:
         """Draw ``num`` latent factor vectors: int64 (num, num_factors), one ``randint(size)`` per factor in order."""
         num = _check_num(num)
-        random_state = _check_random_state(random_state)
+        random_state = check_random_state(random_state, allow_seed=False)
         factors = np.empty((num, len(self._latent_sizes)), dtype=np.int64)
         for pos, size in enumerate(self._latent_sizes):
             factors[:, pos] = random_state.randint(size, size=num)
@@ -107,7 +102,7 @@ class GroundTruthDataset:
     def sample_observations_from_factors(self, factors: np.ndarray,
                                          random_state: np.random.RandomState) -> np.ndarray:
         """Images for latent ``factors`` (num, num_factors): float32 (num, 64, 64, C) in [0, 1]."""
-        random_state = _check_random_state(random_state)
+        random_state = check_random_state(random_state, allow_seed=False)
         all_factors = self.sample_all_factors(factors, random_state)
         return self._render(all_factors, random_state)
 

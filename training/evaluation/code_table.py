@@ -46,6 +46,7 @@ import numpy as np
 import torch
 
 from training.evaluation.representation import chunked_codes
+from training.randomness import check_random_state
 from training.vocabulary import REPRESENTATIONS
 
 #: A chunk of fewer points than this is rendered and encoded directly instead of looked up (see module docstring).
@@ -91,8 +92,7 @@ class IndexedDataset:
         return self.base.sample_factors(num, random_state)
 
     def sample_observations_from_factors(self, factors, random_state) -> np.ndarray:
-        if not isinstance(random_state, np.random.RandomState):
-            raise ValueError(f"random_state must be a numpy.random.RandomState, got {type(random_state).__name__}")
+        check_random_state(random_state, allow_seed=False)
         return np.asarray(self.base.index_of(self.base.sample_all_factors(factors, random_state)), dtype=np.int64)
 
     def sample(self, num, random_state) -> tuple[np.ndarray, np.ndarray]:

@@ -648,10 +648,5 @@ def _pid_alive(pid: int) -> bool:
         return True
 
 
-def open_store(path: str | os.PathLike = DEFAULT_STORE, *, create: bool = True, readonly: bool = False) -> Store:
-    """Open (or create) the results store at ``path``; see :class:`Store`."""
-    return Store(path, create=create, readonly=readonly)
-
-
 def _hours(seconds: float) -> str:
     return f"{seconds / 3600:.2f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"

@@ -114,7 +114,7 @@ def compute(dataset, representation_fn, random_state, fast: bool = False, encode
     ``fast`` is ignored (the cost is the encoder; the fit takes well under a second).
     """
     p = utils.resolve_protocol("beta_vae_sklearn", DEFAULT_PROTOCOL, protocol)
-    rs = utils.as_random_state(random_state)
+    rs = utils.check_random_state(random_state)
     train_points, train_labels = generate_points(dataset, representation_fn, p["batch_size"], p["num_train"], rs,
                                                  encode_batch_size)
     model = fit_classifier(train_points, train_labels, rs)

@@ -149,7 +149,7 @@ def plan(dataset, representation_fn, random_state, fast: bool = False, **protoco
     ``finish(results of the tasks, in order)`` gives the scores. Lets a caller pool the fits of several
     evaluations (:func:`training.evaluation.scoring.evaluate_model_records` with ``n_jobs > 1``)."""
     p = _resolve(protocol)
-    rs = utils.as_random_state(random_state)
+    rs = utils.check_random_state(random_state)
     mus_train, ys_train = utils.generate_batch_factor_code(dataset, representation_fn, p["num_train"], rs,
                                                            p["batch_size"])
     mus_test, ys_test = utils.generate_batch_factor_code(dataset, representation_fn, p["num_test"], rs,

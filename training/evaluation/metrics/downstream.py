@@ -136,7 +136,7 @@ def _compute(predictor, dataset, representation_fn, random_state, fast, protocol
 def _plan(predictor, dataset, representation_fn, random_state, fast, protocol):
     evaluation = _EVALUATION[predictor]
     p = _resolve(evaluation, protocol, with_gbt_seed=predictor == "gradient_boosting")
-    rs = utils.as_random_state(random_state)
+    rs = utils.check_random_state(random_state)
     blocks = []
     for size in p["num_train"]:  # reference draw order: train block, then its own test block, size by size
         mus_train, ys_train = utils.generate_batch_factor_code(dataset, representation_fn, size, rs,

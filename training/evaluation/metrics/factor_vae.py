@@ -101,7 +101,7 @@ def compute(dataset, representation_fn, random_state, fast: bool = False, encode
     ``fast`` is ignored (the cost is the encoder).
     """
     p = utils.resolve_protocol("factor_vae_metric", DEFAULT_PROTOCOL, protocol)
-    rs = utils.as_random_state(random_state)
+    rs = utils.check_random_state(random_state)
     if encode_batch_size is None:
         encode_batch_size = max(64, utils.DEFAULT_ENCODE_BATCH_SIZE)
     observations = dataset.sample_observations(p["num_variance_estimate"], rs)

@@ -74,6 +74,6 @@ def compute_irs(mus: np.ndarray, ys: np.ndarray, diff_quantile: float = 0.99,
 def compute(dataset, representation_fn, random_state, fast: bool = False, **protocol) -> dict[str, float]:
     """Sample ``num_train`` (10000) points in chunks of ``batch_size`` (16) and score. ``fast`` is ignored."""
     p = utils.resolve_protocol("irs", DEFAULT_PROTOCOL, protocol)
-    rs = utils.as_random_state(random_state)
+    rs = utils.check_random_state(random_state)
     mus, ys = utils.generate_batch_factor_code(dataset, representation_fn, p["num_train"], rs, p["batch_size"])
     return compute_irs(mus, ys, p["diff_quantile"])

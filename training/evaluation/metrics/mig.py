@@ -53,6 +53,6 @@ def compute(dataset, representation_fn, random_state, fast: bool = False, **prot
     """Sample and score: ``num_train`` (10000) points drawn in chunks of ``batch_size`` (16). ``fast`` is ignored
     (MIG has no costly fit)."""
     p = utils.resolve_protocol("mig", DEFAULT_PROTOCOL, protocol)
-    rs = utils.as_random_state(random_state)
+    rs = utils.check_random_state(random_state)
     mus, ys = utils.generate_batch_factor_code(dataset, representation_fn, p["num_train"], rs, p["batch_size"])
     return compute_mig(mus, ys)

@@ -114,7 +114,7 @@ def compute(dataset, representation_fn, random_state, fast: bool = False, **prot
     """Sample ``num_train`` (10000) then ``num_test`` (5000) points in chunks of ``batch_size`` (16) and score.
     ``fast`` is ignored."""
     p = utils.resolve_protocol("modularity_explicitness", DEFAULT_PROTOCOL, protocol)
-    rs = utils.as_random_state(random_state)
+    rs = utils.check_random_state(random_state)
     mus, ys = utils.generate_batch_factor_code(dataset, representation_fn, p["num_train"], rs, p["batch_size"])
     mus_test, ys_test = utils.generate_batch_factor_code(dataset, representation_fn, p["num_test"], rs,
                                                          p["batch_size"])

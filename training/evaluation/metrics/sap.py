@@ -86,7 +86,7 @@ def compute(dataset, representation_fn, random_state, fast: bool = False, **prot
     """Sample ``num_train`` (10000) then ``num_test`` (5000) points in chunks of ``batch_size`` (16) and score.
     ``fast`` is ignored (50 one-feature SVM fits take about a second)."""
     p = utils.resolve_protocol("sap_score", DEFAULT_PROTOCOL, protocol)
-    rs = utils.as_random_state(random_state)
+    rs = utils.check_random_state(random_state)
     mus, ys = utils.generate_batch_factor_code(dataset, representation_fn, p["num_train"], rs, p["batch_size"])
     mus_test, ys_test = utils.generate_batch_factor_code(dataset, representation_fn, p["num_test"], rs,
                                                          p["batch_size"])

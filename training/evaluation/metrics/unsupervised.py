@@ -85,6 +85,6 @@ def compute_unsupervised(mus_train: np.ndarray, num_bins: int = NUM_BINS) -> dic
 def compute(dataset, representation_fn, random_state, fast: bool = False, **protocol) -> dict[str, float]:
     """Sample ``num_train`` (10000) points in chunks of ``batch_size`` (16) and score the codes. ``fast`` is ignored."""
     p = utils.resolve_protocol("unsupervised", DEFAULT_PROTOCOL, protocol)
-    rs = utils.as_random_state(random_state)
+    rs = utils.check_random_state(random_state)
     mus, _ = utils.generate_batch_factor_code(dataset, representation_fn, p["num_train"], rs, p["batch_size"])
     return compute_unsupervised(mus)

@@ -15,6 +15,8 @@ from typing import Callable
 import numpy as np
 from sklearn import metrics as sk_metrics
 
+from training.randomness import check_random_state
+
 RepresentationFn = Callable[[np.ndarray], np.ndarray]
 
 #: Minimum number of observations handed to the representation function in one call by
@@ -194,15 +196,6 @@ def resolve_protocol(evaluation: str, defaults: dict, overrides: dict) -> dict:
             value = float(value)
         protocol[key] = value
     return protocol
-
-
-def as_random_state(random_state) -> np.random.RandomState:
-    """Accept a ``np.random.RandomState`` (used as is, its stream continues) or an integer seed."""
-    if isinstance(random_state, np.random.RandomState):
-        return random_state
-    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
-        return np.random.RandomState(int(random_state))
-    raise ValueError(f"random_state must be a numpy RandomState or an integer seed, got {type(random_state).__name__}")
 
 
 def check_train_test_codes(mus_train, ys_train, mus_test, ys_test):
