@@ -101,8 +101,8 @@ def test_defaults_fill_the_protocol():
     (("scale = 0.05", "scale = 0.05\nkind = 'quick'"), "protocol.kind"),
     (('name = "tiny"', ""), "missing required key 'name'"),
     (("[protocol]", "[training]\nnum_eval_samples = -1\n[protocol]"), "num_eval_samples"),
-    (("[protocol]", "[training]\nlearning_rate = 1.0\n[protocol]"), "unknown training key"),
-    (("[protocol]", "[training]\nprecision = 'fp16'\n[protocol]"), "training.precision"),
+    (("[protocol]", "[training]\nlearning_rate = 1.0\n[protocol]"), r"\[training\]: unknown key\(s\) learning_rate"),
+    (("[protocol]", "[training]\nprecision = 'fp16'\n[protocol]"), "precision must be one of fp32, tf32, bf16"),
     (("[protocol]", "[protocol\n"), "not valid TOML"),
 ])
 def test_bad_study_files_give_one_line_errors(edit, message):

@@ -9,6 +9,7 @@ import pytest
 import training.evaluation.scoring
 import training.engine.train
 from training.study import worker as runner
+from training.engine.options import TrainingOptions
 from training.study.definition import parse_study
 
 STUDY = """
@@ -70,7 +71,7 @@ def test_single_runs_train_one_by_one_and_failures_stay_per_run(pack, doubles, m
     assert [c[3] for c in calls["train_model"]] == [0, 1, 2]
     ds, method, hparams, seed, steps, batch, device, ckpt, options = calls["train_model"][0]
     assert (ds, method, hparams, steps, batch, device, ckpt) == (dataset, "beta_vae", {"beta": 1.0}, 7, 4, "cpu", None)
-    assert options == {"num_eval_samples": 11}
+    assert options == {"options": TrainingOptions(num_eval_samples=11)}   # the study's [training] table
     ok, diverged, ok2 = outcomes
     assert diverged.error.startswith("TrainingDivergedError: loss became nan at step 3")
     assert not diverged.scores
@@ -120,7 +121,7 @@ def test_packs_use_train_packed(pack, doubles, monkeypatch):
     assert not calls["train_model"]
     assert calls["train_packed"] == [(dataset, "beta_vae", [({"beta": 1.0}, 0), ({"beta": 1.0}, 1),
                                                             ({"beta": 1.0}, 2)], 7, 4, None,
-                                      {"num_eval_samples": 11})]
+                                      {"options": TrainingOptions(num_eval_samples=11)})]
     assert [o.ok for o in outcomes] == [True, True, False]
     assert outcomes[2].error.startswith("ValueError: bad hyperparameter")
     # A pack of one never goes through train_packed...
@@ -131,11 +132,12 @@ def test_packs_use_train_packed(pack, doubles, monkeypatch):
     runner.execute_pack([{"run_id": r.run_id, "config": r.config} for r in bf16])
     assert len(calls["train_packed"]) == 2 and len(calls["train_model"]) == 1
     assert calls["train_packed"][1][2] == [({"beta": 1.0}, 0)]
-    assert calls["train_packed"][1][6] == {"num_eval_samples": 11, "precision": "bf16"}
-    # an explicit fp32 is train_model's own precision: a run of one trains there, without the key
+    assert calls["train_packed"][1][6] == {"options": TrainingOptions(num_eval_samples=11, precision="bf16")}
+    # an explicit fp32 is train_model's own precision: a run of one trains there
     fp32 = parse_study(STUDY + 'precision = "fp32"\n').runs({"dsprites_full": {"kind": "fake"}})[:1]
     runner.execute_pack([{"run_id": r.run_id, "config": r.config} for r in fp32])
-    assert len(calls["train_packed"]) == 2 and calls["train_model"][-1][8] == {"num_eval_samples": 11}
+    assert len(calls["train_packed"]) == 2
+    assert calls["train_model"][-1][8] == {"options": TrainingOptions(num_eval_samples=11, precision="fp32")}
 
 
 def test_a_dataset_that_cannot_load_fails_every_run_of_the_pack(pack, monkeypatch):

@@ -1,4 +1,6 @@
 """train_model, TrainedModel, representation functions and artifacts on a tiny fake dataset (fast, CPU)."""
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -347,3 +349,23 @@ def test_compiled_training_matches_eager():
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     for key in ("reconstruction_loss", "kl_loss", "regularizer"):
         assert compiled.train_results[key] == pytest.approx(eager.train_results[key], rel=1e-4, abs=1e-4)
+
+
+def test_training_options_are_validated_once_with_one_line_per_bad_value():
+    from training.engine.options import STUDY_KEYS, TrainingOptions
+
+    default = TrainingOptions()
+    assert TrainingOptions.of(None) == default and TrainingOptions.of({"prefetch": 0}).prefetch == 0
+    assert TrainingOptions.of(default, num_eval_samples=5).num_eval_samples == 5
+    assert TrainingOptions.from_study({"precision": "bf16"}).precision == "bf16"
+    for bad, message in [({"num_eval_samples": -1}, "num_eval_samples must be an integer >= 0"),
+                         ({"precision": "fp16"}, "precision must be one of fp32, tf32, bf16"),
+                         ({"learning_rate": float("nan")}, "learning_rate must be a finite number"),
+                         ({"impl": "magic"}, "impl must be one of"),
+                         ({"momentum": 0.9}, "unknown training option(s) momentum")]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            TrainingOptions.of(**bad)
+    with pytest.raises(ValueError, match=re.escape(f"accepted: {', '.join(STUDY_KEYS)}")):
+        TrainingOptions.from_study({"prefetch": 0})        # a speed option is not part of a study
+    with pytest.raises(ValueError, match="trains in fp32"):
+        train_model(FakeDataset(), "beta_vae", {"beta": 1.0}, 0, 1, precision="bf16")

@@ -66,25 +66,25 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import torch
 from torch.func import functional_call, stack_module_state, vmap
 from torch.nn import functional as F
 
-from training.models import objectives
+from training.engine.options import PACKED_IMPLS, PRECISIONS, TrainingOptions
 from training.kernels import packed_layers as layers
 from training.kernels.cpu import use_fast_cpu_layers
+from training.models import objectives
 from training.models.architecture import (LEAKY_SLOPE, NUM_LATENT, Discriminator, GaussianVAE, permute_dims,
                                           sample_latent)
-from training.engine.train import (CPU_FUSED_ADAM, DATA_ORDERS, DEFAULT_NUM_EVAL_SAMPLES, DISCRIMINATOR_ADAM, LOSS_KEYS,
-                            VAE_ADAM, Prefetcher, Trainer, TrainedModel, TrainingDivergedError, resolve_device,
-                            dataset_channels, derive_seeds, resolve_dataset)
+from training.engine.train import (CPU_FUSED_ADAM, DATA_ORDERS, DISCRIMINATOR_ADAM, LOSS_KEYS, VAE_ADAM, Prefetcher,
+                                   Trainer, TrainedModel, TrainingDivergedError, dataset_channels, derive_seeds,
+                                   resolve_dataset, resolve_device)
 from training.vocabulary import METHODS
 
-PRECISIONS = ("fp32", "tf32", "bf16")
-IMPLS = ("vmap", "loop", "bmm", "gemm", "grouped", "triton")
+IMPLS = PACKED_IMPLS
 STACKED_IMPLS = ("bmm", "gemm", "grouped", "triton")   # explicit packed layers (training.kernels.packed_layers)
 MATRIX_IMPLS = ("gemm", "triton")   # convolution weights stored as the matrices their kernels consume
 
@@ -527,42 +527,31 @@ def _check_runs(method: str, runs) -> list[tuple[dict, int] | ValueError]:
 
 
 def train_packed(dataset, method: str, runs: Sequence[tuple[dict, int]], steps: int, batch_size: int = 64,
-                 device=None, *, learning_rate: float = VAE_ADAM["lr"],
-                 discriminator_learning_rate: float = DISCRIMINATOR_ADAM["lr"],
-                 num_eval_samples: int = DEFAULT_NUM_EVAL_SAMPLES, nan_check_every: int | None = None,
-                 precision: str = "fp32", device_data: bool | None = None, data_order: str = "batched",
-                 prefetch: int = 2, compile: bool = False,
-                 fused_adam: bool | None = None, impl: str | None = None, workers: int | None = None,
-                 progress: bool | None = None,
-                 on_step: Callable[[int, dict], None] | None = None) -> list[TrainedModel | Exception]:
+                 device=None, options: TrainingOptions | Mapping[str, Any] | None = None, *,
+                 progress: bool | None = None, on_step: Callable[[int, dict], None] | None = None,
+                 **option_overrides) -> list[TrainedModel | Exception]:
     """Train the runs ``runs`` = [(hparams, seed), ...] of ``method`` on ``dataset`` as one stacked computation.
 
     Parameters are those of :func:`training.engine.train.train_model` (``dataset`` a name or a dataset object, ``steps``
-    updates of ``batch_size`` fresh samples, ``device`` None = CUDA when available), plus:
+    updates of ``batch_size`` fresh samples, ``device`` None = CUDA when available, ``options`` a
+    :class:`training.engine.options.TrainingOptions` or a mapping, overridden by keyword arguments named after its
+    fields). The options only this engine has:
 
     precision: ``"fp32"`` (default), ``"tf32"`` (TF32 matrix products, CUDA only) or ``"bf16"`` (bf16 autocast of
         the networks, CUDA or CPU; losses in fp32).
     device_data: draw training batches on the device (:mod:`training.engine.device_data`); default: on CUDA when the
-        dataset supports it. Otherwise each run has the numpy stream of ``train_model``.
-    data_order: how the numpy streams draw a batch, as in ``train_model`` (``"batched"`` or ``"reference"``).
-        The returned models' ``data_order`` is this, or ``"device"`` for device-drawn batches.
-    prefetch: batches (host or device-drawn) prepared ahead by a background thread (0: in the loop); the same
-        batches either way.
+        dataset supports it. Otherwise each run has the numpy stream of ``train_model``. The returned models'
+        ``data_order`` is ``options.data_order``, or ``"device"`` for device-drawn batches.
     impl: how the K networks run (see the module docstring): ``"gemm"`` (explicit packed layers, every convolution
-        one batched matrix product; default on CUDA, the fastest measured there), ``"loop"`` (each run's forward and
-        backward pass in turn through the single-model kernels, stacked optimiser updates for the pack; default on
-        CPU, where oneDNN's single-model convolutions beat the packed layers), ``"triton"`` (fused kernels, CUDA;
-        needs the triton package), ``"vmap"``, ``"grouped"`` or ``"bmm"``. Same results up to rounding.
-    compile: ``torch.compile`` the pack's forward pass and objectives (and so their backward pass). Meant for
-        CUDA with ``impl="gemm"`` or ``"triton"``, where Inductor fuses the memory-bound glue around the matrix
-        products into few kernels (the fused Triton layers are custom operators it calls as they are); the first
-        step then takes a minute or more to compile. Same results up to rounding.
+        one batched matrix product; default on CUDA), ``"loop"`` (each run's forward and backward pass in turn through
+        the single-model kernels, stacked optimiser updates for the pack; default on CPU), ``"triton"`` (fused
+        kernels, CUDA; the triton extra), or the comparison baselines ``"vmap"``, ``"grouped"``, ``"bmm"``. Same
+        results up to rounding.
+    compile: ``torch.compile`` the pack's forward pass and objectives (and so their backward pass), meant for CUDA
+        with ``impl="gemm"`` or ``"triton"``; the first step then takes a minute or more to compile.
     workers: CPU only: the pack is dealt round-robin into this many sub-packs, trained at the same time in as many
         threads, each sub-pack one stacked computation on ONE intra-op thread. Default: torch's intra-op thread
-        count (the cores this process uses), at most K. Two single-threaded sub-packs beat one two-threaded pack on
-        2 cores because this network's small layers lose much of the second thread to synchronisation (measured in
-        ``benchmarks/train_many.py``). Per-run results are unchanged up to rounding.
-    nan_check_every: steps between finiteness checks (default 1 on CPU, 50 on CUDA).
+        count, at most K. Per-run results are unchanged up to rounding.
     on_step: called as ``on_step(t, losses)`` with the (K_alive,) loss tensors after each update (with CPU workers:
         once per sub-pack and step, from the sub-pack's thread, one call at a time).
 
@@ -570,22 +559,15 @@ def train_packed(dataset, method: str, runs: Sequence[tuple[dict, int]], steps: 
     (:class:`training.engine.train.TrainingDivergedError` for a non-finite loss, ``ValueError`` for invalid hyperparameters).
     Raises ValueError for bad arguments that concern the whole pack (method, steps, batch size, device, precision).
     """
+    opts = TrainingOptions.of(options, **option_overrides)
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
     steps = _check_int("steps", steps, 1)
     batch_size = _check_int("batch_size", batch_size, 2)
-    num_eval_samples = _check_int("num_eval_samples", num_eval_samples, 0)
-    prefetch = _check_int("prefetch", prefetch, 0)
-    if data_order not in DATA_ORDERS:
-        raise ValueError(f"data_order must be one of {', '.join(DATA_ORDERS)}, got {data_order!r}")
-    if impl is not None and impl not in IMPLS:
-        raise ValueError(f"impl must be one of {', '.join(IMPLS)}, got {impl!r}")
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    for name, value in (("learning_rate", learning_rate), ("discriminator_learning_rate",
-                                                            discriminator_learning_rate)):
-        if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    learning_rate, discriminator_learning_rate = opts.learning_rate, opts.discriminator_learning_rate
+    num_eval_samples, nan_check_every, precision = opts.num_eval_samples, opts.nan_check_every, opts.precision
+    device_data, data_order, prefetch, compile = opts.device_data, opts.data_order, opts.prefetch, opts.compile
+    fused_adam, impl, workers = opts.fused_adam, opts.impl, opts.workers
     checked = _check_runs(method, runs)
     dataset_obj, dataset_name = resolve_dataset(dataset)
     channels = dataset_channels(dataset_obj)

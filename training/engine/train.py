@@ -33,14 +33,16 @@ import queue
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
 
 from training.engine.allocator import retain_freed_memory
+from training.engine.options import (DEFAULT_CHECKPOINT_EVERY, DEFAULT_NUM_EVAL_SAMPLES, DISCRIMINATOR_LEARNING_RATE,
+                                      VAE_LEARNING_RATE, TrainingOptions)
 from training.kernels.cpu import use_fast_cpu_layers
 from training.models import objectives
 from training.models.architecture import (NUM_LATENT, Discriminator, GaussianVAE, init_weights, permute_dims,
@@ -54,10 +56,8 @@ FORMAT_VERSION = 1
 CHECKPOINT_FILE = "checkpoint.pt"
 LOSS_KEYS = ("reconstruction_loss", "kl_loss", "regularizer", "loss", "elbo")
 
-VAE_ADAM = {"lr": 1e-4, "betas": (0.9, 0.999), "eps": 1e-8}
-DISCRIMINATOR_ADAM = {"lr": 1e-4, "betas": (0.5, 0.9), "eps": 1e-8}
-DEFAULT_NUM_EVAL_SAMPLES = 10_000
-DEFAULT_CHECKPOINT_EVERY = 1000
+VAE_ADAM = {"lr": VAE_LEARNING_RATE, "betas": (0.9, 0.999), "eps": 1e-8}
+DISCRIMINATOR_ADAM = {"lr": DISCRIMINATOR_LEARNING_RATE, "betas": (0.5, 0.9), "eps": 1e-8}
 #: torch has a fused Adam kernel for CPU tensors (2.4 and later)
 CPU_FUSED_ADAM = tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2]) >= (2, 4)
 INIT_DESCRIPTION = "glorot_uniform weights, zero biases (TF1 tf.layers default)"
@@ -524,13 +524,9 @@ def _run_config(method, hparams, seed, batch_size, num_channels, dataset_name, l
 
 
 def train_model(dataset, method: str, hparams: dict, seed: int, steps: int, batch_size: int = 64, device=None,
-                checkpoint_dir=None, *, learning_rate: float = VAE_ADAM["lr"],
-                discriminator_learning_rate: float = DISCRIMINATOR_ADAM["lr"],
-                num_eval_samples: int = DEFAULT_NUM_EVAL_SAMPLES, checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
-                nan_check_every: int | None = None, progress: bool | None = None, prefetch: int = 2,
-                channels_last: bool = True, fused_adam: bool | None = None, compile: bool = False,
-                num_threads: int | None = None, data_order: str = "batched", num_channels: int | None = None,
-                on_step: Callable[[int, dict], None] | None = None) -> TrainedModel:
+                checkpoint_dir=None, options: TrainingOptions | Mapping[str, Any] | None = None, *,
+                progress: bool | None = None, num_threads: int | None = None, num_channels: int | None = None,
+                on_step: Callable[[int, dict], None] | None = None, **option_overrides) -> TrainedModel:
     """Train ``method`` with ``hparams`` on ``dataset`` for ``steps`` updates of ``batch_size`` fresh samples.
 
     Parameters
@@ -541,41 +537,31 @@ def train_model(dataset, method: str, hparams: dict, seed: int, steps: int, batc
     seed: drives weight init, the data stream and the sampling noise.
     steps: number of updates (> 0). batch_size: examples per update (the study: 64).
     device: ``"cpu"``, ``"cuda"``, a torch.device, or None (CUDA when available).
-    checkpoint_dir: folder for ``checkpoint.pt``, written every ``checkpoint_every`` steps and at the end; a matching
-        checkpoint found there is resumed from (one from another run raises ValueError).
-    num_eval_samples: fresh samples for the final train_results pass (0 skips it; the loss keys are then absent).
-    nan_check_every: steps between finiteness checks of the loss (default 1 on CPU, 50 on CUDA, where a check
-        synchronises the device). progress: tqdm bar with loss and steps/s (default: when stderr is a terminal).
-    prefetch: batches the background data thread prepares ahead (0: sample in the training loop).
-    channels_last, fused_adam, compile: speed options (see benchmarks/train_step.py); they do not change results
-        beyond floating-point rounding.
+    checkpoint_dir: folder for ``checkpoint.pt``, written every ``options.checkpoint_every`` steps and at the end; a
+        matching checkpoint found there is resumed from (one from another run raises ValueError).
+    options: a :class:`training.engine.options.TrainingOptions` (or a mapping of its fields); keyword arguments
+        named after its fields override it (e.g. ``num_eval_samples=0``). This engine trains in fp32 only.
+    progress: tqdm bar with loss and steps/s (default: when stderr is a terminal).
     num_threads: torch intra-op threads while this call runs (restored afterwards; None leaves the setting alone).
-        One thread per training process is the fastest choice when several processes share the cores.
-    data_order: ``"batched"`` (default; one ``sample_observations(batch_size, rs)`` call per step) or
-        ``"reference"`` (one ``sample_observations(1, rs)`` call per example: disentanglement_lib's exact stream,
-        several times slower to draw). Both draw fresh samples from ``RandomState(seed)``.
     num_channels: the architecture's input channels; must equal the dataset's (default: the dataset's).
     on_step: called as ``on_step(t, losses)`` after each update (losses as detached 0-d tensors).
 
     Raises ValueError on bad input and :class:`TrainingDivergedError` when the loss becomes NaN or infinite.
     """
+    opts = TrainingOptions.of(options, **option_overrides)
+    if opts.precision != "fp32":
+        raise ValueError(f"train_model trains in fp32; precision {opts.precision!r} trains through train_packed")
+    for name in ("impl", "device_data", "workers"):
+        if getattr(opts, name) is not None:
+            raise ValueError(f"{name} is an option of train_packed, not of train_model")
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
-    resolved = objectives.resolve_hparams(method, hparams)
-    del resolved
-    for name, value, minimum in (("steps", steps, 1), ("batch_size", batch_size, 2), ("checkpoint_every",
-                                 checkpoint_every, 1), ("num_eval_samples", num_eval_samples, 0),
-                                 ("prefetch", prefetch, 0)):
+    objectives.resolve_hparams(method, hparams)
+    for name, value, minimum in (("steps", steps, 1), ("batch_size", batch_size, 2)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
             raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    for name, value in (("learning_rate", learning_rate), ("discriminator_learning_rate",
-                                                            discriminator_learning_rate)):
-        if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    if data_order not in DATA_ORDERS:
-        raise ValueError(f"data_order must be one of {', '.join(DATA_ORDERS)}, got {data_order!r}")
     if num_threads is not None and (isinstance(num_threads, bool) or not isinstance(num_threads, int)
                                     or num_threads < 1):
         raise ValueError(f"num_threads must be an integer >= 1, got {num_threads!r}")
@@ -585,33 +571,46 @@ def train_model(dataset, method: str, hparams: dict, seed: int, steps: int, batc
         raise ValueError(f"architecture built for {num_channels} channel(s) but the dataset's observations have "
                          f"{channels}")
     device = resolve_device(device)
-    if nan_check_every is None:
-        nan_check_every = 1 if device.type == "cpu" else 50
+    if opts.nan_check_every is None:
+        opts = replace(opts, nan_check_every=1 if device.type == "cpu" else 50)
     if progress is None:
         progress = sys.stderr.isatty()
-    hparams = {k: float(v) for k, v in hparams.items()}
+    run = RunSpec(method, {k: float(v) for k, v in hparams.items()}, int(seed), int(steps), int(batch_size),
+                  channels, dataset_name)
     threads_before = torch.get_num_threads()
     if num_threads is not None:
         torch.set_num_threads(num_threads)
     try:
-        return _train(dataset_obj, dataset_name, channels, method, hparams, int(seed), int(steps), int(batch_size),
-                      device, checkpoint_dir, learning_rate, discriminator_learning_rate, int(num_eval_samples),
-                      int(checkpoint_every), int(nan_check_every), bool(progress), int(prefetch), channels_last,
-                      fused_adam, compile, data_order, on_step)
+        return _train(run, dataset_obj, device, checkpoint_dir, opts, bool(progress), on_step)
     finally:
         torch.set_num_threads(threads_before)
 
 
-def _train(dataset_obj, dataset_name, channels, method, hparams, seed, steps, batch_size, device, checkpoint_dir,
-           learning_rate, discriminator_learning_rate, num_eval_samples, checkpoint_every, nan_check_every, progress,
-           prefetch, channels_last, fused_adam, compile, data_order, on_step) -> TrainedModel:
-    describe = f"{method}, {', '.join(f'{k}={v:g}' for k, v in hparams.items())}, seed {seed}"
+@dataclass(frozen=True)
+class RunSpec:
+    """What identifies one run inside the engine: method, hyperparameters, seed, steps, batch size, the
+    architecture's channels and the dataset's vocabulary name (None for an unnamed dataset object)."""
+    method: str
+    hparams: dict
+    seed: int
+    steps: int
+    batch_size: int
+    channels: int
+    dataset_name: str | None
 
-    trainer = Trainer(method, hparams, seed, channels, device, learning_rate=learning_rate,
-                      discriminator_learning_rate=discriminator_learning_rate, channels_last=channels_last,
-                      fused_adam=fused_adam, compile=compile)
-    config = _run_config(method, hparams, seed, batch_size, channels, dataset_name, learning_rate,
-                         discriminator_learning_rate, data_order)
+    def describe(self) -> str:
+        return f"{self.method}, {', '.join(f'{k}={v:g}' for k, v in self.hparams.items())}, seed {self.seed}"
+
+
+def _train(run: RunSpec, dataset_obj, device: torch.device, checkpoint_dir, opts: TrainingOptions, progress: bool,
+           on_step) -> TrainedModel:
+    method, hparams, seed, steps, batch_size = run.method, run.hparams, run.seed, run.steps, run.batch_size
+    describe = run.describe()
+    trainer = Trainer(method, hparams, seed, run.channels, device, learning_rate=opts.learning_rate,
+                      discriminator_learning_rate=opts.discriminator_learning_rate,
+                      channels_last=opts.channels_last, fused_adam=opts.fused_adam, compile=opts.compile)
+    config = _run_config(method, hparams, seed, batch_size, run.channels, run.dataset_name, opts.learning_rate,
+                         opts.discriminator_learning_rate, opts.data_order)
     data_state = _random_state_to_dict(np.random.RandomState(int(seed)))
     start_step, elapsed = 0, 0.0
     checkpoint_path = None
@@ -620,8 +619,8 @@ def _train(dataset_obj, dataset_name, channels, method, hparams, seed, steps, ba
         if checkpoint_path.exists():
             start_step, elapsed, data_state = _load_checkpoint(checkpoint_path, config, trainer, steps)
 
-    stream = BatchStream(dataset_obj, batch_size, _random_state_from_dict(data_state), prefetch=prefetch,
-                         pin_memory=device.type == "cuda", sampler=DATA_ORDERS[data_order])
+    stream = BatchStream(dataset_obj, batch_size, _random_state_from_dict(data_state), prefetch=opts.prefetch,
+                         pin_memory=device.type == "cuda", sampler=DATA_ORDERS[opts.data_order])
     bar = None
     if progress and start_step < steps:
         from tqdm.auto import tqdm
@@ -635,12 +634,13 @@ def _train(dataset_obj, dataset_name, channels, method, hparams, seed, steps, ba
             losses = trainer.step(batch, t)
             pending.append(losses)
             done = t + 1
-            if done % nan_check_every == 0 or done == steps or (checkpoint_path and done % checkpoint_every == 0):
+            checkpoint_due = checkpoint_path is not None and done % opts.checkpoint_every == 0
+            if done % opts.nan_check_every == 0 or done == steps or checkpoint_due:
                 _check_finite({k: torch.stack([p[k] for p in pending]).sum() for k in pending[0]}, t, describe)
                 pending.clear()
             if on_step is not None:
                 on_step(t, losses)
-            if checkpoint_path is not None and (done % checkpoint_every == 0 or done == steps):
+            if checkpoint_path is not None and (done % opts.checkpoint_every == 0 or done == steps):
                 _save_checkpoint(checkpoint_path, config, trainer, done, elapsed + time.perf_counter() - t0,
                                  data_state)
             if bar is not None:
@@ -654,6 +654,7 @@ def _train(dataset_obj, dataset_name, channels, method, hparams, seed, steps, ba
     train_seconds = elapsed + time.perf_counter() - t0
 
     results: dict[str, float] = {}
+    num_eval_samples = opts.num_eval_samples
     if num_eval_samples > 0:
         eval_rs = np.random.RandomState(derive_seeds(seed)["eval_data"] % (2 ** 32))
         results.update(evaluate_losses(trainer, dataset_obj, num_eval_samples, eval_rs, steps, batch_size))
@@ -668,7 +669,7 @@ def _train(dataset_obj, dataset_name, channels, method, hparams, seed, steps, ba
     vae.decoder.memory_format = torch.contiguous_format
     return TrainedModel(method=method, hparams=hparams, seed=int(seed), steps=int(steps), batch_size=int(batch_size),
                         vae=vae, discriminator=trainer.discriminator, train_results=results,
-                        dataset_name=dataset_name, dataset=dataset_obj, data_order=data_order)
+                        dataset_name=run.dataset_name, dataset=dataset_obj, data_order=opts.data_order)
 
 
 def _save_checkpoint(path: Path, config: dict, trainer: Trainer, step: int, elapsed: float, data_state: dict) -> None:

@@ -36,6 +36,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
+from training.engine.options import TrainingOptions
 from training.errors import UserError
 from training.store import RunRecord, canonical_json
 from training.vocabulary import DATASETS, EVALUATIONS, METHODS, REPRESENTATIONS, model_num
@@ -47,10 +48,8 @@ ARCHITECTURE = {"encoder": "conv_encoder", "decoder": "deconv_decoder", "num_lat
                 "reconstruction_loss": "bernoulli"}
 
 _TOP_KEYS = {"name", "notes", "datasets", "seeds", "steps", "batch_size", "methods", "protocol", "training"}
-# Optional [training] table: training options that change the results (and so the run id). ``precision`` other
-# than fp32 trains through training.engine.packed.train_packed (packs of one included: train_model has no such option).
-_TRAINING_KEYS = {"num_eval_samples", "precision"}
-TRAINING_PRECISIONS = ("fp32", "tf32", "bf16")   # training.engine.packed.PRECISIONS (not imported: it pulls in torch)
+# Optional [training] table: the options of training.engine.options.STUDY_KEYS, which change the results (and so
+# the run id). ``precision`` other than fp32 trains through training.engine.packed.train_packed, packs of one included.
 _PROTOCOL_KEYS = {"scale", "downstream_num_train", "evaluations", "representations", "kind", "overrides"}
 PROTOCOL_KINDS = ("reference", "fast")  # training.evaluation.scoring: the reference's protocol, or its fast variant
 
@@ -226,18 +225,13 @@ def study_from_dict(data: Mapping[str, Any], origin: str = "<dict>") -> Study:
     training = data.get("training", {})
     if not isinstance(training, dict):
         raise fail("[training] must be a table")
-    unknown = sorted(set(training) - _TRAINING_KEYS)
-    if unknown:
-        raise fail(f"unknown training key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(_TRAINING_KEYS))}")
-    if "num_eval_samples" in training and (not _is_int(training["num_eval_samples"])
-                                           or training["num_eval_samples"] < 0):
-        raise fail("training.num_eval_samples must be an integer >= 0")
-    if "precision" in training and training["precision"] not in TRAINING_PRECISIONS:
-        raise fail(f"training.precision must be one of {', '.join(TRAINING_PRECISIONS)}, "
-                   f"got {training['precision']!r}")
-    return Study(training=dict(training), name=name.strip(), datasets=tuple(d for d in DATASETS if d in datasets), seeds=tuple(seeds),
+    try:
+        TrainingOptions.from_study(training)      # one validation for study files, engines and workers
+    except ValueError as exc:
+        raise fail(f"[training]: {exc}") from None
+    return Study(name=name.strip(), datasets=tuple(d for d in DATASETS if d in datasets), seeds=tuple(seeds),
                  steps=int(steps), batch_size=int(batch_size), methods=methods, protocol=protocol, notes=notes,
-                 origin=origin)
+                 origin=origin, training=dict(training))
 
 
 def _protocol(raw: Any, fail) -> dict[str, Any]:

@@ -148,19 +148,20 @@ def _train(pack: Sequence[dict], dataset, device, artifacts_dir: str | None = No
     """Trained models (or the exception of each failed run), the wall seconds per run and the trainer used
     (``train_model``, or ``train_packed (K runs)``). With ``artifacts_dir``, single runs checkpoint into
     ``artifacts_dir/<run_id>`` and resume from there (a lost worker's long run)."""
+    from training.engine.options import TrainingOptions
     from training.engine.train import train_model
 
     configs = [item["config"] for item in pack]
+    options = TrainingOptions.from_study(configs[0].get("training"))   # a pack shares its [training] options
     start = time.perf_counter()
     # mixed precision exists in the packed trainer only, so such runs go there even alone
-    if len(pack) > 1 or configs[0].get("training", {}).get("precision", "fp32") != "fp32":
+    if len(pack) > 1 or options.precision != "fp32":
         from training.engine.packed import train_packed
 
         c = configs[0]
         try:
             models = list(train_packed(dataset, c["method"], runs=[(cfg["hparams"], cfg["seed"]) for cfg in configs],
-                                       steps=c["steps"], batch_size=c["batch_size"], device=device,
-                                       **c.get("training", {})))
+                                       steps=c["steps"], batch_size=c["batch_size"], device=device, options=options))
         except Exception as exc:  # noqa: BLE001 - the whole pack failed; every run carries the error
             models = [exc] * len(pack)
         if len(models) != len(pack):
@@ -173,19 +174,10 @@ def _train(pack: Sequence[dict], dataset, device, artifacts_dir: str | None = No
         try:
             models.append(train_model(dataset, cfg["method"], dict(cfg["hparams"]), cfg["seed"], cfg["steps"],
                                       batch_size=cfg["batch_size"], device=device, checkpoint_dir=checkpoint_dir,
-                                      **_single_run_options(cfg)))
+                                      options=options))
         except Exception as exc:  # noqa: BLE001 - e.g. TrainingDivergedError: a failed run with its message
             models.append(exc)
     return models, (time.perf_counter() - start) / len(pack), "train_model"
-
-
-def _single_run_options(config: dict) -> dict:
-    """The study's [training] options as ``train_model`` takes them: an explicit ``precision = "fp32"`` is its
-    only precision, so that key is dropped (other precisions never reach this trainer)."""
-    options = dict(config.get("training", {}))
-    if options.get("precision") == "fp32":
-        del options["precision"]
-    return options
 
 
 def _evaluate(item: dict, model, dataset, train_seconds: float, artifacts_dir: str | None) -> RunOutcome:
