@@ -218,8 +218,8 @@ def test_impl_triton_without_cuda_or_interpreter_is_refused(monkeypatch):
 
 
 def test_measured_tables_name_layers_of_the_architecture():
-    """Every entry of the H200 tables is a (kind, C, O, input height) of the shared architecture (1 or 3 channels),
-    so none is silently never used; the passes and configurations are well formed."""
+    """Every entry of every tuning file (training/kernels/tuning/*.json) is a (kind, C, O, input height) of the shared
+    architecture (1 or 3 channels), so none is silently never used; the passes and configurations are well formed."""
     from training.models.architecture import GaussianVAE
     from training.engine.packed import _CONVOLUTIONS
 
@@ -229,10 +229,14 @@ def test_measured_tables_name_layers_of_the_architecture():
         for name, kind, height in _CONVOLUTIONS:
             module = vae.get_submodule(name)
             layers.add((kind, module.in_channels, module.out_channels, height))
-    assert T.H200_GEMM_LAYERS <= layers
-    assert {key[:4] for key in T.H200_LAUNCH_CONFIGS} <= layers
-    for (kind, c, o, height, pass_name), (block_m, warps, stages, block_r) in T.H200_LAUNCH_CONFIGS.items():
-        assert pass_name in ("forward", "dgrad", "wgrad") and block_m in (32, 64, 128) and warps in (4, 8)
+    files = sorted(T.TUNING_DIR.glob("*.json"))
+    assert files
+    for path in files:
+        configs, gemm_layers = T.load_tuning(path)
+        assert gemm_layers <= layers and {key[:4] for key in configs} <= layers
+        for (kind, c, o, height, pass_name), (block_m, warps, stages, block_r) in configs.items():
+            assert pass_name in ("forward", "dgrad", "wgrad") and block_m in (32, 64, 128) and warps in (4, 8)
     # installed on a GPU only: the interpreter runs every layer fused, with its own tiles
     installed = os.environ.get("TRITON_INTERPRET") != "1"
-    assert (T.H200_GEMM_LAYERS <= T.GEMM_LAYERS) == installed
+    h200_gemm = T.load_tuning(T.TUNING_DIR / "h200.json")[1]
+    assert (h200_gemm <= T.GEMM_LAYERS) == installed

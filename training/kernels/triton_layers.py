@@ -39,7 +39,9 @@ module): slow, for tests on small shapes.
 from __future__ import annotations
 
 import functools
+import json
 import os
+from pathlib import Path
 from typing import NamedTuple
 
 import torch
@@ -260,50 +262,25 @@ LAUNCH_CONFIGS: dict[tuple[str, int, int, int, str], tuple[int, int, int | None,
 GEMM_LAYERS: set[tuple[str, int, int, int]] = set()
 
 
-# Measured on one NVIDIA H200 (torch 2.11, Triton 3.6; K = 512 runs, batch 64, bf16;
-# benchmarks/measured/2026-11-28-h200-triton/triton_tune2.json): the fastest of three launch configurations per layer
-# and pass, and the layers whose gemm forward + backward beat the fused kernels (forward + backward per step of 512
-# runs). The 3-channel output layer is put with its 1-channel twin by analogy (its 3 columns waste a 16-column tile
-# the same way; not timed). Installed at import on a GPU; in Triton's interpreter (a correctness tool) every layer
-# runs the fused kernels with the interpreter's tiles.
-H200_LAUNCH_CONFIGS = {
-    ("conv4x4_s2", 1, 32, 64, "forward"): (128, 8, 3, None),
-    ("conv4x4_s2", 1, 32, 64, "wgrad"): (32, 4, 3, None),
-    ("conv4x4_s2", 32, 32, 32, "forward"): (128, 8, 3, None),
-    ("conv4x4_s2", 32, 32, 32, "wgrad"): (128, 8, 3, None),
-    ("conv4x4_s2", 32, 32, 32, "dgrad"): (128, 8, 3, None),
-    ("conv2x2_s2", 32, 64, 16, "forward"): (32, 4, 3, None),
-    ("conv2x2_s2", 32, 64, 16, "wgrad"): (32, 4, 3, None),
-    ("conv2x2_s2", 32, 64, 16, "dgrad"): (32, 4, 3, None),
-    ("conv2x2_s2", 64, 64, 8, "forward"): (64, 8, 3, None),
-    ("conv2x2_s2", 64, 64, 8, "wgrad"): (32, 4, 3, None),
-    ("conv2x2_s2", 64, 64, 8, "dgrad"): (32, 4, 3, None),
-    ("conv_transpose4x4_s2", 64, 64, 4, "forward"): (128, 8, 3, None),
-    ("conv_transpose4x4_s2", 64, 64, 4, "wgrad"): (32, 4, 3, None),
-    ("conv_transpose4x4_s2", 64, 64, 4, "dgrad"): (64, 8, 3, None),
-    ("conv_transpose4x4_s2", 64, 32, 8, "forward"): (32, 4, 3, None),
-    ("conv_transpose4x4_s2", 64, 32, 8, "wgrad"): (32, 4, 3, None),
-    ("conv_transpose4x4_s2", 64, 32, 8, "dgrad"): (32, 4, 3, None),
-    ("conv_transpose4x4_s2", 32, 32, 16, "forward"): (128, 8, 3, None),
-    ("conv_transpose4x4_s2", 32, 32, 16, "wgrad"): (128, 8, 3, None),
-    ("conv_transpose4x4_s2", 32, 32, 16, "dgrad"): (128, 8, 3, None),
-    ("conv_transpose4x4_s2", 32, 1, 32, "forward"): (32, 4, 3, None),
-    ("conv_transpose4x4_s2", 32, 1, 32, "wgrad"): (32, 4, 3, None),
-    ("conv_transpose4x4_s2", 32, 1, 32, "dgrad"): (128, 8, 3, None),
-}
-H200_GEMM_LAYERS = {
-    ("conv4x4_s2", 32, 32, 32),   # conv2: gemm 20.1 ms, fused 29.9 ms
-    ("conv2x2_s2", 32, 64, 16),   # conv3: gemm 2.8 ms, fused 5.3 ms
-    ("conv_transpose4x4_s2", 64, 32, 8),   # deconv2: gemm 8.8 ms, fused 13.8 ms
-    ("conv_transpose4x4_s2", 32, 32, 16),   # deconv3: gemm 24.8 ms, fused 29.8 ms
-    ("conv_transpose4x4_s2", 32, 1, 32),   # deconv4: gemm 9.4 ms, fused 68.7 ms
-    ("conv_transpose4x4_s2", 32, 3, 32),   # deconv4 of the 3-channel datasets, by analogy
-}
+#: Launch configurations and per-layer choices measured on a GPU (``tuning/<device>.json``, written from
+#: ``benchmarks/triton_tune.py``); installed at import on a GPU whose name matches, never in Triton's interpreter (a
+#: correctness tool: every layer then runs the fused kernels with the interpreter's tiles).
+TUNING_DIR = Path(__file__).resolve().parent / "tuning"
+
+
+def load_tuning(path: str | os.PathLike) -> tuple[dict, set]:
+    """The launch configurations ``{(kind, c, o, height, pass): (block_m, num_warps, num_stages, block_r)}`` and the
+    gemm layers ``{(kind, c, o, height)}`` of a tuning file."""
+    data = json.loads(Path(path).read_text())
+    configs = {(r["kind"], r["c"], r["o"], r["height"], r["pass"]): (r["block_m"], r["num_warps"], r["num_stages"],
+                                                                     r["block_r"]) for r in data["launch_configs"]}
+    return configs, {(r["kind"], r["c"], r["o"], r["height"]) for r in data["gemm_layers"]}
 
 
 if os.environ.get("TRITON_INTERPRET") != "1":
-    LAUNCH_CONFIGS.update(H200_LAUNCH_CONFIGS)
-    GEMM_LAYERS.update(H200_GEMM_LAYERS)
+    _configs, _gemm_layers = load_tuning(TUNING_DIR / "h200.json")
+    LAUNCH_CONFIGS.update(_configs)
+    GEMM_LAYERS.update(_gemm_layers)
 
 
 def uses_kernels(kind: str, c: int, o: int, height: int) -> bool:
