@@ -28,18 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
+from training.store import Store
 from training.vocabulary import DATASETS, EVALUATIONS, METHODS, REPRESENTATIONS, model_num
 
-SCHEMA_SQL = """
-CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);
-CREATE TABLE runs(run_id TEXT PRIMARY KEY, study TEXT NOT NULL, model_num INTEGER, dataset TEXT NOT NULL,
-                  method TEXT NOT NULL, hparam_name TEXT NOT NULL, hparam_value REAL NOT NULL, seed INTEGER NOT NULL,
-                  config TEXT NOT NULL, status TEXT NOT NULL, error TEXT, source TEXT NOT NULL,
-                  train_seconds REAL, eval_seconds REAL, created_at TEXT, updated_at TEXT);
-CREATE TABLE train_results(run_id TEXT, key TEXT, value REAL, PRIMARY KEY (run_id, key));
-CREATE TABLE scores(run_id TEXT, representation TEXT, metric TEXT, key TEXT, value REAL,
-                    PRIMARY KEY (run_id, representation, metric, key));
-"""
+_INSERT_RUN = ("INSERT INTO runs (run_id, study, model_num, dataset, method, hparam_name, hparam_value, seed, config, "
+               "status, error, source, train_seconds, eval_seconds, created_at, updated_at) VALUES (" + ", ".join("?" * 16) + ")")
+
 
 # Number of ground-truth factors per dataset (the datasets' factor counts): downstream keys are per factor.
 NUM_FACTORS = {"dsprites_full": 5, "color_dsprites": 5, "noisy_dsprites": 5, "scream_dsprites": 5,
@@ -245,13 +239,13 @@ def build_synthetic_store(path: str | os.PathLike, datasets: Iterable[str] = DAT
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
 
     path.parent.mkdir(parents=True, exist_ok=True)
+    Store(path).close()                      # the store's own schema; the rows then go in through plain SQL
     conn = sqlite3.connect(path)
     try:
-        conn.executescript(SCHEMA_SQL)
-        meta = {"schema_version": "1", "generator": "analysis.synthetic", "random_state": str(random_state)}
+        meta = {"generator": "analysis.synthetic", "random_state": str(random_state)}
         if notes:
             meta["notes"] = notes
-        conn.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
+        conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", meta.items())
         shared: dict = {}
         for dataset in datasets if seeds and methods else []:
             models = _dataset_models(dataset, methods, seeds, rng, shared)
@@ -261,7 +255,7 @@ def build_synthetic_store(path: str | os.PathLike, datasets: Iterable[str] = DAT
                 run_id, row = _run_row(study, dataset, m, float(v), int(s), "done", data_source, now)
                 run_ids.append(run_id)
                 run_rows.append(row)
-            conn.executemany("INSERT INTO runs VALUES (" + ", ".join("?" * 16) + ")", run_rows)
+            conn.executemany(_INSERT_RUN, run_rows)
             train = _train_results(models, rng)
             conn.executemany("INSERT INTO train_results VALUES (?, ?, ?)", (
                 (rid, key, float(val)) for key, vals in train.items() for rid, val in zip(run_ids, vals)
@@ -277,7 +271,7 @@ def build_synthetic_store(path: str | os.PathLike, datasets: Iterable[str] = DAT
         for i, status in enumerate(["failed"] * failed + ["pending"] * pending):
             _, row = _run_row(study, datasets[0], first_method, methods[first_method][0], extra_seed + i, status,
                               data_source, now)
-            conn.execute("INSERT INTO runs VALUES (" + ", ".join("?" * 16) + ")", row)
+            conn.execute(_INSERT_RUN, row)
         conn.commit()
     finally:
         conn.close()

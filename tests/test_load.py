@@ -113,6 +113,19 @@ def test_opened_read_only(store, tmp_path):
     conn.close()
 
 
+# The store contract's four tables as another tool would write them (version 1, nothing dstudy adds).
+CONTRACT_V1 = """
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE runs(run_id TEXT PRIMARY KEY, study TEXT NOT NULL, model_num INTEGER, dataset TEXT NOT NULL,
+                  method TEXT NOT NULL, hparam_name TEXT NOT NULL, hparam_value REAL NOT NULL, seed INTEGER NOT NULL,
+                  config TEXT NOT NULL, status TEXT NOT NULL, error TEXT, source TEXT NOT NULL,
+                  train_seconds REAL, eval_seconds REAL, created_at TEXT, updated_at TEXT);
+CREATE TABLE train_results(run_id TEXT, key TEXT, value REAL, PRIMARY KEY (run_id, key));
+CREATE TABLE scores(run_id TEXT, representation TEXT, metric TEXT, key TEXT, value REAL,
+                    PRIMARY KEY (run_id, representation, metric, key));
+"""
+
+
 @pytest.mark.parametrize("kind", ["missing", "folder", "text", "empty_sqlite", "no_scores", "lacks_column"])
 def test_not_a_store_is_a_one_line_user_error(tmp_path, kind):
     path = tmp_path / "x.sqlite"
@@ -125,7 +138,7 @@ def test_not_a_store_is_a_one_line_user_error(tmp_path, kind):
         if kind == "no_scores":
             conn.execute("CREATE TABLE runs(run_id TEXT)")
         elif kind == "lacks_column":
-            conn.executescript(synthetic.SCHEMA_SQL.replace("hparam_value REAL NOT NULL,", ""))
+            conn.executescript(CONTRACT_V1.replace("hparam_value REAL NOT NULL,", ""))
         elif kind == "empty_sqlite":
             conn.execute("CREATE TABLE other(x)")
         conn.commit()
@@ -144,7 +157,7 @@ def test_not_a_store_is_a_one_line_user_error(tmp_path, kind):
 def test_store_by_another_tool_without_meta_is_readable(tmp_path):
     """The contract's three data tables are enough; extra columns are ignored."""
     path = tmp_path / "other.sqlite"
-    schema = synthetic.SCHEMA_SQL.replace("CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);", "")
+    schema = CONTRACT_V1.replace("CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);", "")
     schema = schema.replace("updated_at TEXT);", "updated_at TEXT, extra TEXT);")
     conn = sqlite3.connect(path)
     conn.executescript(schema)
@@ -191,7 +204,6 @@ def test_procedural_and_notes_from_studies_table(tmp_path):
     synthetic.build_synthetic_store(path, datasets=["shapes3d"], methods=["beta_vae"], seeds=1,
                                     evaluations=["mig"], data_source="procedural", notes=None)
     conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE studies(name TEXT PRIMARY KEY, definition TEXT NOT NULL, notes TEXT, updated_at TEXT)")
     conn.execute("INSERT INTO studies VALUES ('smoke', '{}', 'models are undertrained', NULL)")
     conn.commit()
     conn.close()
