@@ -20,7 +20,7 @@ MAX_CELL_LINES = 8
 
 def test_one_notebook_per_analysis_family():
     names = [p.stem for p in NOTEBOOKS]
-    assert names[0] == "00_overview" and len(names) >= 11       # the overview + one page per family of the paper's figures
+    assert names[0] == "00_overview" and len(names) >= 11       # the overview + a page per family of figures
     assert len(set(n.split("_")[0] for n in names)) == len(names)
 
 

@@ -25,6 +25,11 @@ def _i(fraction) -> str:
     return "n/a" if math.isnan(value) else str(int(round(100 * value)) + 0)
 
 
+def _signed(rho) -> str:
+    """rho with a sign and two decimals, never ``-0.00``."""
+    return f"{round(float(rho), 2) + 0.0:+.2f}"
+
+
 def _pairs(matrix: pd.DataFrame, exclude: tuple[str, ...] = ()) -> pd.Series:
     """Off-diagonal upper-triangle entries of a square matrix as a Series indexed by (row, col), NaN dropped."""
     names = [n for n in matrix.index if n not in exclude]
@@ -61,6 +66,8 @@ def _sure(crosses: pd.DataFrame | None, cells: list[tuple]) -> str:
     if not known:
         return ""
     sure = sum(1 for r, c in known if not bool(crosses.loc[r, c]))
+    if len(known) == 1:
+        return f"; its 95 % seed-bootstrap interval {'excludes' if sure else 'contains'} 0"
     return f"; {sure} of these {len(known)} have a 95 % seed-bootstrap interval that excludes 0"
 
 
@@ -81,10 +88,11 @@ def describe_metric_agreement(dataset: str, matrix: pd.DataFrame, n: int | None 
         (a, b), r1, (c, d), r2 = top
         p = correlation_difference_test(r1, n, r2, n)
         if significant(p):
-            text += (f"; the tightest pair is {label(a)}–{label(b)} ({_i(r1)}), above the next, {label(c)}–{label(d)} "
-                     f"({_i(r2)}; {format_p(p)})")
+            text += (f"; the tightest pair is {label(a)}–{label(b)} ({_i(r1)}), above the next, "
+                     f"{label(c)}–{label(d)} ({_i(r2)}; {format_p(p)})")
         else:
-            text += f"; no pair stands out from the next ({label(a)}–{label(b)} {_i(r1)} vs {label(c)}–{label(d)} {_i(r2)}, {format_p(p)})"
+            text += (f"; no pair stands out from the next ({label(a)}–{label(b)} {_i(r1)} vs "
+                     f"{label(c)}–{label(d)} {_i(r2)}, {format_p(p)})")
     if "Modularity" in matrix.index:
         mod = matrix.loc["Modularity"].drop("Modularity", errors="ignore").dropna()
         if len(mod):
@@ -94,8 +102,8 @@ def describe_metric_agreement(dataset: str, matrix: pd.DataFrame, n: int | None 
 
 def describe_dataset_agreement(metric: str, matrix: pd.DataFrame, n: int | None = None,
                                crosses: pd.DataFrame | None = None) -> str:
-    """What a dataset x dataset Spearman matrix (Fig. 4 right) shows: the dSprites / Color-dSprites entry and the mean of
-    the other pairs. The highest pair is named only when it is significantly above the runner-up (``n``
+    """What a dataset x dataset Spearman matrix (Fig. 4 right) shows: the dSprites / Color-dSprites entry and the mean
+    of the other pairs. The highest pair is named only when it is significantly above the runner-up (``n``
     configurations, default ``matrix.attrs['n_configs']``; Fisher z at 5 %)."""
     pairs = _pairs(matrix)
     if pairs.empty:
@@ -113,7 +121,9 @@ def describe_dataset_agreement(metric: str, matrix: pd.DataFrame, n: int | None 
         text += (f"the {len(pairs)} dataset pair{'s' if len(pairs) > 1 else ''} average{'' if len(pairs) > 1 else 's'} "
                  f"{_i(pairs.mean())}")
     sure = _sure(crosses, list(pairs.index))
-    text += sure.replace("of these", "of the", 1).replace("; ", "; of the dataset pairs, ", 1) if sure else ""
+    if len(pairs) > 1:
+        sure = sure.replace("of these", "of the", 1).replace("; ", "; of the dataset pairs, ", 1)
+    text += sure
     top = _top_two(pairs)
     if top and n:
         (a, b), r1, (c, d), r2 = top
@@ -169,6 +179,31 @@ def describe_violins(long: pd.DataFrame, panel: str, panel_col: str, what: str) 
             f"n = {len(sub)}); {tail}.")
 
 
+def curve_results(models: pd.DataFrame, y: str = "value", peak: bool = True) -> pd.DataFrame:
+    """The tested trend of every method's curve in one panel (``models``: one row per model with ``method``,
+    ``strength`` and ``y``). One row per method (figure order): ``n``, ``levels``, ``rho``, ``p`` and ``kw_p``
+    Holm-adjusted together over the panel (the Kruskal-Wallis tests only with ``peak``), ``word`` ("rises",
+    "falls" or "" when not significant or not tested), ``peak`` (strength of the highest median, NaN unless the
+    strengths differ significantly)."""
+    data = models.assign(method=models["method"].astype(str))
+    order = [m for m in METHOD_LABELS if m in set(data["method"])]
+    order += sorted(set(data["method"]) - set(order))
+    trends = curve_trends(data, ["method"], y=y).set_index("method").reindex(order).dropna(subset=["n"])
+    tested = trends["levels"] >= MIN_LEVELS
+    family = list(trends.loc[tested, "p"]) + (list(trends.loc[tested, "kw_p"]) if peak else [])
+    adjusted = holm(family)
+    k = int(tested.sum())
+    trends["p"], trends["kw_p"] = np.nan, np.nan
+    trends.loc[tested, "p"] = adjusted[:k]
+    if peak:
+        trends.loc[tested, "kw_p"] = adjusted[k:]
+    trends["word"] = [("rises" if r > 0 else "falls") if significant(p) else ""
+                      for r, p in zip(trends["rho"], trends["p"])]
+    trends["peak"] = trends["peak"].where(trends["kw_p"] < ALPHA)
+    trends.attrs["n_tests"] = int(np.isfinite(family).sum()) if len(family) else 0
+    return trends
+
+
 def describe_curves(models: pd.DataFrame, panel: str, panel_col: str, y: str = "value", what: str = "",
                     peak: bool = True) -> str:
     """For each method of a panel, whether ``y`` rises or falls with regularisation strength, tested on every model.
@@ -180,38 +215,107 @@ def describe_curves(models: pd.DataFrame, panel: str, panel_col: str, y: str = "
     a directional word in at most 5 % of sentences.
     """
     sub = models[models[panel_col].astype(str) == str(panel)]
-    order = [m for m in METHOD_LABELS if m in set(sub["method"].astype(str))]
-    order += sorted(set(sub["method"].astype(str)) - set(order))
-    trends = curve_trends(sub.assign(method=sub["method"].astype(str)), ["method"], y=y)
-    trends = trends.set_index("method").reindex(order).dropna(subset=["n"])
-    if trends.empty:
-        return f"{label(panel)}{' ' + what if what else ''}: no values."
+    head = f"{label(panel)}{' ' + what if what else ''}: "
+    if sub.empty:
+        return head + "no values."
+    trends = curve_results(sub, y=y, peak=peak)
     tested = trends[trends["levels"] >= MIN_LEVELS]
-    family = list(tested["p"]) + (list(tested["kw_p"]) if peak else [])
-    adjusted = holm(family)
-    adj_p = dict(zip(tested.index, adjusted[:len(tested)]))
-    adj_kw = dict(zip(tested.index, adjusted[len(tested):])) if peak else {}
     parts = []
     for method, row in tested.iterrows():
-        p = adj_p[method]
-        if significant(p):
-            word = "rises" if row["rho"] > 0 else "falls"
-            part = f"{label(method)} {word} (ρ = {row['rho']:+.2f}, {format_p(p)})"
+        if row["word"]:
+            part = f"{label(method)} {row['word']} (ρ = {_signed(row['rho'])}, {format_p(row['p'])})"
         else:
-            part = f"{label(method)}: no clear trend (ρ = {row['rho']:+.2f}, {format_p(p)})"
-        if peak and significant(adj_kw.get(method)):
+            part = f"{label(method)}: no clear trend (ρ = {_signed(row['rho'])}, {format_p(row['p'])})"
+        if peak and pd.notna(row["peak"]):
             part += (f", highest median at strength {row['peak']:.1f} (the strengths differ, Kruskal–Wallis "
-                     f"{format_p(adj_kw[method])})")
+                     f"{format_p(row['kw_p'])})")
         parts.append(part)
     few = [label(m) for m in trends.index if m not in tested.index]
-    head = f"{label(panel)}{' ' + what if what else ''}: "
     if not parts:
-        return head + f"fewer than {MIN_LEVELS} regularisation strengths per method ({', '.join(few)}), so no trend is tested."
+        return head + (f"fewer than {MIN_LEVELS} regularisation strengths per method ({', '.join(few)}), so no trend "
+                       "is tested.")
     text = head + "; ".join(parts)
     if few:
         text += f"; {', '.join(few)}: fewer than {MIN_LEVELS} strengths, not tested"
-    n_tests = int(np.isfinite(family).sum()) if len(family) else 0
-    return text + (f" (Spearman over every model; p Holm-adjusted over the {n_tests} tests of this panel).")
+    return text + (f" (Spearman over every model; p Holm-adjusted over the {trends.attrs['n_tests']} tests of this "
+                   "panel).")
+
+
+def curve_table(models: pd.DataFrame, panels: list[str], panel_col: str, y: str = "value",
+                peak: bool = True) -> pd.DataFrame:
+    """The tests of :func:`describe_curves` for many panels at once: a table with one row per panel and one column
+    per method, each cell "↑ +0.95" (rises), "↓ -0.95" (falls), "n.s. +0.05" (no clear trend) or "–" (fewer than 3
+    strengths), with ", peak 0.6" when the strengths differ. Display labels."""
+    cells = {}
+    for panel in panels:
+        sub = models[models[panel_col].astype(str) == str(panel)]
+        if sub.empty:
+            continue
+        row = {}
+        for method, r in curve_results(sub, y=y, peak=peak).iterrows():
+            if r["levels"] < MIN_LEVELS:
+                text = "–"
+            elif r["word"]:
+                text = f"{'↑' if r['word'] == 'rises' else '↓'} {_signed(r['rho'])}"
+            else:
+                text = f"n.s. {_signed(r['rho'])}"
+            if peak and pd.notna(r["peak"]):
+                text += f", peak {r['peak']:.1f}"
+            row[label(method)] = text
+        cells[label(panel)] = row
+    return pd.DataFrame.from_dict(cells, orient="index").fillna("")
+
+
+def describe_curve_table(table: pd.DataFrame, what: str = "") -> str:
+    """Counts of a :func:`curve_table`: on how many panels each method's curve rises, falls or shows no clear trend."""
+    parts = []
+    for method in table.columns:
+        col = table[method]
+        tested = col[(col != "–") & (col != "")]
+        if not len(tested):
+            parts.append(f"{method}: not tested (fewer than {MIN_LEVELS} strengths)")
+            continue
+        up = int(tested.str.startswith("↑").sum())
+        down = int(tested.str.startswith("↓").sum())
+        flat = len(tested) - up - down
+        counts = [f"rises on {up}" if up else "", f"falls on {down}" if down else "",
+                  f"no clear trend on {flat}" if flat else ""]
+        parts.append(f"{method} {', '.join(c for c in counts if c)} of {len(tested)}")
+    return (f"{what + ': ' if what else ''}" + "; ".join(parts) + " panels (Spearman of strength and value over "
+            "every model, significant at 5 % after Holm's adjustment within each panel).")
+
+
+def violin_table(long: pd.DataFrame, panels: list[str], panel_col: str) -> pd.DataFrame:
+    """The tests of :func:`describe_violins` for many panels: one row per panel with the Kruskal-Wallis p-value
+    across methods and, only where it is below 5 %, the methods with the lowest and the highest median."""
+    rows = {}
+    for panel in panels:
+        sub = long[long[panel_col].astype(str) == str(panel)].dropna(subset=["value"])
+        if sub.empty or sub["method"].nunique() < 2:
+            continue
+        methods = sub["method"].astype(str)
+        _h, p, _k = kruskal_test(sub["value"].to_numpy(dtype=float), methods.to_numpy())
+        med = sub.groupby(methods)["value"].median()
+        differ = significant(p) and f"{med.min():.3g}" != f"{med.max():.3g}"
+        rows[label(panel)] = {"models": len(sub), "Kruskal–Wallis": format_p(p).replace("p ", "", 1).lstrip("= "),
+                              "lowest median": (f"{label(med.idxmin())} {med.min():.3g}" if differ
+                                                else "no clear difference"),
+                              "highest median": f"{label(med.idxmax())} {med.max():.3g}" if differ else ""}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def describe_violin_table(table: pd.DataFrame, what: str) -> str:
+    """How many panels of a :func:`violin_table` have methods that differ, and which method has the highest median
+    there most often."""
+    if table.empty:
+        return f"{what}: no panel has two methods."
+    differ = table[table["highest median"] != ""]
+    text = (f"{what}: the methods differ (Kruskal–Wallis p < 0.05 over every model) on {len(differ)} of the "
+            f"{len(table)} datasets")
+    if len(differ):
+        counts = differ["highest median"].str.rsplit(" ", n=1).str[0].value_counts()
+        text += "; highest median there: " + ", ".join(f"{m} {int(c)}" for m, c in counts.items())
+    return text + "."
 
 
 def describe_variance(variance: pd.DataFrame) -> str:
@@ -276,7 +380,8 @@ def describe_tc_scatter(sub: pd.DataFrame) -> str:
             f"sampled representation (points above the dashed diagonal)")
     if significant(p):
         side = "the mean" if share > 0.5 else "the sampled"
-        return text + f"; the total correlation is more often larger in {side} representation (sign test {format_p(p)})."
+        return text + (f"; the total correlation is more often larger in {side} representation (sign test "
+                       f"{format_p(p)}).")
     return text + f"; no clear majority either way (sign test {format_p(p)})."
 
 
@@ -409,3 +514,12 @@ def describe_metric_by_config(sub: pd.DataFrame, dataset: str) -> str:
     return text + "."
 
 
+__all__ = [
+    "describe_metric_agreement", "describe_dataset_agreement", "describe_downstream", "describe_violins",
+    "curve_results", "describe_curves", "curve_table", "describe_curve_table", "violin_table",
+    "describe_violin_table", "describe_variance", "describe_unsupervised", "describe_tc_scatter",
+    "describe_paper_comparison", "describe_seed_beats", "describe_winners", "describe_best_strength",
+    "describe_transfer", "describe_transfer_sensitivity", "describe_efficiency_scatter",
+    "describe_efficiency_correlations", "describe_metric_groups", "describe_run_overview",
+    "describe_metric_by_config",
+]

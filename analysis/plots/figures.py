@@ -2,43 +2,107 @@
 
 Correlations and R^2 come in as fractions (the analysis convention) and are drawn as 100*rho / percent. Every
 builder returns the Figure without displaying it; :func:`analysis.plots.style.show_figure` displays and closes it.
+
+Legibility rules every builder follows on the report's ~1,100 px page: a figure is at most :data:`PAGE_WIDTH`
+inches wide (so it is never scaled down), text is at least :data:`~analysis.plots.style.MIN_FONT` points, long tick
+labels are wrapped or rotated so they do not overlap, a legend shared by the panels sits above them (never on the
+data), small multiples are titled with their dataset or metric, and log axes are labelled 0.01, 0.02, 0.05 ...
 """
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from analysis.plots.style import (
-    DATASET_LABELS, METHOD_COLORS, METHOD_LABELS, METRIC_SHORT, MIN_FONT, label, wrapped,
+    DATASET_LABELS, METHOD_COLORS, METRIC_SHORT, MIN_FONT, label, method_order, wrapped,
 )
 
-#: widest figure in inches: at 90 dpi it fills the ~1100 px report page without being scaled down
+#: widest figure in inches: at 90 dpi it fills the ~1,100 px report page without being scaled down
 PAGE_WIDTH = 12.0
+#: height in inches reserved above the panels for a shared legend
+LEGEND_SPACE = 0.45
+_MARGIN_L, _MARGIN_R = 0.75, 0.2
 
 
-def _grid(n: int, ncols: int, width: float, height: float):
+def _grid(n: int, ncols: int, width: float, height: float, sharey: bool = False):
+    """``n`` panels in rows of at most ``ncols``, each ``width`` x ``height`` inches, the row at most
+    :data:`PAGE_WIDTH` wide (panels shrink to fit). Unused axes are hidden. Returns (figure, list of axes)."""
     import matplotlib.pyplot as plt
 
     ncols = max(1, min(ncols, n))
     nrows = max(1, math.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False)
+    width = min(width, (PAGE_WIDTH - _MARGIN_L - _MARGIN_R) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols + _MARGIN_L + _MARGIN_R, height * nrows),
+                             squeeze=False, sharey=sharey)
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     return fig, list(axes.flat[:n])
 
 
-def _layout(fig, left: float = 0.7, bottom: float = 0.6, top: float = 0.4, right: float = 0.15,
-            wspace: float = 0.35, hspace: float = 0.6) -> None:
-    """Fixed margins (in inches) and spacing instead of ``tight_layout``: the grid pages have dozens of axes, and
-    each ``tight_layout`` is a full extra draw of the figure (the inline backend already crops to the content)."""
+def _layout(fig, left: float = _MARGIN_L, bottom: float = 0.65, top: float = 0.35, right: float = _MARGIN_R,
+            wspace: float = 0.45, hspace: float = 0.75, legend: bool = False) -> None:
+    """Fixed margins (inches) and spacing instead of ``tight_layout`` (each ``tight_layout`` is a full extra draw of
+    a figure with dozens of axes). ``legend``: reserve :data:`LEGEND_SPACE` above the panels for a shared legend."""
     width, height = fig.get_size_inches()
-    fig.subplots_adjust(left=min(0.4, left / width), right=1 - min(0.2, right / width),
-                        bottom=min(0.4, bottom / height), top=1 - min(0.3, top / height),
+    top = top + (LEGEND_SPACE if legend else 0.0)
+    fig.subplots_adjust(left=min(0.45, left / width), right=1 - min(0.2, right / width),
+                        bottom=min(0.45, bottom / height), top=1 - min(0.45, top / height),
                         wspace=wspace, hspace=hspace)
 
+
+def _shared_legend(fig, handles, labels, ncol: int | None = None, markerscale: float = 1.0) -> None:
+    """One legend for all panels, centred in the space :func:`_layout` reserved above them (off the data)."""
+    if not handles:
+        return
+    width, height = fig.get_size_inches()
+    longest = max(len(str(t)) for t in labels)
+    fits = max(1, int(width / (0.5 + 0.085 * longest)))
+    fig.legend(handles, labels, loc="upper center", ncol=ncol or min(6, len(labels), fits), frameon=False,
+               bbox_to_anchor=(0.5, 1 - 0.02 / height), fontsize=MIN_FONT + 0.5, markerscale=markerscale,
+               handlelength=1.6, columnspacing=1.2)
+
+
+def _method_handles(methods: Sequence[str], marker: str | None = "o", line: bool = True):
+    """Legend handles and labels for ``methods`` in their colours (a line with a marker, or a marker alone)."""
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=METHOD_COLORS.get(m, "grey"), marker=marker, ms=5, lw=1.6 if line else 0)
+               for m in methods]
+    return handles, [label(m) for m in methods]
+
+
+def log_axis(ax, axis: str = "y") -> None:
+    """Make ``axis`` logarithmic with plain tick labels (0.01, 0.02, 0.05, 0.1 ...), never ``2x10^-2``: ticks at 1,
+    2 and 5 times the powers of ten (every integer multiple when the data span less than a decade)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    getattr(ax, f"set_{axis}scale")("log")
+    lo, hi = getattr(ax, f"get_{axis}lim")()
+    span = math.log10(hi / lo) if lo > 0 and hi > lo else 3.0
+    subs = np.arange(1.0, 10.0) if span < 1 else (1.0, 2.0, 5.0) if span < 2 else (1.0,)
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    target.set_major_locator(LogLocator(base=10, subs=subs))
+    target.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    target.set_minor_formatter(NullFormatter())
+
+
+def _category_ticks(ax, names: Sequence[str], width: int = 10, rotate: bool | None = None) -> None:
+    """Categorical x ticks with the display labels of ``names``, wrapped at ``width`` characters; rotated by 40
+    degrees (anchored at their end, so they never overlap) when there are more than 4 or they are long."""
+    ax.set_xticks(np.arange(len(names)))
+    texts = [wrapped(n, width) for n in names]
+    if rotate is None:
+        rotate = len(names) > 4 or any(len(t) > 8 for t in texts)
+    if rotate:
+        ax.set_xticklabels([label(n) for n in names], rotation=40, ha="right", rotation_mode="anchor")
+    else:
+        ax.set_xticklabels(texts)
+
+
+# ---- heatmaps -----------------------------------------------------------------------------------------------------
 
 def rho_heatmap(matrix: pd.DataFrame, ax, title: str | None = None, crosses: pd.DataFrame | None = None):
     """Annotated heatmap of 100*rho (integers, as the paper printed them; never ``-0``) on ``ax``.
@@ -47,10 +111,10 @@ def rho_heatmap(matrix: pd.DataFrame, ax, title: str | None = None, crosses: pd.
     contains 0). NaN cells are light grey with a dash. Tick labels are the display labels, long ones wrapped.
     Returns the image (for a shared colour bar).
     """
-    values = (matrix.astype(float) * 100).round() + 0.0      # + 0.0 turns -0 into 0
-    data = values.to_numpy()
     import matplotlib
 
+    values = (matrix.astype(float) * 100).round() + 0.0      # + 0.0 turns -0 into 0
+    data = values.to_numpy()
     cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad="#eeeeee")
     image = ax.imshow(np.ma.masked_invalid(data), cmap=cmap, vmin=-100, vmax=100, aspect="equal")
     marks = crosses.reindex(index=matrix.index, columns=matrix.columns).fillna(False).to_numpy(dtype=bool) \
@@ -62,15 +126,14 @@ def rho_heatmap(matrix: pd.DataFrame, ax, title: str | None = None, crosses: pd.
             ax.text(j, i, text, ha="center", va="center", fontsize=MIN_FONT,
                     color="white" if np.isfinite(v) and abs(v) >= 60 else "black")
     ax.set_xticks(np.arange(data.shape[1]))
-    ax.set_xticklabels([wrapped(c) for c in matrix.columns], rotation=45, ha="right", rotation_mode="anchor")
+    ax.set_xticklabels([label(c) for c in matrix.columns], rotation=45, ha="right", rotation_mode="anchor")
     ax.set_yticks(np.arange(data.shape[0]))
     ax.set_yticklabels([wrapped(r, 14) for r in matrix.index])
     ax.set_xticks(np.arange(data.shape[1] + 1) - 0.5, minor=True)
     ax.set_yticks(np.arange(data.shape[0] + 1) - 0.5, minor=True)
     ax.grid(False)
     ax.grid(which="minor", color="white", linewidth=1.0)
-    ax.tick_params(which="minor", length=0)
-    ax.tick_params(which="major", length=0)
+    ax.tick_params(which="both", length=0)
     for spine in ax.spines.values():
         spine.set_visible(False)
     if title:
@@ -78,27 +141,31 @@ def rho_heatmap(matrix: pd.DataFrame, ax, title: str | None = None, crosses: pd.
     return image
 
 
-def rho_heatmap_grid(matrices: Mapping[str, pd.DataFrame], ncols: int | None = None, cell: float = 0.48,
+def rho_heatmap_grid(matrices: Mapping[str, pd.DataFrame], ncols: int | None = None, cell: float = 0.43,
                      crosses: Mapping[str, pd.DataFrame] | None = None, n: Mapping[str, int] | None = None,
                      unit: str = "models"):
     """One annotated 100*rho heatmap per entry, titled with the key's label and, when ``n`` has it, the number of
     observations behind the matrix (``n = 300 models``). Returns the Figure.
 
-    Cells are ``cell`` inches square (room for "-100†" at 9 pt); as many panels go in a row as fit the page width
-    (:data:`PAGE_WIDTH`) unless ``ncols`` is given. One colour bar for the whole figure. ``crosses``: per key, the
+    Cells are ``cell`` inches square (room for "-100†" at 9 pt); as many panels go in a row as fit
+    :data:`PAGE_WIDTH` unless ``ncols`` is given. One colour bar for the whole figure. ``crosses``: per key, the
     cells to mark with a dagger (:func:`rho_heatmap`).
     """
     import matplotlib.pyplot as plt
 
     shapes = [m.shape for m in matrices.values()] or [(1, 1)]
     rows, cols = max(r for r, _ in shapes), max(c for _, c in shapes)
-    label_w = 1.3 if any(len(str(label(r))) > 10 for m in matrices.values() for r in m.index) else 1.0
-    panel_w, panel_h = cell * cols + label_w, cell * rows + 1.5
+    longest = max([len(label(r)) for m in matrices.values() for r in m.index] or [4])
+    label_w = min(1.3, 0.25 + 0.075 * longest)
+    titles = [len(label(k)) for k in matrices] + ([len(f"(n = {v} {unit})") for v in n.values() if v is not None]
+                                                  if n else [])
+    panel_w = max(cell * cols + label_w + 0.15, 0.085 * max(titles or [0]) + label_w)
+    panel_h = cell * rows + 1.65
     if ncols is None:
-        ncols = max(1, int((PAGE_WIDTH - 0.8) // panel_w))
+        ncols = max(1, int((PAGE_WIDTH - 0.6) // panel_w))
     ncols = max(1, min(ncols, len(matrices)))
     nrows = math.ceil(len(matrices) / ncols) if matrices else 1
-    fig, axes = plt.subplots(nrows, ncols, figsize=(panel_w * ncols + 0.8, panel_h * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(panel_w * ncols + 0.6, panel_h * nrows), squeeze=False)
     flat = list(axes.flat)
     for ax in flat[len(matrices):]:
         ax.set_visible(False)
@@ -106,13 +173,14 @@ def rho_heatmap_grid(matrices: Mapping[str, pd.DataFrame], ncols: int | None = N
     for ax, (name, matrix) in zip(flat, matrices.items()):
         title = label(name)
         if n and n.get(name) is not None:
-            title += f" (n = {n[name]} {unit})"
+            title += f"\n(n = {n[name]} {unit})"
         image = rho_heatmap(matrix, ax, title, None if crosses is None else crosses.get(name))
     width, height = fig.get_size_inches()
-    fig.subplots_adjust(left=label_w / width, right=1 - 0.8 / width, bottom=1.0 / height,
-                        top=1 - 0.45 / height, wspace=0.35, hspace=1.1 / panel_h)
+    fig.subplots_adjust(left=label_w / width, right=1 - 0.6 / width, bottom=0.95 / height,
+                        top=1 - 0.55 / height, wspace=(panel_w - cell * cols) / (cell * cols),
+                        hspace=1.3 / (cell * rows))
     if image is not None:
-        bar = fig.add_axes([1 - 0.55 / width, 0.25, 0.12 / width, 0.5])
+        bar = fig.add_axes([1 - 0.42 / width, 0.3, 0.1 / width, 0.4])
         fig.colorbar(image, cax=bar).set_label("100·ρ")
     return fig
 
@@ -130,99 +198,6 @@ def percent_heatmap(frame: pd.DataFrame, ax, title: str | None = None, vmax: flo
     ax.set_yticklabels(ax.get_yticklabels(), rotation=0)
     if title:
         ax.set_title(title)
-
-
-def violin_grid(long: pd.DataFrame, panels: list[str], panel_col: str, x: str = "method", y: str = "value",
-                ncols: int = 4, ylabel: str = "score"):
-    """Violin plots of ``y`` per ``x`` (methods in the figures' order), one panel per value of ``panel_col``.
-
-    Drawn with matplotlib's ``violinplot`` (Gaussian KDE, 60 points, cut at the data range) with the median and the
-    quartiles marked: a paper-scale page draws 42 panels of 300 models each, which seaborn makes several times
-    slower.
-    """
-    fig, axes = _grid(len(panels), ncols, 3.4, 3.0)
-    for ax, panel in zip(axes, panels):
-        sub = long[long[panel_col].astype(str) == str(panel)]
-        groups = sub.groupby(sub[x].astype(str))[y]
-        order = [m for m in METHOD_LABELS if m in groups.groups] + sorted(set(groups.groups) - set(METHOD_LABELS))
-        data = [groups.get_group(m).dropna().to_numpy(dtype=float) for m in order]
-        keep = [i for i, d in enumerate(data) if len(d)]
-        positions = np.arange(len(order))
-        varied = [i for i in keep if np.ptp(data[i]) > 0]
-        if varied:
-            parts = ax.violinplot([data[i] for i in varied], positions=positions[varied], widths=0.8,
-                                  showextrema=False, points=60)
-            for body, i in zip(parts["bodies"], varied):
-                body.set_facecolor(METHOD_COLORS.get(order[i], "grey"))
-                body.set_edgecolor("black")
-                body.set_linewidth(0.6)
-                body.set_alpha(0.85)
-        for i in keep:
-            q25, q50, q75 = np.percentile(data[i], [25, 50, 75])
-            ax.hlines([q25, q75], i - 0.2, i + 0.2, color="black", lw=0.6, linestyles="dashed")
-            ax.hlines(q50, i - 0.3, i + 0.3, color="black", lw=1.2)
-        ax.set_xticks(positions)
-        ax.set_xticklabels([label(m) for m in order], rotation=45, ha="right")
-        ax.set_xlim(-0.6, len(order) - 0.4)
-        ax.set_ylabel(ylabel)
-        ax.set_title(label(panel))
-    _layout(fig, bottom=0.9, hspace=0.75)
-    return fig
-
-
-def curve_grid(curves: pd.DataFrame, panels: list[str], panel_col: str, y: str = "median",
-               x: str = "strength", ncols: int = 4, ylabel: str = "median over seeds", log: bool = False,
-               band: tuple[str, str] | None = None):
-    """Lines of ``y`` against regularisation strength, one line per method, one panel per ``panel_col`` value."""
-    fig, axes = _grid(len(panels), ncols, 3.4, 2.8)
-    for ax, panel in zip(axes, panels):
-        sub = curves[curves[panel_col].astype(str) == str(panel)]
-        for method in [m for m in METHOD_LABELS if m in set(sub["method"].astype(str))]:
-            line = sub[sub["method"].astype(str) == method].sort_values(x)
-            ax.plot(line[x], line[y], marker="o", ms=3, lw=1.4, color=METHOD_COLORS[method], label=label(method))
-            if band and band[0] in line and line[band[0]].notna().any():
-                ax.fill_between(line[x], line[band[0]], line[band[1]], color=METHOD_COLORS[method], alpha=0.12)
-        if log:
-            ax.set_yscale("log")
-        ax.set_title(label(panel))
-        ax.set_xlabel("regularisation strength")
-        ax.set_ylabel(ylabel)
-    if axes:
-        handles, labels = axes[0].get_legend_handles_labels()
-        if handles:
-            fig.legend(handles, labels, loc="upper center", ncol=min(6, len(labels)), frameon=False,
-                       bbox_to_anchor=(0.5, 1.04))
-    _layout(fig, bottom=0.55, hspace=0.65)
-    return fig
-
-
-def method_scatter_grid(frame: pd.DataFrame, panels: list[str], x: str, y: str, xlabel: str, ylabel: str,
-                        log: bool = False, diagonal: bool = False):
-    """One point per model coloured by method, one panel per dataset (``frame`` has ``dataset, method, x, y``).
-
-    ``log``: both axes logarithmic (positive values only); ``diagonal``: a dashed y = x line.
-    """
-    fig, axes = _grid(len(panels), 4, 3.2, 3.0)
-    for ax, dataset in zip(axes, panels):
-        part = frame[frame["dataset"] == dataset]
-        for method in [m for m in METHOD_LABELS if (part["method"] == m).any()]:
-            pts = part[part["method"] == method]
-            ax.scatter(pts[x], pts[y], s=5, alpha=0.5, color=METHOD_COLORS[method], label=label(method))
-        if diagonal:
-            lo, hi = min(part[x].min(), part[y].min()), max(part[x].max(), part[y].max())
-            ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--")
-        if log:
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel)
-        ax.set_title(label(dataset))
-    if axes:
-        handles, labels_ = axes[0].get_legend_handles_labels()
-        fig.legend(handles, labels_, loc="upper center", ncol=6, frameon=False, bbox_to_anchor=(0.5, 1.04),
-                   markerscale=3)
-    _layout(fig, bottom=0.55, hspace=0.65)
-    return fig
 
 
 def variance_figure(r2: pd.DataFrame, columns: tuple[str, str] = ("method", "method_x_hparam"),
@@ -243,82 +218,255 @@ def variance_figure(r2: pd.DataFrame, columns: tuple[str, str] = ("method", "met
     return fig
 
 
-def config_medians_figure(usable: Mapping[str, pd.DataFrame], others: list[str]):
-    """Median of every configuration on dSprites (x) against another dataset (y), one panel per (metric, dataset)."""
-    fig, axes = _grid(len(usable) * len(others), len(others), 2.4, 2.4)
-    axes = iter(axes)
-    for metric, frame in usable.items():
-        for dataset in others:
-            ax = next(axes)
-            if dataset in frame.columns:
-                methods = frame.index.get_level_values("method").astype(str)
-                ax.scatter(frame["dsprites_full"], frame[dataset], s=10,
-                           c=[METHOD_COLORS.get(m, "grey") for m in methods])
-            ax.set_title(f"{label(metric)}: {label(dataset)}", fontsize=8)
-            ax.tick_params(labelsize=6)
-    fig.supxlabel("median on dSprites")
-    _layout(fig, left=0.5, bottom=0.6, wspace=0.3, hspace=0.55)
+# ---- distributions ------------------------------------------------------------------------------------------------
+
+def _violins(ax, data: list[np.ndarray], positions: np.ndarray, colors: list[str], points: bool,
+             width: float = 0.8) -> None:
+    """Violins (Gaussian KDE, cut at the data range) with the median (solid) and quartiles (dashed) marked; with
+    ``points`` every value is drawn as a dot (the spread over seeds)."""
+    varied = [i for i, d in enumerate(data) if len(d) > 1 and np.ptp(d) > 0]
+    if varied:
+        parts = ax.violinplot([data[i] for i in varied], positions=positions[varied], widths=width,
+                              showextrema=False, points=60)
+        for body, i in zip(parts["bodies"], varied):
+            body.set_facecolor(colors[i])
+            body.set_edgecolor("black")
+            body.set_linewidth(0.6)
+            body.set_alpha(0.55 if points else 0.85)
+    rs = np.random.RandomState(0)
+    for i, d in enumerate(data):
+        if not len(d):
+            continue
+        q25, q50, q75 = np.percentile(d, [25, 50, 75])
+        x = positions[i]
+        ax.hlines([q25, q75], x - width * 0.25, x + width * 0.25, color="black", lw=0.7, linestyles="dashed")
+        ax.hlines(q50, x - width * 0.38, x + width * 0.38, color="black", lw=1.4)
+        if points:
+            ax.scatter(x + rs.uniform(-0.12, 0.12, size=len(d)) * width, d, s=9, color=colors[i],
+                       edgecolor="black", linewidth=0.3, zorder=3)
+
+
+def violin_grid(long: pd.DataFrame, panels: list[str], panel_col: str, x: str = "method", y: str = "value",
+                ncols: int = 4, ylabel: str = "score", title: str | None = None, points: bool | None = None):
+    """Violins of ``y`` per ``x`` (methods in the figures' order), one panel per value of ``panel_col``.
+
+    Matplotlib's ``violinplot`` (Gaussian KDE, 60 points, cut at the data range) with the median and quartiles
+    marked; ``points`` (default: when a violin has at most 40 values) adds every model as a dot. ``title``: a
+    heading above all panels (e.g. the metric).
+    """
+    fig, axes = _grid(len(panels), ncols, *((4.2, 3.4) if len(panels) <= 2 else (3.0, 3.0)))
+    for ax, panel in zip(axes, panels):
+        sub = long[long[panel_col].astype(str) == str(panel)]
+        groups = sub.groupby(sub[x].astype(str))[y]
+        order = method_order(groups.groups)
+        data = [groups.get_group(m).dropna().to_numpy(dtype=float) for m in order]
+        show_points = points if points is not None else max([len(d) for d in data] or [0]) <= 40
+        _violins(ax, data, np.arange(len(order)), [METHOD_COLORS.get(m, "grey") for m in order], show_points)
+        _category_ticks(ax, order)
+        ax.set_xlim(-0.6, len(order) - 0.4)
+        ax.set_ylabel(ylabel)
+        ax.set_title(label(panel))
+    _layout(fig, bottom=1.0, top=0.35 + (0.3 if title else 0.0), hspace=0.85)
+    if title:
+        fig.suptitle(title, y=1 - 0.08 / fig.get_size_inches()[1], va="top", fontweight="bold")
     return fig
 
 
+# ---- curves and scatters ------------------------------------------------------------------------------------------
+
+def curve_grid(curves: pd.DataFrame, panels: list[str], panel_col: str, y: str = "median",
+               x: str = "strength", ncols: int = 4, ylabel: str = "median over seeds", log: bool = False,
+               band: tuple[str, str] | None = None):
+    """Lines of ``y`` against regularisation strength, one line per method, one panel per ``panel_col`` value, one
+    legend above the panels. A method with a single strength in a panel has no line there (the caller says so).
+    ``band``: columns of a shaded range (the interquartile range over seeds)."""
+    fig, axes = _grid(len(panels), ncols, *((4.0, 3.2) if len(panels) <= 2 else (2.8, 2.7)))
+    drawn: list[str] = []
+    for ax, panel in zip(axes, panels):
+        sub = curves[curves[panel_col].astype(str) == str(panel)]
+        for method in method_order(sub["method"]):
+            line = sub[sub["method"].astype(str) == method].sort_values(x)
+            if line[x].nunique() < 2:
+                continue
+            color = METHOD_COLORS.get(method, "grey")
+            ax.plot(line[x], line[y], marker="o", ms=3.5, lw=1.5, color=color)
+            if band and band[0] in line and line[band[0]].notna().any():
+                ax.fill_between(line[x], line[band[0]], line[band[1]], color=color, alpha=0.13, lw=0)
+            drawn.append(method)
+        if log and (sub[y] > 0).any():
+            log_axis(ax, "y")
+        ax.set_title(label(panel))
+        ax.set_xlabel("regularisation strength")
+        ax.set_ylabel(ylabel)
+        ax.set_xticks([0, 0.5, 1.0])
+    _layout(fig, bottom=0.6, hspace=0.8, legend=True)
+    _shared_legend(fig, *_method_handles(method_order(set(drawn))))
+    return fig
+
+
+def method_scatter_grid(frame: pd.DataFrame, panels: list[str], x: str, y: str, xlabel: str, ylabel: str,
+                        log: bool = False, diagonal: bool = False, panel_col: str = "dataset", ncols: int = 4,
+                        titles: Mapping[str, str] | None = None):
+    """One point per model coloured by method, one panel per value of ``panel_col`` (``frame`` has ``panel_col``,
+    ``method``, ``x``, ``y``), one legend above the panels.
+
+    ``log``: both axes logarithmic (positive values only); ``diagonal``: a dashed y = x line; ``titles``: panel
+    titles (default: the label of the panel value)."""
+    fig, axes = _grid(len(panels), ncols, *((3.8, 3.6) if len(panels) <= 2 else (2.8, 2.8)))
+    seen: set[str] = set()
+    for ax, panel in zip(axes, panels):
+        part = frame[frame[panel_col].astype(str) == str(panel)]
+        size = 14 if len(part) <= 200 else 6
+        for method in method_order(part["method"]):
+            pts = part[part["method"] == method]
+            ax.scatter(pts[x], pts[y], s=size, alpha=0.6, color=METHOD_COLORS.get(method, "grey"), linewidth=0)
+            seen.add(method)
+        if diagonal and len(part):
+            lo, hi = min(part[x].min(), part[y].min()), max(part[x].max(), part[y].max())
+            ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--")
+        if log and len(part):
+            log_axis(ax, "x")
+            log_axis(ax, "y")
+        ax.set_xlabel(xlabel if isinstance(xlabel, str) else xlabel(panel))
+        ax.set_ylabel(ylabel if isinstance(ylabel, str) else ylabel(panel))
+        ax.set_title((titles or {}).get(panel, label(panel)))
+    _layout(fig, bottom=0.65, hspace=0.8, wspace=0.5, legend=True)
+    _shared_legend(fig, *_method_handles(method_order(seen), line=False))
+    return fig
+
+
+def scatter_matrix_grid(frame: pd.DataFrame, rows: list[str], cols: list[str], row_col: str, col_col: str,
+                        x: str, y: str, ylabel: str, xlabel=None):
+    """Small multiples of one point per model coloured by method: a row of panels per value of ``row_col`` (labelled
+    on the left), a column per value of ``col_col`` (titled on the top row), one legend above."""
+    fig, axes = _grid(len(rows) * len(cols), len(cols), 2.0, 2.0)
+    seen: set[str] = set()
+    for r, row in enumerate(rows):
+        for c, col in enumerate(cols):
+            ax = axes[r * len(cols) + c]
+            part = frame[(frame[row_col].astype(str) == str(row)) & (frame[col_col].astype(str) == str(col))]
+            for method in method_order(part["method"]):
+                pts = part[part["method"] == method]
+                ax.scatter(pts[x], pts[y], s=5 if len(part) > 200 else 10, alpha=0.6,
+                           color=METHOD_COLORS.get(method, "grey"), linewidth=0)
+                seen.add(method)
+            if r == 0:
+                ax.set_title(label(col))
+            if c == 0:
+                ax.set_ylabel(f"{label(row)}\n{ylabel}")
+            if r == len(rows) - 1:
+                ax.set_xlabel(xlabel(col) if callable(xlabel) else (xlabel or label(col)))
+            ax.locator_params(nbins=4)
+    _layout(fig, left=1.0, bottom=0.6, hspace=0.35, wspace=0.35, legend=True)
+    _shared_legend(fig, *_method_handles(method_order(seen), line=False))
+    return fig
+
+
+def config_medians_figure(usable: Mapping[str, pd.DataFrame], others: list[str]):
+    """Median of every configuration on dSprites (x) against another dataset (y): a row of panels per metric
+    (labelled on the left), a column per other dataset (titled on the top row), colour = method."""
+    frames = []
+    for metric, frame in usable.items():
+        for dataset in others:
+            if dataset in frame.columns:
+                part = frame[["dsprites_full", dataset]].rename(columns={dataset: "other"}).reset_index()
+                part.attrs = {}
+                frames.append(part.assign(metric=metric, dataset=dataset))
+    long = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["method", "dsprites_full", "other", "metric", "dataset"])
+    long["method"] = long["method"].astype(str)
+    if len(others) <= 2:         # few other datasets: one row per dataset, the metrics side by side
+        return scatter_matrix_grid(long, others, list(usable), "dataset", "metric", "dsprites_full", "other",
+                                   ylabel="median", xlabel=lambda _c: "median on dSprites")
+    return scatter_matrix_grid(long, list(usable), others, "metric", "dataset", "dsprites_full", "other",
+                               ylabel="median", xlabel=lambda _c: "median on dSprites")
+
+
 def metric_groups_figure(usable: Mapping[str, pd.DataFrame], metric: str):
-    """Median downstream accuracy against training size for the groups of ``metric`` (LR and GBT per dataset)."""
-    fig, axes = _grid(len(usable) * 2, 4, 3.0, 2.6)
-    axes = iter(axes)
+    """Median downstream accuracy against training size (log axis: 10, 100, 1000, 10000) for the groups of models
+    of increasing ``metric`` (LR and GBT panels per dataset), one legend above."""
+    import matplotlib
+
     names = {0: "low", 1: "medium", 2: "high"}
+    n_groups = max(int(g["group"].max()) + 1 for g in usable.values())
+    cmap = matplotlib.colormaps["viridis"]
+    colors = [cmap(0.15 + 0.7 * k / max(n_groups - 1, 1)) for k in range(n_groups)]
+    fig, axes = _grid(len(usable) * 2, 4, 2.8, 2.6)
+    axes_iter = iter(axes)
     for dataset, g in usable.items():
         for predictor in ("LR", "GBT"):
-            ax = next(axes)
+            ax = next(axes_iter)
             part = g[g["predictor"] == predictor]
             for group, line in part.groupby("group"):
-                ax.plot(line["size"], line["median"], marker="o", ms=3,
-                        label=f"{names.get(group, group)} {label(metric)}")
-            ax.set_xscale("log")
-            ax.set_title(f"{label(dataset)}, {predictor}", fontsize=9)
+                line = line.sort_values("size")
+                ax.plot(line["size"], line["median"], marker="o", ms=3.5, color=colors[int(group)])
+                ax.fill_between(line["size"], line["q25"], line["q75"], color=colors[int(group)], alpha=0.12, lw=0)
+            if len(part):
+                log_axis(ax, "x")
+                ax.set_xticks(sorted(set(part["size"])))
+            ax.set_title(f"{label(dataset)}, {predictor}")
             ax.set_xlabel("training points")
             ax.set_ylabel("test accuracy")
-    first = fig.axes[0]
-    handles, labels_ = first.get_legend_handles_labels()
-    fig.legend(handles, labels_, loc="upper center", ncol=3, frameon=False, bbox_to_anchor=(0.5, 1.04))
-    _layout(fig, bottom=0.55, hspace=0.7)
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=colors[k], marker="o", ms=5) for k in range(n_groups)]
+    labels = [f"{names.get(k, k) if n_groups == 3 else f'group {k + 1}'} {label(metric)}" for k in range(n_groups)]
+    _layout(fig, bottom=0.65, hspace=0.8, legend=True)
+    _shared_legend(fig, handles, labels, ncol=n_groups)
     return fig
 
 
 def metric_by_config_figure(long: pd.DataFrame, panels: list[str], metric: str, key: str):
-    """Every run's score per configuration (strip plot with the median marked, or median and interquartile range
-    when there are more than 10 seeds), by representation, one panel per dataset."""
-    import seaborn as sns
-
-    n_configs = long[["method", "hparam_value"]].drop_duplicates().shape[0]
-    wide = n_configs > 12
-    fig, axes = _grid(len(panels), 1 if wide else 2, 13.0 if wide else 6.5, 3.3)
+    """Every run's score per configuration by representation (dots and the median when a configuration has at most
+    10 seeds, else median and interquartile range), one full-width panel per dataset. The x axis is grouped by
+    method: ticks are the hyperparameter values, the method's name is centred under its group."""
+    reps = sorted(set(long["representation"]))
+    palette = dict(zip(reps, ("#1f77b4", "#e07b00", "#2ca02c", "#7f7f7f")))
+    n_configs = long.groupby("dataset")[["method", "hparam_value"]].apply(lambda f: len(f.drop_duplicates())).max()
+    width = min(PAGE_WIDTH, max(5.5, 0.32 * n_configs * max(1, len(reps)) + 1.2))
+    fig, axes = _grid(len(panels), 1, width, 3.3)
+    rs = np.random.RandomState(0)
     for ax, dataset in zip(axes, panels):
-        sub = long[long["dataset"] == dataset].copy()
-        methods = [m for m in METHOD_LABELS if m in set(sub["method"])] + sorted(set(sub["method"]) - set(METHOD_LABELS))
-        sub["configuration"] = sub["method"].map(label) + "\n" + sub["hparam_value"].map("{:g}".format)
-        order = (sub.assign(_m=sub["method"].map({m: i for i, m in enumerate(methods)}))
-                 .sort_values(["_m", "hparam_value"])["configuration"].drop_duplicates().tolist())
-        if sub.groupby(["configuration", "representation"]).size().max() <= 10:   # few seeds: every run
-            sns.stripplot(data=sub, x="configuration", y="value", hue="representation", order=order, dodge=True,
-                          ax=ax, size=3.5, alpha=0.7, jitter=0.15)
-            sns.pointplot(data=sub, x="configuration", y="value", hue="representation", order=order, dodge=0.4,
-                          estimator="median", errorbar=None, linestyle="none", markers="_", markersize=14,
-                          ax=ax, legend=False, palette="dark")
-        else:                                          # many seeds: median and interquartile range per config
-            stats = sub.groupby(["configuration", "representation"])["value"].quantile([0.25, 0.5, 0.75])
-            stats = stats.unstack()
-            reps = sorted(set(sub["representation"]))
-            for k, rep in enumerate(reps):
-                part = stats.xs(rep, level="representation").reindex(order)
-                xs = np.arange(len(order)) + (k - (len(reps) - 1) / 2) * 0.3
-                ax.errorbar(xs, part[0.5], yerr=[part[0.5] - part[0.25], part[0.75] - part[0.5]], fmt="o", ms=3,
-                            lw=1, capsize=2, label=rep)
-            ax.set_xticks(np.arange(len(order)))
-            ax.set_xticklabels(order)
-            ax.legend(title="representation", fontsize=7)
+        sub = long[long["dataset"] == dataset]
+        configs = []
+        for method in method_order(sub["method"]):
+            configs += [(method, v) for v in sorted(set(sub.loc[sub["method"] == method, "hparam_value"]))]
+        pos = {c: i for i, c in enumerate(configs)}
+        many = sub.groupby(["method", "hparam_value", "representation"]).size().max() > 10
+        for k, rep in enumerate(reps):
+            part = sub[sub["representation"] == rep]
+            shift = (k - (len(reps) - 1) / 2) * 0.3
+            xs = part.apply(lambda r: pos[(r["method"], r["hparam_value"])], axis=1).to_numpy(dtype=float) + shift
+            stats = part.groupby(["method", "hparam_value"])["value"].quantile([0.25, 0.5, 0.75]).unstack()
+            cx = np.array([pos[c] for c in stats.index], dtype=float) + shift
+            if many:
+                ax.errorbar(cx, stats[0.5], yerr=[stats[0.5] - stats[0.25], stats[0.75] - stats[0.5]], fmt="o",
+                            ms=3.5, lw=1, capsize=2, color=palette[rep], label=rep)
+            else:
+                ax.scatter(xs + rs.uniform(-0.06, 0.06, len(xs)), part["value"], s=10, alpha=0.7,
+                           color=palette[rep], label=rep)
+                ax.hlines(stats[0.5], cx - 0.13, cx + 0.13, color="black", lw=1.6)
+        ax.set_xticks(np.arange(len(configs)))
+        ax.set_xticklabels([f"{v:g}" for _m, v in configs])
+        ax.set_xlim(-0.6, len(configs) - 0.4)
+        start = 0
+        for method in method_order(sub["method"]):
+            count = sum(1 for m, _v in configs if m == method)
+            if start:
+                ax.axvline(start - 0.5, color="#999999", lw=0.8)
+            ax.text(start + (count - 1) / 2, -0.16, label(method), transform=ax.get_xaxis_transform(),
+                    ha="center", va="top", fontsize=MIN_FONT, fontweight="bold")
+            start += count
         ax.set_title(label(dataset))
-        ax.set_xlabel("")
         ax.set_ylabel(f"{key} (MIG)" if metric == "mig" else key)
-        ax.tick_params(axis="x", labelsize=7)
-    fig.tight_layout()
+        ax.legend(title="representation", loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False,
+                  fontsize=MIN_FONT, title_fontsize=MIN_FONT)
+    _layout(fig, bottom=0.8, right=1.5, hspace=0.6)
     return fig
+
+
+__all__ = [
+    "PAGE_WIDTH", "LEGEND_SPACE", "log_axis", "rho_heatmap", "rho_heatmap_grid", "percent_heatmap", "variance_figure",
+    "violin_grid", "curve_grid", "method_scatter_grid", "scatter_matrix_grid",
+    "config_medians_figure", "metric_groups_figure", "metric_by_config_figure",
+]

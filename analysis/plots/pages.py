@@ -34,6 +34,17 @@ PAPER_TRANSFER = pd.DataFrame([[0.807, 0.593], [0.626, 0.549]], index=["same_met
                               columns=["same_dataset", "other_dataset"])
 
 
+def _dataset_order(names) -> list[str]:
+    """``names`` in the study's dataset order (unknown ones last, alphabetically)."""
+    names = list(dict.fromkeys(str(n) for n in names))
+    return [d for d in DATASET_LABELS if d in names] + sorted(set(names) - set(DATASET_LABELS))
+
+
+def _method_order(names) -> list[str]:
+    names = list(dict.fromkeys(str(n) for n in names))
+    return [m for m in METHOD_LABELS if m in names] + sorted(set(names) - set(METHOD_LABELS))
+
+
 # ---- heatmaps, violins, curves ----------------------------------------------------------------------------------
 
 def show_correlations(results: Mapping[str, pd.DataFrame], n: Mapping[str, int] | None = None,
@@ -75,7 +86,8 @@ def show_correlations(results: Mapping[str, pd.DataFrame], n: Mapping[str, int] 
 
 
 def show_violins(long: pd.DataFrame, panels: list[str], panel_col: str, what: str, ncols: int = 4) -> None:
-    """Violins per method for every panel present in ``long``, with one sentence per panel."""
+    """Violins per method for every panel present in ``long`` (titled ``what``), then one sentence per panel, or for
+    three panels and more a table of the tests and one summary sentence."""
     if long is None or long.empty:
         missing(reason(long) or f"no {what} scores in this store.")
         return
@@ -85,7 +97,12 @@ def show_violins(long: pd.DataFrame, panels: list[str], panel_col: str, what: st
         missing(f"no {what} scores for {', '.join(label(p) for p in absent)}.")
     if not present:
         return
-    show_figure(figures.violin_grid(long, present, panel_col, ncols=ncols, ylabel=what))
+    show_figure(figures.violin_grid(long, present, panel_col, ncols=ncols, ylabel=label(what), title=what))
+    if len(present) >= 3:
+        table = captions.violin_table(long, present, panel_col)
+        show_table(table, caption=f"{what}: do the methods differ? (Kruskal–Wallis over every model)")
+        note(captions.describe_violin_table(table, what))
+        return
     for panel in present:
         note(captions.describe_violins(long, panel, panel_col, what))
 
@@ -105,34 +122,63 @@ def curve_summary(models: pd.DataFrame, panel_col: str, y: str = "value") -> pd.
 def show_curves(models: pd.DataFrame, panels: list[str], panel_col: str, y: str = "value", what: str = "",
                 log: bool = False, ncols: int = 4, band: bool = False, peak: bool = True) -> None:
     """Median of ``y`` over seeds against regularisation strength, one line per method and one panel per value of
-    ``panel_col``, with one sentence per panel (trends tested on every model, :func:`captions.describe_curves`).
+    ``panel_col``, then one sentence per panel (:func:`captions.describe_curves`), or for three panels and more a
+    table of the tested trends and one summary sentence.
 
     ``models``: one row per model (``panel_col``, ``method``, ``strength``, ``y``). ``band``: shade the
     interquartile range over seeds. ``peak``: name the strength of a method's highest median when the strengths
-    differ (for scores where higher is better).
+    differ (for scores where higher is better). A method with a single strength in a panel gets no line, and one
+    line says so.
     """
     if models is None or models.empty or y not in models or not models[y].notna().any():
         missing(reason(models) or f"no {what or y} values in this store.")
         return
-    present = [p for p in panels if (models[panel_col].astype(str) == str(p)).any()]
+    data = models.dropna(subset=[y])
+    present = [p for p in panels if (data[panel_col].astype(str) == str(p)).any()]
     absent = [p for p in panels if p not in present]
     if absent:
         missing(f"no {what or y} values for {', '.join(label(p) for p in absent)}.")
+    curves = curve_summary(data, panel_col, y)
+    levels = curves.groupby([panel_col, "method"])["strength"].nunique()
+    single = levels[levels < 2]
+    if len(single):
+        missing(f"{what or y}: no curve for " + "; ".join(
+            f"{label(m)} on {label(d)}" for d, m in single.index) + " (a single regularisation strength in this "
+            "store).")
+    present = [p for p in present if (levels.xs(str(p), level=panel_col) >= 2).any()]
     if not present:
         return
-    curves = curve_summary(models, panel_col, y)
     show_figure(figures.curve_grid(curves, present, panel_col, y="median", ncols=ncols, ylabel=what or y, log=log,
                                    band=("q25", "q75") if band else None))
+    if band:
+        key("Lines: median over seeds; shaded: interquartile range over seeds.")
+    if len(present) >= 3:
+        table = captions.curve_table(data, present, panel_col, y=y, peak=peak)
+        show_table(table, caption=f"{what or y} against regularisation strength: tested trend per dataset and "
+                                  "method")
+        key("↑ rises, ↓ falls: Spearman ρ of strength and value over every model, significant at 5 % after Holm's "
+            "adjustment within the panel; n.s.: not significant; –: fewer than 3 strengths; peak: strength of the "
+            "highest median where the strengths differ (Kruskal–Wallis).")
+        note(captions.describe_curve_table(table, what))
+        return
     for panel in present:
-        note(captions.describe_curves(models, panel, panel_col, y=y, what=what, peak=peak))
+        note(captions.describe_curves(data, panel, panel_col, y=y, what=what, peak=peak))
 
 
 def show_paper_comparison(mine: pd.DataFrame, paper: pd.DataFrame, name: str) -> None:
-    """This store's matrix, the paper's, and their difference (all as 100*rho), with the mean absolute difference."""
+    """This store's matrix, the paper's, and their difference (all as 100*rho), with the mean absolute difference.
+    Columns and rows this store has no value for are left out of all three, and one line names them."""
     if mine is None or not np.isfinite(mine.to_numpy(dtype=float)).any():
         missing(f"{name}: {reason(mine) or 'not in this store'}, so there is nothing to compare with the paper.")
         return
     mine = mine.reindex(index=paper.index, columns=paper.columns).astype(float)
+    rows = [r for r in mine.index if mine.loc[r].notna().any()]
+    cols = [c for c in mine.columns if mine[c].notna().any()]
+    dropped = [c for c in mine.columns if c not in cols] + [r for r in mine.index if r not in rows]
+    if dropped:
+        missing(f"{name}: this store has no values for {', '.join(label(d) for d in dropped)}, so the comparison "
+                "leaves them out.")
+    mine, paper = mine.loc[rows, cols], paper.loc[rows, cols]
     diff = mine - paper
     show_figure(figures.rho_heatmap_grid({f"{name}, this store": mine, f"{name}, paper": paper,
                                           "this store − paper": diff}))
@@ -297,7 +343,10 @@ def show_variance(variance: pd.DataFrame) -> None:
 
 
 def _pct(fraction) -> str:
-    return "–" if pd.isna(fraction) else f"{100 * fraction:.0f}"
+    """A fraction as a percentage for a table: one decimal below 10 %, none above; an en dash for NaN."""
+    if pd.isna(fraction):
+        return "–"
+    return f"{100 * fraction:.1f}" if abs(fraction) < 0.1 else f"{100 * fraction:.0f}"
 
 
 def show_seed_beats(frame: pd.DataFrame) -> None:
@@ -320,7 +369,7 @@ def show_winners(contrasts: pd.DataFrame) -> None:
     shown = contrasts.assign(winner=[label(w) if p < 0.05 else "–" for w, p in
                                      zip(contrasts["winner"], contrasts["p"].fillna(1.0))])
     pivot = shown.pivot(index="dataset", columns="metric", values="winner")
-    pivot = pivot.reindex(columns=[m for m in METRIC_SHORT if m in pivot.columns])
+    pivot = pivot.reindex(index=_dataset_order(pivot.index), columns=[m for m in METRIC_SHORT if m in pivot.columns])
     show_table(pivot, caption="method with the highest median, where it scores significantly above the runner-up "
                               "(Mann–Whitney p < 0.05); – : no clear winner")
     note(captions.describe_winners(contrasts))
@@ -337,7 +386,10 @@ def show_best_strength(contrasts: pd.DataFrame) -> None:
     shown = contrasts.assign(best_strength=contrasts["best_strength"].where(contrasts["p"] < 0.05))
     pivot = shown.pivot_table(index=["method", "dataset"], columns="metric", values="best_strength",
                               aggfunc="first", dropna=False)
-    pivot = pivot.reindex(columns=[m for m in METRIC_SHORT if m in pivot.columns])
+    rows = [(m, d) for m in _method_order(pivot.index.get_level_values(0))
+            for d in _dataset_order(pivot.index.get_level_values(1)) if (m, d) in pivot.index]
+    pivot = pivot.reindex(index=pd.MultiIndex.from_tuples(rows, names=pivot.index.names),
+                          columns=[m for m in METRIC_SHORT if m in pivot.columns])
     show_table(pivot.rename(index=label), digits=1,
                caption="strength (0 = weakest, 1 = strongest) with the highest median, where the method's values "
                        "differ (Kruskal–Wallis p < 0.05); – : no clear difference")
@@ -415,8 +467,10 @@ def show_efficiency_correlations(frame: pd.DataFrame) -> None:
         missing(reason(frame) or "no downstream accuracies in this store.")
         return
     pivot = frame.pivot_table(index=["predictor", "metric"], columns="dataset", values="rho", aggfunc="first")
-    pivot = pivot.reindex(columns=[d for d in DATASET_LABELS if d in pivot.columns])
-    show_table((pivot * 100).round(0), digits=0, caption="100·ρ between the metric and sample efficiency")
+    rows = [(p, m) for p in ("LR", "GBT") for m in METRIC_SHORT if (p, m) in pivot.index]
+    pivot = pivot.reindex(index=pd.MultiIndex.from_tuples(rows, names=pivot.index.names),
+                          columns=_dataset_order(pivot.columns))
+    show_table((pivot * 100).round(0) + 0.0, digits=0, caption="100·ρ between the metric and sample efficiency")
     note(captions.describe_efficiency_correlations(frame))
 
 
@@ -432,3 +486,12 @@ def show_metric_groups(groups: Mapping[str, pd.DataFrame], metric: str) -> None:
     text = captions.describe_metric_groups(usable, metric)
     if text:
         note(text)
+
+
+__all__ = [
+    "PAPER_FIG2_NOISY", "PAPER_FIG5_DSPRITES", "PAPER_TRANSFER", "show_correlations", "show_violins", "curve_summary",
+    "show_curves", "show_paper_comparison", "run_overview", "show_run_overview", "metric_by_config",
+    "config_median_table", "show_metric_by_config", "show_metric_overview", "show_tc_scatter", "show_variance",
+    "show_seed_beats", "show_winners", "show_best_strength", "show_config_medians", "show_transfer",
+    "show_transfer_sensitivity", "show_efficiency_scatter", "show_efficiency_correlations", "show_metric_groups",
+]

@@ -147,3 +147,10 @@ def show_figure(fig) -> None:
 
     _display(fig)
     plt.close(fig)
+
+
+__all__ = [
+    "DATASET_LABELS", "METHOD_LABELS", "METRIC_SHORT", "METHOD_COLORS", "COLUMN_LABELS", "STATISTIC_LABELS",
+    "MIN_FONT", "label", "wrapped", "method_order", "setup", "datasets_of", "metrics_of", "reason", "note", "missing",
+    "key", "md", "show_table", "show_figure",
+]
