@@ -83,6 +83,15 @@ def test_violin_grid_at_paper_scale():
     assert all(style.label(d) in texts for d in DATASETS) and "AnnealedVAE" in texts and "DIP-VAE-I" in texts
 
 
+def test_hparam_violins_label_rows_and_columns():
+    long = models(seeds=8)
+    fig = figures.hparam_violin_grid(long, DATASETS, METHODS, ylabel="FactorVAE")
+    texts = check(fig)
+    assert [ax.get_title() for ax in fig.axes[:6]] == [style.label(m) for m in METHODS]
+    assert all(any(t.startswith(style.label(d) + "\n") for t in texts) for d in DATASETS)
+    assert "100" in texts and "16" in texts                      # the hyperparameter values are the x ticks
+
+
 def test_curves_on_a_log_axis_have_plain_ticks_and_a_legend_off_the_data():
     long = models()
     curves = pages.curve_summary(long, "dataset", "tc")

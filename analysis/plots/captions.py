@@ -514,6 +514,49 @@ def describe_metric_by_config(sub: pd.DataFrame, dataset: str) -> str:
     return text + "."
 
 
+
+
+def describe_hparam_spread(spread: pd.DataFrame, metric: str) -> str:
+    """Fig. 3 right / 14: in how many (dataset, method) cells the hyperparameter values differ (Kruskal-Wallis over
+    every model, 5 %), and the seed spread within one value against the spread of the values' medians."""
+    ok = spread.dropna(subset=["p"])
+    if ok.empty:
+        return f"{label(metric)}: no method has two hyperparameter values, so nothing can be compared."
+    differ = int((ok["p"] < ALPHA).sum())
+    return (f"{label(metric)}: in {differ} of the {len(ok)} (dataset, method) cells the hyperparameter values differ "
+            f"(Kruskal–Wallis p < 0.05 over every model; about {0.05 * len(ok):.1f} would by chance); within one "
+            f"value the seeds spread over an interquartile range of {ok['seed_iqr'].median():.3g} (median over the "
+            f"values and cells), against a median distance of {ok['median_range'].median():.3g} between the highest "
+            f"and the lowest value's median.")
+
+
+def describe_metric_pairs(correlations: pd.DataFrame, dataset: str) -> str:
+    """Fig. 11: how many pairs of metrics correlate significantly over the models of ``dataset`` and the range of
+    their Spearman rho."""
+    ok = correlations.dropna(subset=["rho"])
+    if ok.empty:
+        return f"{label(dataset)}: no pair of metrics could be correlated."
+    pos = int(((ok["p"] < ALPHA) & (ok["rho"] > 0)).sum())
+    neg = int(((ok["p"] < ALPHA) & (ok["rho"] < 0)).sum())
+    return (f"{label(dataset)} (n = {int(ok['n'].max())} models): {pos} of the {len(ok)} pairs of metrics correlate "
+            f"significantly positively and {neg} negatively (Spearman p < 0.05 each); 100·ρ goes from "
+            f"{_i(ok['rho'].min())} to {_i(ok['rho'].max())}.")
+
+
+def describe_efficiency_tests(tests: pd.DataFrame, predictor: str = "LR") -> str:
+    """Fig. 20 / 21: how many (dataset, metric) correlations of a predictor's sample efficiency with the metric are
+    significant, and their range."""
+    ok = tests.dropna(subset=["rho"])
+    if ok.empty:
+        return f"no metric could be correlated with the {predictor} sample efficiency."
+    pos = int(((ok["p"] < ALPHA) & (ok["rho"] > 0)).sum())
+    neg = int(((ok["p"] < ALPHA) & (ok["rho"] < 0)).sum())
+    return (f"{pos} of the {len(ok)} (dataset, metric) correlations of {predictor} sample efficiency with the metric "
+            f"are significantly positive and {neg} significantly negative (Spearman p < 0.05 each; about "
+            f"{0.05 * len(ok):.1f} would be by chance); 100·ρ goes from {_i(ok['rho'].min())} to "
+            f"{_i(ok['rho'].max())}.")
+
+
 __all__ = [
     "describe_metric_agreement", "describe_dataset_agreement", "describe_downstream", "describe_violins",
     "curve_results", "describe_curves", "curve_table", "describe_curve_table", "violin_table",
@@ -521,5 +564,5 @@ __all__ = [
     "describe_paper_comparison", "describe_seed_beats", "describe_winners", "describe_best_strength",
     "describe_transfer", "describe_transfer_sensitivity", "describe_efficiency_scatter",
     "describe_efficiency_correlations", "describe_metric_groups", "describe_run_overview",
-    "describe_metric_by_config",
+    "describe_metric_by_config", "describe_hparam_spread", "describe_metric_pairs", "describe_efficiency_tests",
 ]

@@ -272,6 +272,36 @@ def violin_grid(long: pd.DataFrame, panels: list[str], panel_col: str, x: str = 
     return fig
 
 
+def hparam_violin_grid(long: pd.DataFrame, datasets: list[str], methods: list[str], ylabel: str = "score",
+                       points: bool | None = None):
+    """Score distribution per hyperparameter value (Fig. 3 right / 14): one row of panels per dataset, one column
+    per method, one violin per value, every seed a dot when there are at most 40 per value.
+
+    ``long``: one row per model with ``dataset, method, hparam_value, value``. Panels are titled with the method and
+    the rows labelled with the dataset; the x ticks are the method's hyperparameter values."""
+    fig, axes = _grid(len(datasets) * len(methods), len(methods), 2.1, 2.3, sharey=False)
+    for r, dataset in enumerate(datasets):
+        for c, method in enumerate(methods):
+            ax = axes[r * len(methods) + c]
+            sub = long[(long["dataset"] == dataset) & (long["method"] == method)]
+            values = sorted(set(sub["hparam_value"]))
+            data = [sub.loc[sub["hparam_value"] == v, "value"].dropna().to_numpy(dtype=float) for v in values]
+            show_points = points if points is not None else max([len(d) for d in data] or [0]) <= 40
+            _violins(ax, data, np.arange(len(values)), [METHOD_COLORS.get(method, "grey")] * len(values),
+                     show_points, width=0.75)
+            ax.set_xticks(np.arange(len(values)))
+            ax.set_xticklabels([f"{v:g}" for v in values], rotation=0 if len(values) <= 4 else 45)
+            ax.set_xlim(-0.6, max(len(values), 1) - 0.4)
+            if not len(values):
+                ax.text(0.5, 0.5, "no models", ha="center", va="center", transform=ax.transAxes)
+            if r == 0:
+                ax.set_title(label(method))
+            if c == 0:
+                ax.set_ylabel(f"{label(dataset)}\n{ylabel}", fontweight="bold" if len(datasets) > 1 else None)
+    _layout(fig, left=1.0, bottom=0.6, hspace=0.45, wspace=0.4)
+    return fig
+
+
 # ---- curves and scatters ------------------------------------------------------------------------------------------
 
 def curve_grid(curves: pd.DataFrame, panels: list[str], panel_col: str, y: str = "median",
@@ -467,6 +497,6 @@ def metric_by_config_figure(long: pd.DataFrame, panels: list[str], metric: str, 
 
 __all__ = [
     "PAGE_WIDTH", "LEGEND_SPACE", "log_axis", "rho_heatmap", "rho_heatmap_grid", "percent_heatmap", "variance_figure",
-    "violin_grid", "curve_grid", "method_scatter_grid", "scatter_matrix_grid",
+    "violin_grid", "hparam_violin_grid", "curve_grid", "method_scatter_grid", "scatter_matrix_grid",
     "config_medians_figure", "metric_groups_figure", "metric_by_config_figure",
 ]

@@ -488,10 +488,69 @@ def show_metric_groups(groups: Mapping[str, pd.DataFrame], metric: str) -> None:
         note(text)
 
 
+# ---- the paper's supplementary figures ------------------------------------------------------------------------------
+
+def show_hparam_violins(long: pd.DataFrame, metric: str) -> None:
+    """Fig. 3 right / 14: ``metric`` per hyperparameter value of each method (a row of panels per dataset, every seed
+    a dot when there are few), and how the seed spread compares with the spread between values
+    (``long`` from :func:`analysis.supplement.hparam_distributions`)."""
+    from analysis.supplement import hparam_spread
+
+    if long is None or long.empty:
+        missing(reason(long) or f"no {metric} scores in this store.")
+        return
+    datasets = [d for d in DATASET_LABELS if d in set(long["dataset"])] + sorted(set(long["dataset"]) -
+                                                                                    set(DATASET_LABELS))
+    methods = [m for m in METHOD_LABELS if m in set(long["method"])] + sorted(set(long["method"]) -
+                                                                              set(METHOD_LABELS))
+    show_figure(figures.hparam_violin_grid(long, datasets, methods, ylabel=label(metric)))
+    key("One violin per hyperparameter value (x axis); solid line: median, dashed: quartiles over the seeds; dots: "
+        "single models.")
+    note(captions.describe_hparam_spread(hparam_spread(long), metric))
+
+
+def show_metric_pairs(pairs: pd.DataFrame, dataset: str) -> None:
+    """Fig. 11: one point per model for every pair of metrics on ``dataset``, coloured by method, with the Spearman
+    rho of each pair in its panel title (``pairs`` from :func:`analysis.supplement.metric_pairs`)."""
+    from analysis.supplement import pair_correlations
+
+    if pairs is None or pairs.empty:
+        missing(f"{label(dataset)}: {reason(pairs) or 'no pair of metrics has scores'}.")
+        return
+    if reason(pairs):
+        missing(f"{label(dataset)}: {reason(pairs)}.")
+    rho = pair_correlations(pairs).set_index("pair")
+    names = list(rho.index)
+    first = pairs.drop_duplicates("pair").set_index("pair")
+    titles = {p: f"ρ = {rho.loc[p, 'rho']:+.2f}" if pd.notna(rho.loc[p, "rho"]) else "ρ = n/a" for p in names}
+    show_figure(figures.method_scatter_grid(
+        pairs, names, "x", "y", xlabel=lambda p: label(first.loc[p, "x_metric"]),
+        ylabel=lambda p: label(first.loc[p, "y_metric"]), panel_col="pair", ncols=5, titles=titles))
+    note(captions.describe_metric_pairs(rho.reset_index(), dataset))
+
+
+def show_efficiency_against_metrics(long: pd.DataFrame, predictor: str = "LR") -> None:
+    """Fig. 20 (LR) / 21 (GBT): sample efficiency against every metric, a row of panels per dataset and a column per
+    metric, one point per model coloured by method (``long`` from
+    :func:`analysis.supplement.efficiency_against_metrics`)."""
+    from analysis.supplement import efficiency_tests
+
+    if long is None or long.empty:
+        missing(reason(long) or f"no {predictor} sample efficiency in this store.")
+        return
+    datasets = [d for d in DATASET_LABELS if d in set(long["dataset"])] + sorted(set(long["dataset"]) -
+                                                                                    set(DATASET_LABELS))
+    metrics = [m for m in METRIC_SHORT if m in set(long["metric"])]
+    show_figure(figures.scatter_matrix_grid(long, datasets, metrics, "dataset", "metric", "score", "efficiency",
+                                            ylabel=f"Eff({predictor})"))
+    note(captions.describe_efficiency_tests(efficiency_tests(long), predictor))
+
+
 __all__ = [
     "PAPER_FIG2_NOISY", "PAPER_FIG5_DSPRITES", "PAPER_TRANSFER", "show_correlations", "show_violins", "curve_summary",
     "show_curves", "show_paper_comparison", "run_overview", "show_run_overview", "metric_by_config",
     "config_median_table", "show_metric_by_config", "show_metric_overview", "show_tc_scatter", "show_variance",
     "show_seed_beats", "show_winners", "show_best_strength", "show_config_medians", "show_transfer",
     "show_transfer_sensitivity", "show_efficiency_scatter", "show_efficiency_correlations", "show_metric_groups",
+    "show_hparam_violins", "show_metric_pairs", "show_efficiency_against_metrics",
 ]
