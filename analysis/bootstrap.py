@@ -51,6 +51,43 @@ def percentile_interval(replicates: np.ndarray, alpha: float = 0.05) -> tuple[np
     return low, high
 
 
+def resample_models(n_cells: tuple[int, ...], n_seeds: int, n_boot: int, random_state: int = 0) -> np.ndarray:
+    """(n_boot, *n_cells, n_seeds) integer array: for each replicate and each cell (a configuration of one dataset),
+    its seed slots drawn with replacement, independently of the other cells (a bootstrap of the models stratified by
+    configuration: the design's configurations stay, the models trained for each are resampled)."""
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    rs = np.random.RandomState(random_state)
+    return rs.randint(max(n_seeds, 1), size=(n_boot, *n_cells, n_seeds))
+
+
+def centred_interval(point: np.ndarray, replicates: np.ndarray, alpha: float = 0.05, inflate: float = 1.0,
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """A bootstrap interval centred on the estimate: ``point + inflate * (percentile - median of the replicates)``,
+    clipped to [0, 1] or [-1, 1] when the point and every replicate lie there (shares, rates, correlations).
+
+    Resampling S models per configuration with replacement repeats models, which shifts statistics built on
+    medians or on strict comparisons (ties) and shrinks spreads by about (S - 1) / S in variance: the replicates'
+    location is then an artefact while their spread measures the sampling variation; ``inflate`` =
+    sqrt(S / (S - 1)) restores the spread. NaN replicates are ignored; all-NaN or a NaN point gives NaN."""
+    reps = np.asarray(replicates, dtype=float)
+    point = np.broadcast_to(np.asarray(point, dtype=float), reps.shape[1:])
+    low, high = percentile_interval(reps, alpha)
+    ok = ~np.isnan(reps)
+    median = np.full(reps.shape[1:], np.nan)
+    finite = ok.any(axis=0)
+    if finite.any():
+        median[finite] = np.nanmedian(reps[:, finite], axis=0)
+    with np.errstate(invalid="ignore"):
+        low, high = point + inflate * (low - median), point + inflate * (high - median)
+        both = np.where(ok, reps, point[None])
+        for lo_b, hi_b in ((0.0, 1.0), (-1.0, 1.0)):
+            inside = (both >= lo_b).all(axis=0) & (both <= hi_b).all(axis=0) & (point >= lo_b) & (point <= hi_b)
+            low = np.where(inside, np.clip(low, lo_b, hi_b), low)
+            high = np.where(inside, np.clip(high, lo_b, hi_b), high)
+    return low, high
+
+
 def covering_interval(point: np.ndarray, replicates: np.ndarray, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
     """The percentile interval over axis 0 of ``replicates``, widened where needed to include the estimate ``point``.
 

@@ -202,13 +202,20 @@ def _quiet_stderr(log_path: Path) -> None:
 
 
 def _scorecard(scores, runs, steps):
-    """The claims scorecard frame, or ``(None, why)`` when it cannot be computed."""
+    """``(scorecard, why it is missing, sanity checks)``: the claims scorecard frame (or None and why) and the sanity
+    checks (an empty frame when the store has nothing to check)."""
     from analysis import claims
+    from analysis.sanity import COLUMNS, sanity_checks
 
     try:
-        return claims.scorecard(scores, runs=runs, steps=steps), None
+        checks = sanity_checks(scores, runs=runs)
+    except Exception:  # noqa: BLE001 - the checks are shown when they can be computed
+        import pandas as pd
+        checks = pd.DataFrame(columns=COLUMNS)
+    try:
+        return claims.scorecard(scores, runs=runs, steps=steps), None, checks
     except Exception as exc:
-        return None, f"the claims scorecard could not be computed: {_one_line(exc)}"
+        return None, f"the claims scorecard could not be computed: {_one_line(exc)}", checks
 
 
 def build_report(store_path: str | os.PathLike, out_dir: str | os.PathLike, show_code: bool = False,
@@ -255,7 +262,7 @@ def build_report(store_path: str | os.PathLike, out_dir: str | os.PathLike, show
         }
         pages: list[Page] = []
         context = multiprocessing.get_context("spawn")
-        card, card_missing = None, None
+        card, card_missing, checks = None, None, None
         with ProcessPoolExecutor(max_workers=max(1, int(workers)), mp_context=context) as pool, \
                 ThreadPoolExecutor(max_workers=1) as thread:
             futures = [pool.submit(execute_page, str(p), str(out), parameters, show_code, timeout) for p in paths]
@@ -266,7 +273,7 @@ def build_report(store_path: str | os.PathLike, out_dir: str | os.PathLike, show
             bar.set_description("pages + scorecard")
             for future in as_completed(futures + [card_future]):
                 if future is card_future:
-                    card, card_missing = future.result()
+                    card, card_missing, checks = future.result()
                     bar.update(1)
                     continue
                 page = future.result()
@@ -276,7 +283,8 @@ def build_report(store_path: str | os.PathLike, out_dir: str | os.PathLike, show
                     bar.write(f"page {page.notebook} failed: {page.error}")
         order = {p.name: i for i, p in enumerate(paths)}
         pages.sort(key=lambda pg: order.get(pg.notebook, len(order)))
-        index = write_index(out, summary, pages, card, card_missing, seconds=time.perf_counter() - started)
+        index = write_index(out, summary, pages, card, card_missing, seconds=time.perf_counter() - started,
+                            checks=checks)
     finally:
         bar.close()
         shutil.rmtree(frames_dir, ignore_errors=True)
@@ -512,8 +520,30 @@ def _data_sources_text(data_sources: dict[str, int]) -> str:
     return "<br>".join(html.escape(f"{k} ({v} runs)") for k, v in data_sources.items())
 
 
+def sanity_html(checks) -> str:
+    """The sanity checks (:func:`analysis.sanity.sanity_checks`) as an HTML table with one sentence on top."""
+    from analysis.plots.style import label
+
+    if checks is None or len(checks) == 0:
+        return "<p class='na'>Nothing to check: the store has no method with two or more strengths.</p>"
+    css = {"as expected": "verdict-supported", "opposite": "verdict-not", "no clear trend": "verdict-open",
+           "rises": "", "falls": ""}
+    rows = "".join(
+        f"<tr class='{css.get(r.outcome, '')}'><td>{html.escape(r.quantity)}</td><td>{html.escape(label(r.method))}</td>"
+        f"<td>{html.escape(r.expected)}</td><td>{r.rho:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]</td><td>{r.p:.3f}</td>"
+        f"<td>{r.n_models}</td><td><b>{html.escape(r.outcome)}</b></td></tr>" for r in checks.itertuples())
+    failed = checks[checks["outcome"] == "opposite"]
+    lead = ("Every expected direction holds or is unclear." if failed.empty else
+            f"<span class='bad'>{len(failed)} check(s) go the opposite way</span>: a bug or an unusual store; read "
+            f"the findings with care.")
+    return (f"<p>Does regularisation do what the objectives make it do? Spearman correlation of each quantity with "
+            f"regularisation strength over every model of a method (95 % interval; p: permutation p-value in the "
+            f"direction found). {lead}</p><table><thead><tr><th>Quantity</th><th>Method</th><th>Expected</th>"
+            f"<th>rho [95 %]</th><th>p</th><th>Models</th><th>Outcome</th></tr></thead><tbody>{rows}</tbody></table>")
+
+
 def write_index(out_dir: Path, summary: load.StoreSummary, pages: list[Page], card=None,
-                card_missing: str | None = None, seconds: float | None = None) -> Path:
+                card_missing: str | None = None, seconds: float | None = None, checks=None) -> Path:
     """Write ``<out_dir>/index.html`` and return its path."""
     out_dir = Path(out_dir)
     name = Path(summary.path).name
@@ -548,6 +578,9 @@ def write_index(out_dir: Path, summary: load.StoreSummary, pages: list[Page], ca
     if failed:
         parts.append(f"<p class='bad'>{len(failed)} of {len(pages)} pages failed to execute; see the list of "
                      "pages below.</p>")
+
+    parts.append("<h2>Sanity checks</h2>")
+    parts.append(sanity_html(checks))
 
     parts.append("<h2>Pages</h2><ul class='pages'>")
     for page in pages:

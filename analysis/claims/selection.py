@@ -109,7 +109,8 @@ def _selection_works(ctx: Context) -> dict[str, float]:
 SELECTION_WORKS_CONTROL = Control(
     "selection works", "what selection can do at best (choosing on one seed does not find a better model on another "
     "seed of the same dataset and metric)", _selection_works,
-    (Test("same_same_excess", ">", SELECTION_WORKS, "choosing on the same metric and dataset beats chance"),))
+    (Test("same_same_excess", ">", SELECTION_WORKS, "choosing on the same metric and dataset beats chance"),),
+    resampling="seeds")
 
 C9 = Claim(
     "C9",
@@ -135,5 +136,5 @@ C11 = Claim(
     f"fill lies within {int(100 * BARELY)} points of chance (0.5 + P(tie)/2; exact expectation of the paper's trial, "
     "target seed != source seed, the random model any configuration with its own seed, ties in the choice split)",
     measure_c11, (Test("max_cross_excess", "<", BARELY, "transfer across metrics or datasets barely beats chance"),),
-    SELECTION_WORKS_CONTROL,
+    SELECTION_WORKS_CONTROL, resampling="seeds",
     percent=tuple(f"{p}{r}/{c}" for p in ("", "chance ") for r in ROWS for c in COLUMNS) + ("max_cross_excess",))

@@ -10,7 +10,7 @@ from training.study.estimate import (DEFAULT_CALIBRATION_STEPS, DEFAULT_EVAL_SCA
 def register(subparsers) -> None:
     """Add ``dstudy estimate STUDY [--device D] [--pack K] ...``."""
     p = subparsers.add_parser("estimate", help="calibrate on this machine and project a study's wall time")
-    p.add_argument("study", help="a preset (smoke, mini, paper) or a study TOML file")
+    p.add_argument("study", help="a preset (smoke, mini, gpu, paper) or a study TOML file")
     p.add_argument("--device", default=None, help="torch device for training (default: cuda when present)")
     p.add_argument("--pack", type=int, default=None,
                    help="runs trained together (default: 32 on CUDA, 1 on CPU)")

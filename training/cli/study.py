@@ -13,14 +13,14 @@ def register(subparsers) -> None:
     store_help = f"results store (default {DEFAULT_STORE})"
 
     p = subparsers.add_parser("run", help="sweep a preset, then build its report")
-    p.add_argument("--preset", required=True, help="smoke, mini, paper, or the path of a study TOML file")
+    p.add_argument("--preset", required=True, help="smoke, mini, gpu, paper, or the path of a study TOML file")
     p.add_argument("--store", default=str(DEFAULT_STORE), help=store_help)
     p.add_argument("--out", default=None, help="report folder (default reports/<study name>)")
     _sweep_options(p)
     p.set_defaults(func=_cmd_run)
 
     p = subparsers.add_parser("sweep", help="compute a study's missing runs (locally or on a Dask cluster)")
-    p.add_argument("study", metavar="STUDY_OR_PRESET", help="smoke, mini, paper, or the path of a study TOML file")
+    p.add_argument("study", metavar="STUDY_OR_PRESET", help="smoke, mini, gpu, paper, or the path of a study TOML file")
     p.add_argument("--store", default=str(DEFAULT_STORE), help=store_help)
     _sweep_options(p)
     p.set_defaults(func=_cmd_sweep)

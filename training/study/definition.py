@@ -41,7 +41,7 @@ from training.errors import UserError
 from training.store import RunRecord, canonical_json
 from training.vocabulary import DATASETS, EVALUATIONS, METHODS, REPRESENTATIONS, model_num
 
-PRESETS = ("smoke", "mini", "paper")
+PRESETS = ("smoke", "mini", "gpu", "paper")
 DOWNSTREAM_NUM_TRAIN = (10, 100, 1000, 10000)
 # The reference's model (the paper's Appendix B): conv encoder, deconv decoder, 10 latent dimensions, Bernoulli decoder loss.
 ARCHITECTURE = {"encoder": "conv_encoder", "decoder": "deconv_decoder", "num_latent": 10,
