@@ -92,7 +92,6 @@ def planted_table(flip: str | None = None, n_seeds: int = 10, random_state: int 
     x = frame["strength"].to_numpy()
     level = np.rint(x * 5).astype(int)                                          # strength slot 0..5
     dataset = frame["dataset"].to_numpy()
-    d_idx = pd.Categorical(dataset, categories=list(datasets)).codes
 
     share_method, share_strength, share_seed = 0.25, 0.3, 0.45
     if flip == "C6":

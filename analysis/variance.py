@@ -12,7 +12,6 @@ All R^2 values and probabilities are fractions in [0, 1].
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np

@@ -3,12 +3,10 @@ model table, a complete paper-scale frame."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from analysis.frames import model_table
 from helpers.grids import paper_scale_scores, run_grid, to_tidy
-from training.vocabulary import model_num
 
 
 def test_run_grid_matches_paper_grid_index():

@@ -54,7 +54,7 @@ def test_metric_agreement_strong_on_dsprites_mild_on_cars(frames):
 
 
 def test_hyperparameters_transfer_only_between_dsprites_and_color(frames):
-    med = frames.groupby(["dataset", "method", "hparam_value"])[f"mean:dci:disentanglement"].median().unstack("dataset")
+    med = frames.groupby(["dataset", "method", "hparam_value"])["mean:dci:disentanglement"].median().unstack("dataset")
     assert spearmanr(med["dsprites_full"], med["color_dsprites"])[0] > 0.7
     assert abs(spearmanr(med["dsprites_full"], med["cars3d"])[0]) < 0.5
 

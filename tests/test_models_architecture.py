@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from training.kernels import cpu
 from training.kernels.cpu import _PhaseForwardConvTranspose, conv_transpose_by_phases, fused_conv_relu
-from training.models.architecture import Decoder, Encoder, GaussianVAE
+from training.models.architecture import Encoder, GaussianVAE
 
 
 @pytest.mark.parametrize("channels", [1, 3])

@@ -1,5 +1,4 @@
 """The six objectives against independent NumPy computations on fixed tensors (the paper's Section 3 and the cited methods)."""
-import itertools
 import math
 
 import numpy as np
@@ -7,7 +6,7 @@ import pytest
 import torch
 
 from training.models import objectives as O
-from training.models.architecture import (Decoder, Discriminator, Encoder, GaussianVAE, init_weights, permute_dims,
+from training.models.architecture import (Discriminator, Encoder, GaussianVAE, init_weights, permute_dims,
                                           sample_latent)
 
 RS = np.random.RandomState(1234)

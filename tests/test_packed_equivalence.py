@@ -2,15 +2,12 @@
 ``train_model`` on the same run, for all six methods (CPU, float tolerance)."""
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import pytest
 import torch
 
 from training.engine.packed import train_packed
 from training.engine.train import train_model
-from helpers.packs import BATCH, EVAL, HPARAMS, LR, SEEDS, STEPS, BlobDataset, assert_same_run
+from helpers.packs import BATCH, EVAL, HPARAMS, SEEDS, STEPS, BlobDataset, assert_same_run
 from training.vocabulary import METHODS
 
 try:   # impl "triton": without CUDA its kernels run in Triton's interpreter (TRITON_INTERPRET=1: conftest.py)

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import torch
 
-from training.models import objectives as O
 from training.engine.train import (CHECKPOINT_FILE, Trainer, TrainedModel, TrainingDivergedError, sample_batch, train_model)
 
 TINY = dict(batch_size=4, num_eval_samples=8, progress=False, device="cpu")

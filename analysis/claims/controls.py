@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from analysis.claims.engine import Context, Control, Test, nanmean, need, row_spearman
+from analysis.claims.engine import Context, Control, Test, need, row_spearman
 from analysis.frames import DOWNSTREAM_COLUMNS, METRIC_NAMES
 
 #: Permutations of the configuration labels in :func:`configuration_signal` (p-values down to 1/200).

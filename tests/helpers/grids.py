@@ -3,7 +3,7 @@
 ``run_grid`` lays out runs like the paper grid (dataset x method x hyperparameter value x seed); ``to_tidy`` turns
 model-table columns (``MIG``, ``tc_sampled``, ``LR100`` ...) back into the tidy (run, representation, metric, key)
 frame that ``analysis.load.load_scores`` returns; ``paper_scale_scores`` builds the 12,600-run frame with every key.
-The tests at the bottom check that the round trip through ``analysis.frames.model_table`` is exact.
+tests/test_grids.py checks that the round trip through ``analysis.frames.model_table`` is exact.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.frames import (
-    DOWNSTREAM_PREDICTORS, DOWNSTREAM_SIZES, METRIC_NAMES, UNSUPERVISED_KEYS, model_table,
+    DOWNSTREAM_PREDICTORS, DOWNSTREAM_SIZES, METRIC_NAMES, UNSUPERVISED_KEYS,
 )
 from training.vocabulary import DATASETS, METHODS, METRIC_KEYS, model_num
 

@@ -20,6 +20,10 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # numpy is imported where it is used, so the CLI starts fast
+    import numpy as np
 
 DATA_ENV_VARS = ("DSTUDY_DATA", "DISENTANGLEMENT_LIB_DATA")
 

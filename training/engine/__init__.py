@@ -8,7 +8,9 @@
 * :mod:`training.engine.device_data` draws batches on the training device; :mod:`training.engine.allocator` keeps
   freed CPU tensor memory in the process.
 """
-from training.engine.packed import PRECISIONS, train_packed
+from training.engine.options import PRECISIONS, TrainingOptions
+from training.engine.packed import train_packed
 from training.engine.train import TrainedModel, TrainingDivergedError, resolve_device, train_model
 
-__all__ = ["PRECISIONS", "TrainedModel", "TrainingDivergedError", "resolve_device", "train_model", "train_packed"]
+__all__ = ["PRECISIONS", "TrainedModel", "TrainingDivergedError", "TrainingOptions", "resolve_device", "train_model",
+           "train_packed"]

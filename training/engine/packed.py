@@ -73,7 +73,7 @@ import torch
 from torch.func import functional_call, stack_module_state, vmap
 from torch.nn import functional as F
 
-from training.engine.options import PACKED_IMPLS, PRECISIONS, TrainingOptions
+from training.engine.options import PACKED_IMPLS, TrainingOptions
 from training.kernels import packed_layers as layers
 from training.kernels.cpu import use_fast_cpu_layers
 from training.models import objectives

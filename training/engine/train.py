@@ -41,8 +41,7 @@ import numpy as np
 import torch
 
 from training.engine.allocator import retain_freed_memory
-from training.engine.options import (DEFAULT_CHECKPOINT_EVERY, DEFAULT_NUM_EVAL_SAMPLES, DISCRIMINATOR_LEARNING_RATE,
-                                      VAE_LEARNING_RATE, TrainingOptions)
+from training.engine.options import DISCRIMINATOR_LEARNING_RATE, VAE_LEARNING_RATE, TrainingOptions
 from training.kernels.cpu import use_fast_cpu_layers
 from training.models import objectives
 from training.models.architecture import (NUM_LATENT, Discriminator, GaussianVAE, init_weights, permute_dims,

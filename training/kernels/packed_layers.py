@@ -27,7 +27,6 @@ from torch.nn import functional as F
 
 # transposed conv k4 s2 p1: output pixel 2i + a sees padded-input pixels i + a + u (u = 0, 1) through kernel tap
 # PHASE_TAPS[a][u] = 3 - a - 2u (shared with ``training.kernels.cpu.conv_transpose_by_phases``)
-from training.kernels.cpu import PHASE_TAPS  # noqa: F401 (documents the taps gemm_matrix encodes)
 
 
 def packed_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:

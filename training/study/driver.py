@@ -44,7 +44,7 @@ from typing import Any, Callable, Sequence
 
 from training.errors import UserError
 from training.study.worker import error_text
-from training.store import DEFAULT_STORE, RunOutcome, RunRecord, Store
+from training.store import DEFAULT_STORE, RunOutcome, Store
 from training.study.definition import Study, select_model_num
 
 RunFn = Callable[..., list]  # (pack: list[dict], device, threads, artifacts_dir) -> list[RunOutcome]

@@ -11,7 +11,6 @@ runs of the pack.
 """
 from __future__ import annotations
 
-import os
 import time
 import traceback
 from pathlib import Path

@@ -27,6 +27,7 @@ from sklearn import linear_model
 from sklearn.exceptions import ConvergenceWarning
 
 from training.evaluation.metrics import utils
+from training.randomness import check_random_state
 
 DEFAULT_PROTOCOL = {"batch_size": 64, "num_train": 10000, "num_eval": 5000}
 
@@ -114,7 +115,7 @@ def compute(dataset, representation_fn, random_state, fast: bool = False, encode
     ``fast`` is ignored (the cost is the encoder; the fit takes well under a second).
     """
     p = utils.resolve_protocol("beta_vae_sklearn", DEFAULT_PROTOCOL, protocol)
-    rs = utils.check_random_state(random_state)
+    rs = check_random_state(random_state)
     train_points, train_labels = generate_points(dataset, representation_fn, p["batch_size"], p["num_train"], rs,
                                                  encode_batch_size)
     model = fit_classifier(train_points, train_labels, rs)

@@ -28,6 +28,7 @@ import numpy as np
 import scipy.stats
 
 from training.evaluation.metrics import predictors, utils
+from training.randomness import check_random_state
 
 DEFAULT_PROTOCOL = {"num_train": 10000, "num_test": 5000, "batch_size": 16, "gbt_seed": 0, "n_jobs": 1}
 _EPS = 1e-11
@@ -149,7 +150,7 @@ def plan(dataset, representation_fn, random_state, fast: bool = False, **protoco
     ``finish(results of the tasks, in order)`` gives the scores. Lets a caller pool the fits of several
     evaluations (:func:`training.evaluation.scoring.evaluate_model_records` with ``n_jobs > 1``)."""
     p = _resolve(protocol)
-    rs = utils.check_random_state(random_state)
+    rs = check_random_state(random_state)
     mus_train, ys_train = utils.generate_batch_factor_code(dataset, representation_fn, p["num_train"], rs,
                                                            p["batch_size"])
     mus_test, ys_test = utils.generate_batch_factor_code(dataset, representation_fn, p["num_test"], rs,

@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from training.evaluation.metrics import predictors, utils
+from training.randomness import check_random_state
 
 DEFAULT_NUM_TRAIN: tuple[int, ...] = (10, 100, 1000, 10000)
 DEFAULT_PROTOCOL = {"num_train": list(DEFAULT_NUM_TRAIN), "num_test": 5000, "batch_size": 16, "n_jobs": 1}
@@ -136,7 +137,7 @@ def _compute(predictor, dataset, representation_fn, random_state, fast, protocol
 def _plan(predictor, dataset, representation_fn, random_state, fast, protocol):
     evaluation = _EVALUATION[predictor]
     p = _resolve(evaluation, protocol, with_gbt_seed=predictor == "gradient_boosting")
-    rs = utils.check_random_state(random_state)
+    rs = check_random_state(random_state)
     blocks = []
     for size in p["num_train"]:  # reference draw order: train block, then its own test block, size by size
         mus_train, ys_train = utils.generate_batch_factor_code(dataset, representation_fn, size, rs,

@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from training.evaluation.metrics import utils
+from training.randomness import check_random_state
 
 DEFAULT_PROTOCOL = {"batch_size": 64, "num_train": 10000, "num_eval": 5000, "num_variance_estimate": 10000}
 PRUNE_THRESHOLD = 0.05
@@ -101,7 +102,7 @@ def compute(dataset, representation_fn, random_state, fast: bool = False, encode
     ``fast`` is ignored (the cost is the encoder).
     """
     p = utils.resolve_protocol("factor_vae_metric", DEFAULT_PROTOCOL, protocol)
-    rs = utils.check_random_state(random_state)
+    rs = check_random_state(random_state)
     if encode_batch_size is None:
         encode_batch_size = max(64, utils.DEFAULT_ENCODE_BATCH_SIZE)
     observations = dataset.sample_observations(p["num_variance_estimate"], rs)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from training.evaluation.metrics import utils
+from training.randomness import check_random_state
 
 DEFAULT_PROTOCOL = {"num_train": 10000, "batch_size": 16, "diff_quantile": 0.99}
 NUM_BINS = 20
@@ -74,6 +75,6 @@ def compute_irs(mus: np.ndarray, ys: np.ndarray, diff_quantile: float = 0.99,
 def compute(dataset, representation_fn, random_state, fast: bool = False, **protocol) -> dict[str, float]:
     """Sample ``num_train`` (10000) points in chunks of ``batch_size`` (16) and score. ``fast`` is ignored."""
     p = utils.resolve_protocol("irs", DEFAULT_PROTOCOL, protocol)
-    rs = utils.check_random_state(random_state)
+    rs = check_random_state(random_state)
     mus, ys = utils.generate_batch_factor_code(dataset, representation_fn, p["num_train"], rs, p["batch_size"])
     return compute_irs(mus, ys, p["diff_quantile"])

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from training.evaluation.metrics import utils
+from training.randomness import check_random_state
 
 DEFAULT_PROTOCOL = {"num_train": 10000, "batch_size": 16}
 NUM_BINS = 20
@@ -53,6 +54,6 @@ def compute(dataset, representation_fn, random_state, fast: bool = False, **prot
     """Sample and score: ``num_train`` (10000) points drawn in chunks of ``batch_size`` (16). ``fast`` is ignored
     (MIG has no costly fit)."""
     p = utils.resolve_protocol("mig", DEFAULT_PROTOCOL, protocol)
-    rs = utils.check_random_state(random_state)
+    rs = check_random_state(random_state)
     mus, ys = utils.generate_batch_factor_code(dataset, representation_fn, p["num_train"], rs, p["batch_size"])
     return compute_mig(mus, ys)

@@ -33,6 +33,7 @@ from sklearn import metrics as sk_metrics
 from sklearn.exceptions import ConvergenceWarning
 
 from training.evaluation.metrics import utils
+from training.randomness import check_random_state
 
 DEFAULT_PROTOCOL = {"num_train": 10000, "num_test": 5000, "batch_size": 16}
 NUM_BINS = 20
@@ -114,7 +115,7 @@ def compute(dataset, representation_fn, random_state, fast: bool = False, **prot
     """Sample ``num_train`` (10000) then ``num_test`` (5000) points in chunks of ``batch_size`` (16) and score.
     ``fast`` is ignored."""
     p = utils.resolve_protocol("modularity_explicitness", DEFAULT_PROTOCOL, protocol)
-    rs = utils.check_random_state(random_state)
+    rs = check_random_state(random_state)
     mus, ys = utils.generate_batch_factor_code(dataset, representation_fn, p["num_train"], rs, p["batch_size"])
     mus_test, ys_test = utils.generate_batch_factor_code(dataset, representation_fn, p["num_test"], rs,
                                                          p["batch_size"])

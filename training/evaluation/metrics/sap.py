@@ -24,6 +24,7 @@ from sklearn import svm
 from sklearn.exceptions import ConvergenceWarning
 
 from training.evaluation.metrics import utils
+from training.randomness import check_random_state
 
 DEFAULT_PROTOCOL = {"num_train": 10000, "num_test": 5000, "batch_size": 16, "continuous_factors": False}
 
@@ -86,7 +87,7 @@ def compute(dataset, representation_fn, random_state, fast: bool = False, **prot
     """Sample ``num_train`` (10000) then ``num_test`` (5000) points in chunks of ``batch_size`` (16) and score.
     ``fast`` is ignored (50 one-feature SVM fits take about a second)."""
     p = utils.resolve_protocol("sap_score", DEFAULT_PROTOCOL, protocol)
-    rs = utils.check_random_state(random_state)
+    rs = check_random_state(random_state)
     mus, ys = utils.generate_batch_factor_code(dataset, representation_fn, p["num_train"], rs, p["batch_size"])
     mus_test, ys_test = utils.generate_batch_factor_code(dataset, representation_fn, p["num_test"], rs,
                                                          p["batch_size"])

@@ -21,6 +21,7 @@ import numpy as np
 import scipy.linalg
 
 from training.evaluation.metrics import utils
+from training.randomness import check_random_state
 
 DEFAULT_PROTOCOL = {"num_train": 10000, "batch_size": 16}
 NUM_BINS = 20
@@ -85,6 +86,6 @@ def compute_unsupervised(mus_train: np.ndarray, num_bins: int = NUM_BINS) -> dic
 def compute(dataset, representation_fn, random_state, fast: bool = False, **protocol) -> dict[str, float]:
     """Sample ``num_train`` (10000) points in chunks of ``batch_size`` (16) and score the codes. ``fast`` is ignored."""
     p = utils.resolve_protocol("unsupervised", DEFAULT_PROTOCOL, protocol)
-    rs = utils.check_random_state(random_state)
+    rs = check_random_state(random_state)
     mus, _ = utils.generate_batch_factor_code(dataset, representation_fn, p["num_train"], rs, p["batch_size"])
     return compute_unsupervised(mus)

@@ -15,7 +15,6 @@ from typing import Callable
 import numpy as np
 from sklearn import metrics as sk_metrics
 
-from training.randomness import check_random_state
 
 RepresentationFn = Callable[[np.ndarray], np.ndarray]
 
