@@ -8,7 +8,9 @@
 * the analyses of the paper, pure functions of those frames: :mod:`analysis.correlation` (rank agreement, Fig. 2 and
   4), :mod:`analysis.variance` (what matters, Fig. 3, Table 5), :mod:`analysis.transfer` (Table 1),
   :mod:`analysis.downstream` (Fig. 5, 6), :mod:`analysis.total_correlation` (Fig. 1), :mod:`analysis.unsupervised`,
-  and their intervals (:mod:`analysis.bootstrap`, a seed bootstrap).
+  and their intervals (:mod:`analysis.bootstrap`, a seed bootstrap); the supplementary figures
+  (:mod:`analysis.supplement`) and, beyond the paper, :mod:`analysis.within` (:func:`seed_selection`: does a score
+  pick the better seed of one configuration?).
 * :mod:`analysis.claims`: :func:`scorecard`, every checkable claim judged on one store with calibrated verdicts.
 * :mod:`analysis.plots`: figures and the sentences under them; :mod:`analysis.report`: :func:`build_report`, the
   notebooks executed and published as HTML.
@@ -27,6 +29,7 @@ _EXPORTS = {
     "model_table": "analysis.frames",
     "scorecard": "analysis.claims",
     "transfer_win_rates": "analysis.transfer", "transfer_intervals": "analysis.transfer",
+    "seed_selection": "analysis.within",
     "build_report": "analysis.report",
 }
 __all__ = sorted(_EXPORTS)

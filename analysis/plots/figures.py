@@ -143,13 +143,14 @@ def rho_heatmap(matrix: pd.DataFrame, ax, title: str | None = None, crosses: pd.
 
 def rho_heatmap_grid(matrices: Mapping[str, pd.DataFrame], ncols: int | None = None, cell: float = 0.43,
                      crosses: Mapping[str, pd.DataFrame] | None = None, n: Mapping[str, int] | None = None,
-                     unit: str = "models"):
+                     unit: str = "models", bar_label: str = "100·ρ"):
     """One annotated 100*rho heatmap per entry, titled with the key's label and, when ``n`` has it, the number of
     observations behind the matrix (``n = 300 models``). Returns the Figure.
 
     Cells are ``cell`` inches square (room for "-100†" at 9 pt); as many panels go in a row as fit
     :data:`PAGE_WIDTH` unless ``ncols`` is given. One colour bar for the whole figure. ``crosses``: per key, the
-    cells to mark with a dagger (:func:`rho_heatmap`).
+    cells to mark with a dagger (:func:`rho_heatmap`); ``bar_label`` names the colour bar (another rank correlation
+    in [-1, 1] can be drawn the same way).
     """
     import matplotlib.pyplot as plt
 
@@ -181,7 +182,7 @@ def rho_heatmap_grid(matrices: Mapping[str, pd.DataFrame], ncols: int | None = N
                         hspace=1.3 / (cell * rows))
     if image is not None:
         bar = fig.add_axes([1 - 0.42 / width, 0.3, 0.1 / width, 0.4])
-        fig.colorbar(image, cax=bar).set_label("100·ρ")
+        fig.colorbar(image, cax=bar).set_label(bar_label)
     return fig
 
 

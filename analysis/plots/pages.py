@@ -15,7 +15,10 @@ from analysis.plots import captions, figures
 from analysis.plots.style import (
     DATASET_LABELS, METHOD_LABELS, METRIC_SHORT, _display, key, label, missing, note, reason, show_figure, show_table,
 )
+from analysis.significance import format_p
 from analysis.uncertainty import rho_matrices
+from analysis.unsupervised import UNSUPERVISED_SCORES
+from analysis.within import tau_matrix
 
 # ---- the paper's printed numbers shown next to this store's (read off the paper's Fig. 2 and Fig. 5) -----------
 
@@ -546,11 +549,38 @@ def show_efficiency_against_metrics(long: pd.DataFrame, predictor: str = "LR") -
     note(captions.describe_efficiency_tests(efficiency_tests(long), predictor))
 
 
+def show_seed_selection(frame: pd.DataFrame) -> None:
+    """Within-configuration Kendall tau of every (selector, target) pair (:func:`analysis.within.seed_selection`) as
+    one heatmap (a dagger where the Holm-adjusted p-value is 0.05 or more), the pairs that pass the test as a table,
+    and one sentence."""
+    if frame is None or frame.empty:
+        missing(reason(frame) or "no configuration has two seeds with scores.")
+        return
+    tau, weak = tau_matrix(frame)
+    n = {"Within-configuration Kendall τ": frame.attrs.get("configurations")}
+    show_figure(figures.rho_heatmap_grid({"Within-configuration Kendall τ": tau}, crosses={
+        "Within-configuration Kendall τ": weak}, n=n, unit="configurations", bar_label="100·τ"))
+    key("Numbers are 100·τ = 100·(2·concordance − 1): the share of seed pairs of one configuration where the seed "
+        "with the higher row score has the higher column score, rescaled so that 0 is chance; † marks a cell whose "
+        "Holm-adjusted permutation p-value (over the whole table) is 0.05 or more, so its sign is not established.")
+    passed = frame[frame["p_holm"] < 0.05]
+    if len(passed):
+        shown = pd.DataFrame({
+            "selector → target": [f"{label(a)} → {label(b)}" for a, b in zip(passed["selector"], passed["target"])],
+            "seed pairs": passed["pairs"].astype(int).to_numpy(),
+            "concordance (%)": [_pct(c) for c in passed["concordance"]],
+            "95 % interval (%)": [f"{_pct(a)}–{_pct(b)}" for a, b in zip(passed["ci_low"], passed["ci_high"])],
+            "Holm p": [format_p(p) for p in passed["p_holm"]],
+        }).set_index("selector → target")
+        show_table(shown, caption="pairs whose concordance differs from chance (Holm-adjusted p < 0.05)")
+    note(captions.describe_seed_selection(frame, UNSUPERVISED_SCORES))
+
+
 __all__ = [
     "PAPER_FIG2_NOISY", "PAPER_FIG5_DSPRITES", "PAPER_TRANSFER", "show_correlations", "show_violins", "curve_summary",
     "show_curves", "show_paper_comparison", "run_overview", "show_run_overview", "metric_by_config",
     "config_median_table", "show_metric_by_config", "show_metric_overview", "show_tc_scatter", "show_variance",
     "show_seed_beats", "show_winners", "show_best_strength", "show_config_medians", "show_transfer",
     "show_transfer_sensitivity", "show_efficiency_scatter", "show_efficiency_correlations", "show_metric_groups",
-    "show_hparam_violins", "show_metric_pairs", "show_efficiency_against_metrics",
+    "show_hparam_violins", "show_metric_pairs", "show_efficiency_against_metrics", "show_seed_selection",
 ]
