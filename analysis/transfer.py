@@ -160,7 +160,8 @@ def transfer_rate(values: np.ndarray, same_metric: bool, same_dataset: bool, see
     needs = {"datasets": (n_d, 1 if same_dataset else 2), "metrics": (n_m, 1 if same_metric else 2),
              "distinct seeds": (len(np.unique(ids)), 2 if target_seed == "different" else 1),
              "configurations": (n_c, 1 if random_may_match else 2)}
-    short = [f"{have} {what} (needs {need})" for what, (have, need) in needs.items() if have < need]
+    short = [f"{have} {what.rstrip('s') if have == 1 else what} (needs {need})"
+             for what, (have, need) in needs.items() if have < need]
     if short:
         raise ValueError("this store has " + ", ".join(short))
     win, tie, available = win_and_tie(v, random_seed, random_may_match) if _win_tie is None else _win_tie

@@ -119,6 +119,7 @@ def main() -> int:
         report = out
     else:
         report = args.report
+    report = Path(report).resolve()
     shots = args.shots or report.with_name(report.name + "-shots")
     shots.mkdir(parents=True, exist_ok=True)
     pages = sorted(report.glob("*.html"))

@@ -119,7 +119,7 @@ def test_single_dataset_leaves_other_dataset_cells_empty():
     one = store[store["dataset"] == "cars3d"]
     rates = transfer_win_rates(one)
     assert rates["other_dataset"].isna().all() and rates["same_dataset"].notna().all()
-    assert "1 datasets (needs 2)" in rates.attrs["reason"]
+    assert "1 dataset (needs 2)" in rates.attrs["reason"]
 
 
 def test_options_are_validated_and_swept():
