@@ -112,7 +112,16 @@ def test_cli_bad_inputs(tmp_path, capsys):
     assert cli.main(["report", "--store", str(text), "--out", str(tmp_path / "r")]) == 2
     assert "not a dstudy results store" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
-    assert default_out(Path("results/study.sqlite")) == Path("reports/study")
+    assert cli.main(["report", "--store", str(tmp_path / "nope.sqlite")]) == 2          # no --out: same message
+    assert capsys.readouterr().err.startswith("dstudy: error: no results store at")
+
+
+def test_default_report_folder_is_the_study_name(no_downstream_store):
+    from analysis.load import resolve_study
+
+    assert default_out(no_downstream_store) == Path("reports") / resolve_study(no_downstream_store)
+    with pytest.raises(UserError, match="no study 'other'"):
+        default_out(no_downstream_store, "other")
 
 
 def test_build_report_refuses_store_without_done_runs(tmp_path):
