@@ -48,6 +48,21 @@ def test_a_claim_planted_false_is_not_supported_and_its_control_passes(flip):
     assert card.loc[flip, "reason"].startswith("not (")
 
 
+
+def test_undertrained_models_make_every_claim_inconclusive():
+    """A study trained for fewer than MIN_STEPS steps (the smoke preset: 50) decides nothing, even where every claim
+    is planted true; at the mini preset's 7,000 steps the same table supports every claim."""
+    from analysis.claims.engine import MIN_STEPS
+    from training.study.definition import load_study
+
+    smoke, mini = load_study("smoke"), load_study("mini")
+    assert smoke.steps < MIN_STEPS <= mini.steps
+    table = planted_table(None, n_seeds=10, random_state=0)
+    card = scorecard(table, n_boot=50, steps=smoke.steps)
+    assert set(card["verdict"]) == {INCONCLUSIVE}
+    assert card["reason"].str.startswith(f"undertrained: the models trained {smoke.steps:,} steps").all()
+    assert set(scorecard(table, n_boot=50, steps=mini.steps)["verdict"]) == {SUPPORTED}
+
 @pytest.mark.slow
 def test_calibration_rates_over_many_draws():
     """The issue's thresholds: on noise at 2, 5 and 10 seeds no claim 'supported' in more than 5 % of (claim, draw)
