@@ -1,4 +1,4 @@
-"""Seed bootstrap: confidence intervals the paper did not give (issue 7).
+"""Bootstrap intervals for the statistics the paper gave without them.
 
 The unit resampled is the training seed. One replicate draws S seed labels with replacement from the S seeds of the
 store; the j-th drawn label brings every run trained with that seed (all datasets, all configurations) and those
@@ -9,8 +9,10 @@ intervals of the replicates (``alpha`` = 0.05 gives 95 %).
 Functions: :func:`resample_seeds` (the draw), :func:`resample_table` (one replicate of a model table),
 :func:`bootstrap_statistic` (any statistic of a model table), and the vectorised ones for the report:
 :func:`bootstrap_metric_correlations`, :func:`bootstrap_downstream_correlations`,
-:func:`bootstrap_dataset_correlations`, :func:`bootstrap_variance_explained` (the transfer table's intervals:
-:func:`analysis.transfer.transfer_intervals`).
+:func:`bootstrap_dataset_correlations`; the transfer table's intervals are
+:func:`analysis.transfer.transfer_intervals`. The R^2 tables resample models within their configuration instead (:func:`model_weights`,
+:func:`bootstrap_variance_explained`): R^2 compares configurations, which that resampling keeps, as the claims'
+intervals do (:mod:`analysis.claims.engine`).
 """
 from __future__ import annotations
 
@@ -286,22 +288,33 @@ def bootstrap_dataset_correlations(scores: pd.DataFrame, metric: str, n_boot: in
     return with_reason(out, None if len(datasets) >= 2 else f"needs two datasets; this store has {len(datasets)}")
 
 
-def bootstrap_variance_explained(scores: pd.DataFrame, n_boot: int = 1000, alpha: float = 0.05,
-                                 random_state: int = 0) -> pd.DataFrame:
-    """Seed-bootstrap intervals for the R^2 tables and their unweighted means.
+def model_weights(table: pd.DataFrame, n_boot: int, random_state: int = 0) -> np.ndarray:
+    """(n_boot, rows) weights of a bootstrap of the models stratified by configuration: in each replicate, each
+    (dataset, configuration) draws as many of its models as it has, with replacement, and a model's weight is how
+    often it was drawn (every configuration keeps its size). One ``np.random.RandomState(random_state)`` draws the
+    configurations in the order they first appear in ``table``."""
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    rs = np.random.RandomState(random_state)
+    codes = pd.factorize(pd.MultiIndex.from_arrays([table["dataset"], table["config"]]))[0]
+    weights = np.zeros((n_boot, len(table)))
+    for k in range(codes.max() + 1 if len(codes) else 0):
+        members = np.flatnonzero(codes == k)
+        drawn = rs.randint(len(members), size=(n_boot, len(members)))
+        np.add.at(weights, (np.arange(n_boot)[:, None], members[drawn]), 1.0)
+    return weights
 
-    A replicate weights each model by how often its seed was drawn; R^2 is the weighted between-group share of the
-    sum of squares (identical to OLS on dummies of the replicated data). Returns rows per (dataset, metric) plus a
-    final ``('all', 'mean')`` row, columns ``method, method_ci_low, method_ci_high, method_x_hparam,
-    method_x_hparam_ci_low, method_x_hparam_ci_high``.
-    """
+
+def variance_explained_replicates(scores: pd.DataFrame, n_boot: int = 1000, random_state: int = 0):
+    """The R^2 of the objective and of objective x hyperparameter per (dataset, metric), at the store's models and
+    in ``n_boot`` replicates of :func:`model_weights` (R^2 of a replicate: the weighted between-group share of the
+    sum of squares, identical to OLS on dummies of the replicated rows).
+
+    Returns ``(index, point, replicates, models_per_config)``: the (dataset, metric) cells, a (cells, 2) array, a
+    (n_boot, cells, 2) array (NaN where a cell has fewer than 3 models or a constant metric) and the median number of
+    models per configuration."""
     table = as_model_table(scores)
-    _labels, groups = _seed_groups(table)
-    seed_pos = np.empty(len(table), dtype=int)
-    for k, rows in enumerate(groups):
-        seed_pos[rows] = k
-    draws = resample_seeds(len(groups), n_boot, random_state)
-    counts = np.stack([np.bincount(d, minlength=len(groups)) for d in draws]).astype(float)  # (B, S)
+    weights = model_weights(table, n_boot, random_state)
     index, point_rows, reps = [], [], []
     for dataset in datasets_present(table):
         mask = (table["dataset"] == dataset).to_numpy()
@@ -313,34 +326,46 @@ def bootstrap_variance_explained(scores: pd.DataFrame, n_boot: int = 1000, alpha
                 point_rows.append((np.nan, np.nan))
                 reps.append(np.full((n_boot, 2), np.nan))
                 continue
-            w = counts[:, seed_pos[ok]]
+            w = weights[:, ok]
             method_codes = pd.factorize(table["method"].to_numpy()[ok])[0]
             config_codes = pd.factorize(table["config"].to_numpy()[ok])[0]
             point_rows.append((r_squared_between(y[ok], method_codes), r_squared_between(y[ok], config_codes)))
             reps.append(np.stack([r_squared_between(y[ok], method_codes, w),
                                   r_squared_between(y[ok], config_codes, w)], axis=1))
+    sizes = table.groupby(["dataset", "config"], sort=False).size()
+    per_config = float(sizes.median()) if len(sizes) else float("nan")
+    if not index:
+        return index, np.zeros((0, 2)), np.zeros((n_boot, 0, 2)), per_config
+    return index, np.asarray(point_rows), np.stack(reps, axis=1), per_config
+
+
+def bootstrap_variance_explained(scores: pd.DataFrame, n_boot: int = 1000, alpha: float = 0.05,
+                                 random_state: int = 0) -> pd.DataFrame:
+    """Intervals for the R^2 tables (Table 5) and their unweighted means, from the bootstrap of the models stratified
+    by configuration that the claims use (:func:`variance_explained_replicates`).
+
+    Repeating a model in a replicate shrinks the spread within its configuration and so raises R^2: the replicates
+    sit above the estimate (with three seeds a percentile interval can start at the estimate and end at 1). The
+    interval is therefore centred on the estimate, its spread inflated by sqrt(S / (S - 1)) for S models per
+    configuration (:func:`centred_interval`), and clipped to [0, 1]. Returns rows per (dataset, metric) plus a final
+    ``('all', 'mean')`` row, columns ``method, method_ci_low, method_ci_high, method_x_hparam,
+    method_x_hparam_ci_low, method_x_hparam_ci_high``.
+    """
+    index, point, reps_arr, per_config = variance_explained_replicates(scores, n_boot, random_state)
     cols = ["method", "method_ci_low", "method_ci_high", "method_x_hparam", "method_x_hparam_ci_low",
             "method_x_hparam_ci_high"]
     if not index:
         return with_reason(pd.DataFrame(columns=cols), "no scores in this store", ["scores"])
-    reps_arr = np.stack(reps, axis=1)                                   # (B, cells, 2)
-    point = np.asarray(point_rows)
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)              # a replicate with no measurable cell
         mean_reps = np.nanmean(reps_arr, axis=1, keepdims=True)
         mean_point = np.nanmean(point, axis=0, keepdims=True)
     reps_arr = np.concatenate([reps_arr, mean_reps], axis=1)
     point = np.concatenate([point, mean_point], axis=0)
-    low, high = percentile_interval(reps_arr, alpha)
+    inflate = float(np.sqrt(per_config / (per_config - 1))) if per_config > 1 else 1.0
+    low, high = centred_interval(point, reps_arr, alpha, inflate=inflate)
     out = pd.DataFrame({"method": point[:, 0], "method_ci_low": low[:, 0], "method_ci_high": high[:, 0],
                         "method_x_hparam": point[:, 1], "method_x_hparam_ci_low": low[:, 1],
                         "method_x_hparam_ci_high": high[:, 1]},
                        index=pd.MultiIndex.from_tuples(index + [("all", "mean")], names=["dataset", "metric"]))
     return with_reason(out, None)
-
-
-__all__ = [
-    "resample_seeds", "percentile_interval", "resample_table", "bootstrap_statistic",
-    "bootstrap_metric_correlations", "bootstrap_downstream_correlations", "bootstrap_correlations",
-    "bootstrap_dataset_correlations", "bootstrap_variance_explained",
-]

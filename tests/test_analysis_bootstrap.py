@@ -7,8 +7,8 @@ import pytest
 
 from analysis.bootstrap import (
     _weighted_median, bootstrap_correlations, bootstrap_dataset_correlations, bootstrap_downstream_correlations,
-    bootstrap_metric_correlations, bootstrap_statistic, bootstrap_variance_explained,
-    percentile_interval, resample_seeds, resample_table,
+    bootstrap_metric_correlations, bootstrap_statistic, bootstrap_variance_explained, model_weights,
+    percentile_interval, resample_seeds, resample_table, variance_explained_replicates,
 )
 from analysis.frames import METRIC_NAMES, model_table
 from analysis.transfer import score_tensor, transfer_rate
@@ -108,23 +108,43 @@ def test_variance_explained_intervals_match_replicated_refits():
     out = bootstrap_variance_explained(table, n_boot=30, random_state=3)
     assert out.index[-1] == ("all", "mean") and len(out) == 2 * 6 + 1
     cell = out.loc[("dsprites_full", "MIG")]
-    assert cell["method_ci_low"] <= cell["method_ci_high"] and 0 <= cell["method_x_hparam"] <= 1
-    # a single replicate: its interval is the replicate itself, which must equal an OLS refit on the copied rows
-    one = bootstrap_variance_explained(table, n_boot=1, random_state=11)
-    drawn = resample_seeds(5, 1, random_state=11)[0]
-    refit = variance_explained(resample_table(table, drawn))
+    assert cell["method_ci_low"] <= cell["method"] <= cell["method_ci_high"] and 0 <= cell["method_x_hparam"] <= 1
+    # the models are resampled within their (dataset, configuration): every configuration keeps its size
+    weights = model_weights(table, n_boot=4, random_state=11)
+    sizes = weights.T                                                # (models, replicates)
+    for _, rows in table.groupby(["dataset", "config"]).groups.items():
+        np.testing.assert_array_equal(sizes[table.index.get_indexer(rows)].sum(axis=0), len(rows))
+    # a replicate's R^2 is an OLS refit on the table with each model repeated as often as it was drawn
+    index, point, reps, per_config = variance_explained_replicates(table, n_boot=1, random_state=11)
+    assert per_config == 5
+    refit = variance_explained(table.loc[table.index.repeat(model_weights(table, 1, 11)[0].astype(int))])
     for key in [("dsprites_full", "MIG"), ("color_dsprites", "SAP")]:
-        assert one.loc[key, "method_ci_low"] == pytest.approx(refit.loc[key, "method"])
-        assert one.loc[key, "method_x_hparam_ci_high"] == pytest.approx(refit.loc[key, "method_x_hparam"])
+        k = index.index(key)
+        assert reps[0, k, 0] == pytest.approx(refit.loc[key, "method"])
+        assert reps[0, k, 1] == pytest.approx(refit.loc[key, "method_x_hparam"])
+        assert point[k, 0] == pytest.approx(variance_explained(table).loc[key, "method"])
     counts = bootstrap_statistic(table, lambda t: t.groupby("dataset").size().to_numpy(), n_boot=3)
     assert counts.shape == (3, 2) and (counts == 36 * 5).all()
+
+
+def test_variance_explained_interval_is_centred_on_the_estimate_with_three_seeds():
+    """Repeated models shrink within-configuration spread, so replicate R^2 sit above the estimate; the centred
+    interval keeps the estimate inside and is not pinned at it (a percentile interval with three seeds starts at
+    about the estimate and reaches 1)."""
+    table = _store(n_seeds=3)
+    index, point, reps, _ = variance_explained_replicates(table, n_boot=200, random_state=0)
+    k = index.index(("dsprites_full", "MIG"))
+    assert np.median(reps[:, k, 1]) > point[k, 1]                      # the bias the centring removes
+    out = bootstrap_variance_explained(table, n_boot=200).loc[("dsprites_full", "MIG")]
+    assert out["method_x_hparam_ci_low"] < out["method_x_hparam"] < out["method_x_hparam_ci_high"]
+    assert out["method_x_hparam"] - out["method_x_hparam_ci_low"] > 0.02
 
 
 def test_transfer_replicate_requires_distinct_seed_identity():
     table = _store(n_seeds=3)
     tensor = score_tensor(table)
     values = tensor.values[..., [1, 1, 1]]                       # a replicate that drew one seed three times
-    with pytest.raises(ValueError, match="distinct seeds"):
+    with pytest.raises(ValueError, match="1 distinct seed .needs 2."):
         transfer_rate(values, True, True, seed_ids=np.array([1, 1, 1]))
     # slots 0/1 hold seed 4 (every score 0), slot 2 seed 7 (every score 1). With identities, a trial from slot 0/1
     # must target slot 2 and wins; from slot 2 it targets a 0 and loses when the rival sits in slot 2: 1 - 1/9.
