@@ -11,10 +11,11 @@ Phases (``--phases``, in this order; every result is appended to ``--json`` as s
   triton: the fused Triton kernels checked against the measured default before they are timed): largest weight
   difference (Adam moves a weight whose gradient is ~0 by up to the learning rate per step on rounding noise
   alone), relative L2 difference of all weights, and final ELBO per run;
-* ``speed``: model-steps/s of beta_vae at batch 64 for each (impl, precision, K) of ``--configs`` (one training
-  run per configuration through ``training.engine.packed.train_packed``, ``--warmup`` untimed and ``--steps`` timed steps,
-  device-resident batches), with the peak GPU memory. Configurations are tried in the given order until
-  ``--budget`` seconds have passed;
+* ``speed``: model-steps/s of beta_vae at batch 64 for each (impl, precision, K) of ``--configs`` (an impl of the
+  engine or a comparison baseline of ``packed_baselines.py``; one training run per configuration through
+  ``training.engine.packed.train_packed``, ``--warmup`` untimed and ``--steps`` timed steps, device-resident
+  batches), with the peak GPU memory. Configurations are tried in the given order until ``--budget`` seconds have
+  passed;
 * ``profile``: the fastest configuration again, step by step outside ``train_packed``: the host time to issue a
   step (data draw, noise, forward, backward, Adam) against the GPU time per step, and the host's own cost (the
   same pack at batch 2, where the GPU's work is negligible: while the launch queue is full, the issue time also
@@ -172,18 +173,18 @@ def ceiling(dataset, device, configs, steps, warmup, batch_size, record) -> None
 
 
 def agree(dataset, device, impls, k, steps, batch_size, num_eval_samples, record, precision="fp32") -> None:
-    """The same k runs trained with each of ``impls`` at ``precision`` (fp32: no TF32), the same device data: each
-    run's weight differences and train_results ELBO against the first impl's."""
-    from training.engine.packed import train_packed
+    """The same k runs trained with each of ``impls`` (the engine's or the baselines') at ``precision`` (fp32: no
+    TF32), the same device data: each run's weight differences and train_results ELBO against the first impl's."""
+    from benchmarks.packed_baselines import train_packed_any
 
     runs = [(dict(HPARAMS), seed) for seed in range(k)]
     trained = {}
     for impl in impls:
         t0 = time.perf_counter()
         try:
-            trained[impl] = train_packed(dataset, "beta_vae", runs, steps, batch_size=batch_size, device=device,
-                                         num_eval_samples=num_eval_samples, progress=False, precision=precision,
-                                         device_data=True, impl=impl, workers=1)
+            trained[impl] = train_packed_any(dataset, "beta_vae", runs, steps, batch_size=batch_size, device=device,
+                                             num_eval_samples=num_eval_samples, progress=False, precision=precision,
+                                             device_data=True, impl=impl, workers=1)
         except Exception as exc:  # noqa: BLE001
             print(f"agree: {impl} {precision} failed: {type(exc).__name__}: {str(exc)[:300]}", flush=True)
             record.add("agree", {"impl": impl, "precision": precision, "error": str(exc)[:500]})
@@ -216,15 +217,16 @@ def profile(dataset, device, impl, precision, k, batch_size, record, steps: int 
             compiled: bool = False) -> None:
     from torch.profiler import ProfilerActivity, profile as torch_profile
 
+    from benchmarks.packed_baselines import models_for
     from training.engine.device_data import DeviceBatches, device_sampler
-    from training.engine.packed import NoiseBlocks, PackedModels
+    from training.engine.packed import NoiseBlocks
     from training.engine.train import Trainer
 
     if _cuda(device):
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = precision != "fp32"
     trainers = [Trainer("beta_vae", dict(HPARAMS), s, 1, device, channels_last=False, fused_adam=False)
                 for s in range(k)]
-    packed = PackedModels(trainers, device, 1e-4, 1e-4, precision=precision, impl=impl, compile=compiled)
+    packed = models_for(impl)(trainers, device, 1e-4, 1e-4, precision=precision, impl=impl, compile=compiled)
     rows = list(range(k))
     sampler = device_sampler(dataset, device)
     source = DeviceBatches(sampler, batch_size, {i: i for i in rows})

@@ -1,14 +1,16 @@
 """The effect of bf16 mixed precision on trained models: the same runs trained in fp32 and in bf16, compared.
 
-Trains ``--seeds`` runs of one method and hyperparameter value as a pack (``training.engine.packed.train_packed``, the same
-``--impl`` for every precision), once per precision in ``--precisions``, then scores every model: the final
-train_results (ELBO, reconstruction, KL on fresh samples) and MIG of the mean representation. It prints one row per
-run and precision, and per quantity: the mean difference bf16 - fp32 of the same seed next to the spread across seeds
-(the standard deviation over the fp32 runs), i.e. whether bf16 moves a model further than another seed would.
+Trains ``--seeds`` runs of one method and hyperparameter value as a pack (``training.engine.packed.train_packed``, the
+same ``--impl`` for every precision: the engine's or a comparison baseline of ``packed_baselines.py``), once per
+precision in ``--precisions``, then scores every model: the final train_results (ELBO, reconstruction, KL on fresh
+samples) and MIG of the mean representation. It prints one row per run and precision, and per quantity: the mean
+difference bf16 - fp32 of the same seed next to the spread across seeds (the standard deviation over the fp32 runs),
+i.e. whether bf16 moves a model further than another seed would.
 
 On CUDA this is the real measurement (bf16 autocast on the GPU). On the CPU, bf16 runs under CPU autocast: the same
 rounding of activations and weights to bf16 with float32 accumulation, so a proxy for the GPU's numbers, but slow on
-CPUs without bf16 instructions (use ``--impl vmap`` there: the loop's oneDNN bf16 kernels are ~10x slower on AVX2).
+CPUs without bf16 instructions (use the baseline ``--impl vmap`` there: the loop's oneDNN bf16 kernels are ~10x
+slower on AVX2).
 
     python benchmarks/precision.py --device cpu --impl vmap --seeds 4 --steps 2500
     python benchmarks/precision.py --device cuda --dataset dsprites_subgrid --seeds 16 --steps 6000 --json p.json
@@ -27,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from training.data import get_dataset  # noqa: E402
 from training.evaluation.metrics import run_metric  # noqa: E402
-from training.engine.packed import train_packed  # noqa: E402
+from benchmarks.packed_baselines import ALL_IMPLS, train_packed_any  # noqa: E402
 from training.vocabulary import METHODS  # noqa: E402
 
 QUANTITIES = ("elbo", "reconstruction_loss", "kl_loss", "mig")
@@ -66,7 +68,8 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=2500)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--impl", default=None, help="packed implementation (default: the device's)")
+    parser.add_argument("--impl", default=None, choices=ALL_IMPLS,
+                        help="packed implementation, the engine's or a baseline (default: the device's)")
     parser.add_argument("--precisions", default="fp32,bf16")
     parser.add_argument("--mig-points", type=int, default=10000)
     parser.add_argument("--num-eval-samples", type=int, default=10000)
@@ -85,9 +88,9 @@ def main(argv=None) -> int:
           f"{args.batch_size}, device {args.device}, impl {args.impl or 'default'}", flush=True)
     for precision in args.precisions.split(","):
         t0 = time.perf_counter()
-        models = train_packed(dataset, args.method, runs, args.steps, batch_size=args.batch_size, device=args.device,
-                              precision=precision, impl=args.impl, num_eval_samples=args.num_eval_samples,
-                              progress=False)
+        models = train_packed_any(dataset, args.method, runs, args.steps, batch_size=args.batch_size,
+                                  device=args.device, precision=precision, impl=args.impl,
+                                  num_eval_samples=args.num_eval_samples, progress=False)
         seconds = time.perf_counter() - t0
         failed = [m for m in models if isinstance(m, Exception)]
         if failed:

@@ -6,7 +6,8 @@ trained one after another with ``training.engine.train.train_model`` (its defaul
 ``--ceiling`` adds ONE model trained by ``train_model`` at batch ``baseline-k`` x 64: the same matrix arithmetic as
 the pack with one set of weights instead of K, in the single model's (vendor) kernels, reported in model-step
 equivalents per second (images/s / batch size). Every line also gives the achieved GFLOP/s of the network's matrix
-work (``training.models.flops``).
+work (``training.models.flops``). ``--impls`` names the engine's impls or the comparison baselines of
+``packed_baselines.py``.
 
 On a shared or drifting machine (this project's 2-core VM drifts by 20-30 % within minutes) a single packed and a
 single sequential measurement, minutes apart, give a noisy ratio. ``--pairs N`` then times N more pairs of (packed
@@ -38,8 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from benchmarks.packed_baselines import train_packed_any  # noqa: E402
 from training.models.flops import tflops  # noqa: E402
-from training.engine.packed import train_packed  # noqa: E402
 from training.engine.train import train_model  # noqa: E402
 from training.vocabulary import METHODS  # noqa: E402
 
@@ -59,12 +60,13 @@ def _timer(device, warmup: int, steps: int):
 def packed_rate(dataset, method, hparams, k, steps, warmup, batch_size, device, precision, device_data, impl=None,
                 workers=None, **options):
     """(model-steps/s, seconds of the timed part) of a pack of k runs. With CPU sub-packs (``workers`` > 1) each
-    sub-pack reports its steps; a mark is the time the last sub-pack finished that step. ``options`` go to
-    ``train_packed`` (e.g. ``compile=True``)."""
+    sub-pack reports its steps; a mark is the time the last sub-pack finished that step. ``impl`` is the engine's or
+    a comparison baseline's (``packed_baselines.ALL_IMPLS``); ``options`` go to ``train_packed`` (e.g.
+    ``compile=True``)."""
     marks, on_step = _timer(device, warmup, steps)
-    out = train_packed(dataset, method, [(dict(hparams), s) for s in range(k)], warmup + steps,
-                       batch_size=batch_size, device=device, num_eval_samples=0, progress=False, on_step=on_step,
-                       precision=precision, device_data=device_data, impl=impl, workers=workers, **options)
+    out = train_packed_any(dataset, method, [(dict(hparams), s) for s in range(k)], warmup + steps,
+                           batch_size=batch_size, device=device, num_eval_samples=0, progress=False, on_step=on_step,
+                           precision=precision, device_data=device_data, impl=impl, workers=workers, **options)
     failed = [r for r in out if isinstance(r, Exception)]
     if failed:
         raise failed[0]
@@ -121,7 +123,8 @@ def main(argv=None) -> int:
     parser.add_argument("--precisions", default="fp32", help="comma-separated: fp32, tf32, bf16 (CUDA)")
     parser.add_argument("--device-data", choices=("auto", "on", "off"), default="auto")
     parser.add_argument("--impls", default="auto",
-                        help="comma-separated packed implementations: vmap, loop, bmm (auto: the device's default)")
+                        help="comma-separated packed implementations: the engine's loop, gemm, triton or the "
+                             "baselines vmap, bmm, grouped (auto: the device's default)")
     parser.add_argument("--workers", default="auto",
                         help="comma-separated CPU sub-pack counts (auto: torch's intra-op threads; 1: one pack)")
     parser.add_argument("--baseline-k", type=int, default=8, help="runs of the sequential baseline (0: skip)")
@@ -139,9 +142,9 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     from training.data import get_dataset
-    from training.engine.train import _resolve_device
+    from training.engine.train import resolve_device
 
-    device = _resolve_device(args.device)
+    device = resolve_device(args.device)
     dataset = get_dataset(args.dataset)
     hname, values = METHODS[args.method]
     hparams = {hname: args.value if args.value is not None else values[2]}

@@ -5,8 +5,16 @@ before the first import of ``triton`` anywhere in the session (not only before t
 imports it too, e.g. with ``torch.utils.flop_counter``, and a triton imported without the variable leaves the
 kernels' helper functions uncallable from the interpreter."""
 import os
+import sys
+from pathlib import Path
 
 import torch
 
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
+
+# the packed engine's comparison baselines live outside the package, in benchmarks/packed_baselines.py: importable
+# as ``benchmarks.packed_baselines`` with the repository root on the path (appended: the installed packages win)
+ROOT = str(Path(__file__).resolve().parents[1])
+if ROOT not in sys.path:
+    sys.path.append(ROOT)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from benchmarks.packed_baselines import models_for, train_packed_any
 from helpers.packs import BlobDataset, assert_same_run
 from test_packed_equivalence import HAVE_TRITON
 from training.engine.packed import NoiseBlocks, train_packed
@@ -53,6 +54,9 @@ def test_invalid_runs_fail_alone_and_bad_arguments_raise():
         train_packed(dataset, "beta_vae", [({"beta": 1.0}, 0)], steps=1, device="cpu", precision="tf32")
     with pytest.raises(ValueError, match="impl"):
         train_packed(dataset, "beta_vae", [({"beta": 1.0}, 0)], steps=1, device="cpu", impl="im2col")
+    # the comparison baselines run through benchmarks/packed_baselines.py only
+    with pytest.raises(ValueError, match="impl must be one of loop, gemm, triton, got 'vmap'"):
+        train_packed(dataset, "beta_vae", [({"beta": 1.0}, 0)], steps=1, device="cpu", impl="vmap")
 
 
 class TableBlobs(BlobDataset):
@@ -101,13 +105,11 @@ def test_device_data_drawn_ahead_keeps_each_survivor_of_a_diverged_run_on_its_ow
 
 @pytest.mark.parametrize("impl", ["vmap", "bmm", "gemm"])
 def test_bf16_autocast_path_runs_and_stays_close_to_fp32(impl):
-    # the mixed-precision path of PackedModels, exercised through CPU autocast
-    from training.engine.packed import PackedModels
-
+    # the mixed-precision path of PackedModels (and of the baselines' subclasses), exercised through CPU autocast
     def make(precision):
         trainers = [Trainer("factor_vae", {"gamma": 10.0}, s, 1, torch.device("cpu"), channels_last=False,
                             fused_adam=False) for s in range(2)]
-        return PackedModels(trainers, torch.device("cpu"), 1e-4, 1e-4, precision=precision, impl=impl)
+        return models_for(impl)(trainers, torch.device("cpu"), 1e-4, 1e-4, precision=precision, impl=impl)
 
     g = torch.Generator().manual_seed(0)
     x = torch.rand((2, 4, 1, 64, 64), generator=g)
@@ -148,8 +150,8 @@ def test_bf16_on_cpu_trains_each_run_close_to_its_fp32_twin(impl):
     dataset = BlobDataset()
     runs = [({"beta": 1.0}, 0), ({"beta": 4.0}, 1)]
     options = dict(steps=3, batch_size=8, device="cpu", num_eval_samples=16, progress=False, impl=impl, workers=1)
-    full = train_packed(dataset, "beta_vae", runs, precision="fp32", **options)
-    half = train_packed(dataset, "beta_vae", runs, precision="bf16", **options)
+    full = train_packed_any(dataset, "beta_vae", runs, precision="fp32", **options)
+    half = train_packed_any(dataset, "beta_vae", runs, precision="bf16", **options)
     for a, b in zip(full, half):
         for key in ("reconstruction_loss", "kl_loss", "elbo"):
             assert b.train_results[key] == pytest.approx(a.train_results[key], rel=2e-2, abs=0.5)

@@ -61,11 +61,14 @@ def test_gemm_forms_follow_the_channel_counts_and_bad_names_raise():
 
 
 def test_grouped_layers_equal_the_convolutions():
+    # the layers of the comparison baseline "grouped" (benchmarks/packed_baselines.py)
+    from benchmarks.packed_baselines import grouped_conv2d, grouped_conv_transpose2d
+
     x, w, wt, b = _tensors((K, N, 8, 8, 2), (K, 3, 2, 4, 4), (K, 2, 3, 4, 4), (K, 3))
     grouped = x.permute(1, 0, 4, 2, 3).reshape(N, K * 2, 8, 8)        # (N, K*C, H, W)
-    out = L.grouped_conv2d(grouped, w, b, 2, 1).view(N, K, 3, 4, 4).permute(1, 0, 3, 4, 2)
+    out = grouped_conv2d(grouped, w, b, 2, 1).view(N, K, 3, 4, 4).permute(1, 0, 3, 4, 2)
     _check(out, _per_run(lambda v, w_, b_: F.conv2d(v, w_, b_, 2, 1), x, w, b), (x, w, b))
-    out = L.grouped_conv_transpose2d(grouped, wt, b, 2, 1).view(N, K, 3, 16, 16).permute(1, 0, 3, 4, 2)
+    out = grouped_conv_transpose2d(grouped, wt, b, 2, 1).view(N, K, 3, 16, 16).permute(1, 0, 3, 4, 2)
     _check(out, _per_run(lambda v, w_, b_: F.conv_transpose2d(v, w_, b_, 2, 1), x, wt, b), (x, wt, b))
 
 

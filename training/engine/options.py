@@ -25,7 +25,9 @@ DEFAULT_NUM_EVAL_SAMPLES = 10_000
 DEFAULT_CHECKPOINT_EVERY = 1000
 PRECISIONS = ("fp32", "tf32", "bf16")
 DATA_ORDERS = ("batched", "reference")
-PACKED_IMPLS = ("vmap", "loop", "bmm", "gemm", "grouped", "triton")
+#: How the packed engine runs a pack's K networks (``training.engine.packed``): "loop" (the CPU default), "gemm" (the
+#: CUDA default) or "triton" (fused kernels; CUDA).
+PACKED_IMPLS = ("loop", "gemm", "triton")
 #: The options a study's ``[training]`` table may set (each changes the numbers, so each is part of the run id).
 STUDY_KEYS = ("num_eval_samples", "precision")
 
@@ -44,8 +46,9 @@ class TrainingOptions:
     channels_last, fused_adam (None: where fused Adam exists), compile: speed options.
     nan_check_every: steps between finiteness checks of the loss (None: 1 on CPU, 50 on CUDA).
     checkpoint_every: steps between checkpoints (when a checkpoint folder is given).
-    impl, device_data, workers: the packed engine's layer implementation (None: its device default), whether it
-        draws batches on the device (None: on CUDA where possible), CPU sub-packs (None: one per two cores).
+    impl, device_data, workers: the packed engine's layer implementation (:data:`PACKED_IMPLS`; None: its device
+        default), whether it draws batches on the device (None: on CUDA where possible), CPU sub-packs (None: one
+        per intra-op thread).
     """
     learning_rate: float = VAE_LEARNING_RATE
     discriminator_learning_rate: float = DISCRIMINATOR_LEARNING_RATE

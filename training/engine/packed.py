@@ -1,32 +1,26 @@
 """Packed multi-model training: K runs of one method on one dataset trained as ONE stacked computation.
 
 :func:`train_packed` trains K runs (each a ``(hparams, seed)`` pair; hyperparameter values may differ within a pack)
-in lock-step. The K models' parameters are stacked along a leading run axis (``torch.func.stack_module_state``), so
-that a small VAE at batch 64 becomes a computation big enough to keep a GPU busy. How one step runs the K networks
-(``impl``):
+in lock-step. :class:`StackedRuns` holds the K models' parameters stacked along a leading run axis
+(``torch.func.stack_module_state``), their hyperparameters and their Adam states; :class:`PackedModels` adds the
+forward and backward passes and the updates. How one step runs the K networks (``impl``):
 
-* ``"gemm"`` (the CUDA default): explicit packed layers (:mod:`training.kernels.packed_layers`) on channels-last
-  activations, each convolution ONE batched matrix product per layer (the pack as its batch axis) plus a shifted sum
-  or a window gather, no im2col blow-up; the convolution weights are kept as the matrices the products consume.
-  Measured on one H200 (``benchmarks/gpu_pack.py``, beta_vae, batch 64, bf16): ~5,200 model-steps/s at K = 512,
-  against ~2,300 for ``"vmap"`` and ~3,300 for ``"grouped"``;
-* ``"triton"`` (CUDA; not yet measured there): the same channels-last layers as fused implicit-GEMM Triton kernels
-  (:mod:`training.kernels.triton_layers`): each layer's forward pass, input gradient and weight gradient is one
-  kernel that gathers its operand tiles from the activations (no im2col tensor, no shifted sums or interleaves),
-  with the bias, the ReLU and the gradient's ReLU mask fused. Without CUDA it runs in Triton's interpreter
-  (``TRITON_INTERPRET=1``), for tests only;
-* ``"vmap"``: ``torch.func.vmap`` over a ``functional_call`` of the shared architecture (convolutions become grouped
-  convolutions, dense layers batched matrix products); ``"grouped"``: grouped convolutions on channels-last
-  activations without vmap; ``"bmm"``: im2col / col2im around batched matrix products;
 * ``"loop"`` (the CPU default): each run's forward and backward pass in turn through the single-model kernels (its
   activations freed before the next run's forward pass), its gradients written into its rows of the stacked
-  gradients; the Adam updates (one foreach update of the stacked parameters) are shared. On a CPU with several
-  cores the pack is, by default, dealt into one sub-pack per core (``workers``), each trained by its own thread on
-  one intra-op thread: this network's layers are too small to keep two oneDNN threads
-  busy without losing much of the second one to synchronisation.
+  gradients; one stacked Adam update for the pack. On a CPU the pack is, by default, dealt into one sub-pack per
+  intra-op thread (``workers``), each sub-pack trained by its own thread on one intra-op thread;
+* ``"gemm"`` (the CUDA default): explicit packed layers (:mod:`training.kernels.packed_layers`) on channels-last
+  activations, each convolution one batched matrix product over the pack plus a shifted sum or a window gather; the
+  convolution weights are kept as the matrices those products consume;
+* ``"triton"`` (CUDA; the ``triton`` extra): the same channels-last layers as fused implicit-GEMM Triton kernels
+  (:mod:`training.kernels.triton_layers`), each layer running gemm's kernels where the measured table says so.
+  Without CUDA it runs in Triton's interpreter (``TRITON_INTERPRET=1``), for tests only.
 
-Every run is exactly the run :func:`training.engine.train.train_model` would train alone (same seed conventions; each run is
-set up by the single-model engine's own :class:`training.engine.train.Trainer`):
+Other forward passes plug in as a subclass of :class:`PackedModels` with its own ``IMPLS``, passed to
+:func:`train_packed` as ``models``; the comparison baselines of ``benchmarks/packed_baselines.py`` do.
+
+Every run is exactly the run :func:`training.engine.train.train_model` would train alone (same seed conventions;
+each run is set up by the single-model engine's own :class:`training.engine.train.Trainer`):
 
 * weight init from ``derive_seeds(seed)["init"]`` (the VAE, then the FactorVAE discriminator);
 * its own data stream ``RandomState(seed)`` drawn in the same ``data_order`` (host path), and its own latent-noise
@@ -37,26 +31,26 @@ set up by the single-model engine's own :class:`training.engine.train.Trainer`):
 * the same final train_results pass (``num_eval_samples`` fresh samples from ``derive_seeds(seed)["eval_data"]``, the
   noise generators continuing where training left them).
 
-So on the CPU each packed run's weights and train_results equal the run trained alone, up to floating-point
-rounding (the grouped/batched kernels sum in another order). ``tests/test_packed_equivalence.py`` checks this for all
-six methods.
+So on the CPU in fp32 each packed run's weights and train_results equal the run trained alone, up to floating-point
+rounding (the packed kernels sum in another order); ``tests/test_packed_equivalence.py`` checks this for all six
+methods and every impl. A run's numbers do not depend on the other runs of its pack.
 
 Differences from a run trained alone, by design:
 
 * ``train_seconds`` is the pack's training wall time divided by K (the amortised cost of the run); the results also
   carry ``pack_size``.
-* On CUDA, by default the training batches are drawn on the device (:mod:`training.engine.device_data`: pre-rendered uint8
-  images in GPU memory, index gathers, variant transforms with a per-run ``torch.Generator``). That data stream is
-  seeded from the run's seed too, but it is another stream than the numpy one (``device_data=False`` keeps the numpy
-  stream). The final train_results pass always uses the numpy stream.
-* ``precision="bf16"`` runs the networks under bf16 autocast (CUDA, or CPU autocast: there it is meant for
-  measuring the effect of bf16 without a GPU, e.g. ``benchmarks/precision.py``; it is slower than fp32 on CPUs without
-  bf16 instructions); ``"tf32"`` allows TF32 matrix products (CUDA only). Both change results beyond rounding; the
-  default ``"fp32"`` does not.
+* On CUDA, by default the training batches are drawn on the device (:mod:`training.engine.device_data`: pre-rendered
+  uint8 images in GPU memory, index gathers, variant transforms with a per-run ``torch.Generator``). That data stream
+  is seeded from the run's seed too, but it is another stream than the numpy one (``device_data=False`` keeps the
+  numpy stream). The final train_results pass always uses the numpy stream.
+* ``precision="bf16"`` runs the networks under bf16 autocast (CUDA, or CPU autocast, which is meant for measuring
+  the effect of bf16 without a GPU, e.g. ``benchmarks/precision.py``); ``"tf32"`` allows TF32 matrix products (CUDA
+  only). Both change results beyond rounding; the default ``"fp32"`` does not.
 
 A non-finite loss stops that run only: its slot in the returned list is a
-:class:`training.engine.train.TrainingDivergedError` and the pack goes on without it (its rows are removed from the stacked
-parameters and optimiser states). Invalid hyperparameters of one run likewise give that slot a ``ValueError``.
+:class:`training.engine.train.TrainingDivergedError` and the pack goes on without it (its rows are removed from the
+stacked parameters and optimiser states). Invalid hyperparameters of one run likewise give that slot a
+``ValueError``.
 """
 from __future__ import annotations
 
@@ -66,6 +60,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
@@ -84,43 +79,34 @@ from training.engine.train import (CPU_FUSED_ADAM, DATA_ORDERS, DISCRIMINATOR_AD
                                    resolve_dataset, resolve_device)
 from training.vocabulary import METHODS
 
-IMPLS = PACKED_IMPLS
-STACKED_IMPLS = ("bmm", "gemm", "grouped", "triton")   # explicit packed layers (training.kernels.packed_layers)
+IMPLS = PACKED_IMPLS   # "loop", "gemm", "triton"
 MATRIX_IMPLS = ("gemm", "triton")   # convolution weights stored as the matrices their kernels consume
+ENCODER_CONVS = ("conv1", "conv2", "conv3", "conv4")        # stride 2, ReLU; padding 1, 1, 0, 0
+DECODER_CONVS = ("deconv1", "deconv2", "deconv3", "deconv4")  # transposed, stride 2, padding 1; ReLU but the last
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# the stacked computation
+# the stacked runs
 
 
-class PackedModels:
-    """K models of one method as stacked parameters ``(K, ...)`` with their optimisers.
+class StackedRuns:
+    """K runs' parameters as stacked leaf tensors ``(K, ...)``, their hyperparameters and their Adam optimisers.
 
-    ``runs`` are :class:`training.engine.train.Trainer` objects (one per run, already initialised as a single run would
-    be); their networks' parameters are copied into stacked leaf tensors. :meth:`write_back` copies the trained rows
-    back into each trainer's networks.
+    ``trainers`` are :class:`training.engine.train.Trainer` objects (one per run, already initialised as a single run
+    would be); their networks' parameters are copied into the stacked tensors. ``matrix_layers`` (name ->
+    :class:`MatrixLayer`) names the convolution weights kept as the matrices of
+    :func:`training.kernels.packed_layers.gemm_matrix`; the stacked parameters and Adam's states live in that layout
+    (Adam is elementwise: the same updates in any layout). :meth:`keep` drops runs, :meth:`write_back` copies a run's
+    rows back into its trainer's networks.
     """
 
     def __init__(self, trainers: Sequence[Trainer], device: torch.device, learning_rate: float,
-                 discriminator_learning_rate: float, fused_adam: bool | None = None, precision: str = "fp32",
-                 impl: str | None = None, compile: bool = False):
-        if not trainers:
-            raise ValueError("a pack needs at least one run")
+                 discriminator_learning_rate: float, fused_adam: bool | None = None,
+                 matrix_layers: Mapping[str, MatrixLayer] | None = None):
         self.method = trainers[0].method
         self.device = device
-        self.precision = precision
-        self.num_channels = trainers[0].vae.num_channels
-        if impl is None:
-            impl = "gemm" if device.type == "cuda" else "loop"
-        if impl not in IMPLS:
-            raise ValueError(f"impl must be one of {', '.join(IMPLS)}, got {impl!r}")
-        self.impl = impl
-        if impl == "triton":
-            _check_triton(device)
+        self.gemm_layers = dict(matrix_layers or {})
         vae_params, _ = stack_module_state([t.vae for t in trainers])
-        # impls "gemm" and "triton" keep the convolution weights as the matrices their kernels consume (the stacked
-        # parameters and Adam's states live in that layout; write_back converts a run's rows back)
-        self.gemm_layers = _gemm_layers(trainers[0].vae, impl) if impl in MATRIX_IMPLS else {}
         for name, layer in self.gemm_layers.items():
             vae_params[name] = layers.gemm_matrix(layer.kind, vae_params[name], layer.form).contiguous()
         self.vae_params = {k: v.detach().clone().to(device).requires_grad_(True) for k, v in vae_params.items()}
@@ -128,9 +114,6 @@ class PackedModels:
         if trainers[0].discriminator is not None:
             disc_params, _ = stack_module_state([t.discriminator for t in trainers])
             self.disc_params = {k: v.detach().clone().to(device).requires_grad_(True) for k, v in disc_params.items()}
-        # parameter-free "skeletons" the functional calls run through
-        self._vae = GaussianVAE(self.num_channels, NUM_LATENT).to("meta")
-        self._disc = Discriminator(NUM_LATENT).to("meta") if self.disc_params else None
         # hyperparameters: equal across the pack -> plain floats (exactly what a single run uses); else per-run tensors
         resolved = [t.hparams for t in trainers]
         self.constant_hparams: dict[str, float] = {}
@@ -153,13 +136,87 @@ class PackedModels:
             self.discriminator_optimizer = torch.optim.Adam(
                 list(self.disc_params.values()), lr=self.discriminator_learning_rate,
                 betas=DISCRIMINATOR_ADAM["betas"], eps=DISCRIMINATOR_ADAM["eps"], **self._adam_kwargs)
-        if impl == "loop" and device.type == "cpu":
+
+    @property
+    def size(self) -> int:
+        return next(iter(self.vae_params.values())).shape[0]
+
+    def keep(self, rows: Sequence[int]) -> None:
+        """Keep only the runs at ``rows`` (e.g. after a run diverged), with their parameters and optimiser states."""
+        index = torch.as_tensor(list(rows), dtype=torch.long, device=self.device)
+        self.vae_params, self.optimizer = self._select(self.vae_params, self.optimizer, index,
+                                                       self.learning_rate, VAE_ADAM)
+        if self.discriminator_optimizer is not None:
+            self.disc_params, self.discriminator_optimizer = self._select(
+                self.disc_params, self.discriminator_optimizer, index, self.discriminator_learning_rate,
+                DISCRIMINATOR_ADAM)
+        self.varying_hparams = {k: v[index] for k, v in self.varying_hparams.items()}
+
+    def _select(self, params: dict, optimizer, index, lr, adam):
+        new = {k: v.detach()[index].clone().requires_grad_(True) for k, v in params.items()}
+        new_opt = torch.optim.Adam(list(new.values()), lr=lr, betas=adam["betas"], eps=adam["eps"],
+                                   **self._adam_kwargs)
+        for name, old in params.items():
+            state = optimizer.state.get(old)
+            if not state:
+                continue
+            new_opt.state[new[name]] = {
+                key: (value.clone() if key == "step" else value[index].clone()) if isinstance(value, torch.Tensor)
+                else value for key, value in state.items()}
+        return new, new_opt
+
+    def write_back(self, row: int, trainer: Trainer) -> None:
+        """Copy run ``row``'s parameters into ``trainer``'s networks."""
+        with torch.no_grad():
+            for name, p in trainer.vae.named_parameters():
+                value = self.vae_params[name][row:row + 1]
+                if name in self.gemm_layers:
+                    layer = self.gemm_layers[name]
+                    value = layers.gemm_weight(layer.kind, value, (1,) + layer.shape, layer.form)
+                p.copy_(value[0])
+            if trainer.discriminator is not None:
+                for name, p in trainer.discriminator.named_parameters():
+                    p.copy_(self.disc_params[name][row])
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the stacked computation
+
+
+class PackedModels(StackedRuns):
+    """K models of one method (:class:`StackedRuns`) and how a step runs them: the forward passes of ``impl``, the
+    objectives, the backward passes and the updates.
+
+    The forward pass of the K networks is :meth:`networks`; with explicit packed layers, :meth:`stacked_networks`
+    around :meth:`conv_encoder` and :meth:`conv_decoder`. A subclass may replace these for the impls of its own
+    :attr:`IMPLS` (and :meth:`default_impl`).
+    """
+
+    #: the forward passes (``impl``) this class runs
+    IMPLS: tuple[str, ...] = IMPLS
+
+    def __init__(self, trainers: Sequence[Trainer], device: torch.device, learning_rate: float,
+                 discriminator_learning_rate: float, fused_adam: bool | None = None, precision: str = "fp32",
+                 impl: str | None = None, compile: bool = False):
+        if not trainers:
+            raise ValueError("a pack needs at least one run")
+        self.impl = self._resolve_impl(impl, device)
+        # impls "gemm" and "triton" keep the convolution weights as the matrices their kernels consume (write_back
+        # converts a run's rows back)
+        matrix_layers = _gemm_layers(trainers[0].vae, self.impl) if self.impl in MATRIX_IMPLS else {}
+        super().__init__(trainers, device, learning_rate, discriminator_learning_rate, fused_adam, matrix_layers)
+        self.precision = precision
+        self.num_channels = trainers[0].vae.num_channels
+        # parameter-free "skeletons" the functional calls run through
+        self._vae = GaussianVAE(self.num_channels, NUM_LATENT).to("meta")
+        self._disc = Discriminator(NUM_LATENT).to("meta") if self.disc_params else None
+        loop_on_cpu = self.impl == "loop" and device.type == "cpu"
+        if loop_on_cpu:
             # oneDNN's preferred layout, as the single-model trainer uses it (a speed choice only)
             self._vae.decoder.memory_format = torch.channels_last
-        # the phase-wise output layer (a custom autograd function) has no vmap rule: only the loop runs the
-        # decoder outside vmap
-        use_fast_cpu_layers(self._vae, output_by_phases=impl == "loop" and device.type == "cpu")
-        self._vmapped_networks = vmap(self._networks_one, randomness="error")
+        # the phase-wise output layer (a custom autograd function) has no vmap rule: only the loop on the CPU runs
+        # it (a subclass may run these modules under vmap)
+        use_fast_cpu_layers(self._vae, output_by_phases=loop_on_cpu)
         # torch.compile of the forward pass and objectives (its backward is compiled with it): Inductor fuses the
         # copies, shifted sums, biases and activations around the matrix products
         self._compiled_losses = torch.compile(self._losses, dynamic=False) if compile else None
@@ -168,14 +225,24 @@ class PackedModels:
         self._step_tensor = torch.zeros((), device=device)
         self._vmapped_objectives = vmap(self._objectives_one, in_dims=(0,) * 7 + (None, 0), randomness="error")
 
-    @property
-    def size(self) -> int:
-        return next(iter(self.vae_params.values())).shape[0]
+    @classmethod
+    def default_impl(cls, device: torch.device) -> str:
+        """The impl when none is given: "gemm" on CUDA, else "loop"."""
+        return "gemm" if device.type == "cuda" else "loop"
+
+    def _resolve_impl(self, impl: str | None, device: torch.device) -> str:
+        impl = self.default_impl(device) if impl is None else impl
+        if impl not in self.IMPLS:
+            raise ValueError(f"impl must be one of {', '.join(self.IMPLS)}, got {impl!r}")
+        if impl == "triton":
+            _check_triton(device)
+        return impl
 
     # -- the networks of the K runs ---------------------------------------------------------------------------------
-    def _networks_one(self, vae_params, disc_params, x, eps, perm):
-        """One run's forward pass on its batch ``x`` (N, C, 64, 64), as ``Trainer._losses_eager`` computes it:
-        (mean, logvar, z, logits, discriminator logits on z, discriminator logits on the permuted z)."""
+    def run_networks(self, vae_params, disc_params, x, eps, perm):
+        """One run's forward pass on its batch ``x`` (N, C, 64, 64) through the shared architecture's modules, as
+        ``Trainer._losses_eager`` computes it: (mean, logvar, z, logits, discriminator logits on z, discriminator
+        logits on the permuted z)."""
         enc = {k[len("encoder."):]: v for k, v in vae_params.items() if k.startswith("encoder.")}
         dec = {k[len("decoder."):]: v for k, v in vae_params.items() if k.startswith("decoder.")}
         with self._autocast():
@@ -192,31 +259,28 @@ class PackedModels:
         logits_perm = functional_call(self._disc, disc_params, (permute_dims(z.detach(), perm),)).float()
         return mean, logvar, z, logits, disc_logits, logits_perm
 
-    def _networks(self, x, eps, perm):
-        """All runs' forward passes, stacked (K, ...): one vmapped call (``impl="vmap"``: grouped convolutions and
-        batched matrix products) or a loop over the runs' parameter slices (``impl="loop"``: each run's
-        convolutions through the backend's fastest single-model kernels, e.g. oneDNN on CPU)."""
-        if self.impl == "vmap":
-            return self._vmapped_networks(self.vae_params, self.disc_params, x, eps, perm)
-        if self.impl in STACKED_IMPLS:
-            return self._networks_stacked(x, eps, perm)
+    def networks(self, x, eps, perm):
+        """All runs' forward passes, stacked (K, ...): impl "loop" runs :meth:`run_networks` on each run's
+        parameter slices (each run's convolutions through the backend's fastest single-model kernels, e.g. oneDNN
+        on CPU); the others run :meth:`stacked_networks`."""
+        if self.impl != "loop":
+            return self.stacked_networks(x, eps, perm)
         size = self.size
         vae_rows = {k: v.unbind(0) for k, v in self.vae_params.items()}
         disc_rows = {k: v.unbind(0) for k, v in self.disc_params.items()}
         fmt = self._vae.decoder.memory_format
-        outs = [self._networks_one({k: v[r] for k, v in vae_rows.items()}, {k: v[r] for k, v in disc_rows.items()},
-                                   x[r].contiguous(memory_format=fmt), eps[r], perm[r]) for r in range(size)]
+        outs = [self.run_networks({k: v[r] for k, v in vae_rows.items()}, {k: v[r] for k, v in disc_rows.items()},
+                                  x[r].contiguous(memory_format=fmt), eps[r], perm[r]) for r in range(size)]
         return tuple(torch.stack(parts) for parts in zip(*outs))
 
-    def _networks_stacked(self, x, eps, perm):
-        """All runs' forward passes with explicit packed layers (``impl`` "bmm", "gemm" or "grouped";
-        :mod:`training.kernels.packed_layers`): the convolutions of :meth:`_conv_encoder` / :meth:`_conv_decoder`,
-        the dense layers as ``baddbmm``. The same functions as the single-model networks (same weight layouts and
-        flatten order)."""
+    def stacked_networks(self, x, eps, perm):
+        """All runs' forward passes with explicit packed layers: the convolutions of :meth:`conv_encoder` /
+        :meth:`conv_decoder`, the dense layers as ``baddbmm``. The same functions as the single-model networks
+        (same weight layouts and flatten order)."""
         p = self.vae_params
         k, n = x.shape[:2]
         with self._autocast():
-            h = torch.relu(layers.packed_linear(self._conv_encoder(x), p["encoder.dense.weight"],
+            h = torch.relu(layers.packed_linear(self.conv_encoder(x), p["encoder.dense.weight"],
                                                 p["encoder.dense.bias"]))
             mean = layers.packed_linear(h, p["encoder.mean.weight"], p["encoder.mean.bias"])
             logvar = layers.packed_linear(h, p["encoder.logvar.weight"], p["encoder.logvar.bias"])
@@ -225,7 +289,7 @@ class PackedModels:
         with self._autocast():
             h = torch.relu(layers.packed_linear(z, p["decoder.dense1.weight"], p["decoder.dense1.bias"]))
             h = torch.relu(layers.packed_linear(h, p["decoder.dense2.weight"], p["decoder.dense2.bias"]))
-            logits = self._conv_decoder(h.reshape(k, n, 64, 4, 4))
+            logits = self.conv_decoder(h.reshape(k, n, 64, 4, 4))
         logits = logits.float()
         if self._disc is None:
             return mean, logvar, z, logits, logits, logits
@@ -233,55 +297,33 @@ class PackedModels:
         logits_perm = self._discriminator_bmm(vmap(permute_dims)(z.detach(), perm))
         return mean, logvar, z, logits, disc_logits, logits_perm
 
-    def _conv_encoder(self, x):
+    def conv_params(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """The stacked (weight, bias) of layer ``name``, e.g. ``"encoder.conv1"``."""
+        return self.vae_params[f"{name}.weight"], self.vae_params[f"{name}.bias"]
+
+    def conv_encoder(self, x):
         """The encoder's four ReLU convolutions: images x (K, N, C, 64, 64) -> features (K, N, 1024) flattened in
-        the single model's (channel, row, column) order."""
-        p = self.vae_params
-        w = {name: (p[f"encoder.{name}.weight"], p[f"encoder.{name}.bias"])
-             for name in ("conv1", "conv2", "conv3", "conv4")}
+        the single model's (channel, row, column) order. Here: :meth:`_matrix_layer` on channels-last
+        (K, N, H, W, C) activations."""
         k, n = x.shape[:2]
-        if self.impl in MATRIX_IMPLS:   # channels-last (K, N, H, W, C), weights as matrices
-            h = x.permute(0, 1, 3, 4, 2)
-            if self.precision == "bf16":   # under autocast the products would cast it anyway: cast before copying
-                h = h.to(torch.bfloat16)
-            for name in ("conv1", "conv2", "conv3", "conv4"):
-                h = self._matrix_layer(f"encoder.{name}", h, *w[name], relu=True)
-            return h.permute(0, 1, 4, 2, 3).reshape(k, n, -1)
-        if self.impl == "grouped":   # (N, K*C, H, W), channels-last in memory
-            h = x.transpose(0, 1).reshape(n, -1, 64, 64).contiguous(memory_format=torch.channels_last)
-            for name, pad in (("conv1", 1), ("conv2", 1), ("conv3", 0), ("conv4", 0)):
-                h = torch.relu(layers.grouped_conv2d(h, *w[name], 2, pad))
-            return h.reshape(n, k, -1).transpose(0, 1)
-        h = x   # bmm: (K, N, C, H, W)
-        for name, pad in (("conv1", 1), ("conv2", 1), ("conv3", 0), ("conv4", 0)):
-            h = torch.relu(layers.packed_conv2d(h, *w[name], 2, pad))
-        return h.reshape(k, n, -1)
+        h = x.permute(0, 1, 3, 4, 2)
+        if self.precision == "bf16":   # under autocast the products would cast it anyway: cast before copying
+            h = h.to(torch.bfloat16)
+        for name in ENCODER_CONVS:
+            h = self._matrix_layer(f"encoder.{name}", h, relu=True)
+        return h.permute(0, 1, 4, 2, 3).reshape(k, n, -1)
 
-    def _conv_decoder(self, h):
+    def conv_decoder(self, h):
         """The decoder's transposed convolutions: features h (K, N, 64, 4, 4) -> logits (K, N, C, 64, 64)."""
-        p = self.vae_params
-        names = ("deconv1", "deconv2", "deconv3", "deconv4")
-        w = {name: (p[f"decoder.{name}.weight"], p[f"decoder.{name}.bias"]) for name in names}
-        k, n = h.shape[:2]
-        if self.impl in MATRIX_IMPLS:
-            h = h.permute(0, 1, 3, 4, 2)
-            for name in names:
-                h = self._matrix_layer(f"decoder.{name}", h, *w[name], relu=name != "deconv4")
-            return h.permute(0, 1, 4, 2, 3)
-        if self.impl == "grouped":
-            h = h.transpose(0, 1).reshape(n, k * 64, 4, 4).contiguous(memory_format=torch.channels_last)
-            for name in names:
-                h = layers.grouped_conv_transpose2d(h, *w[name], 2, 1)
-                h = h if name == "deconv4" else torch.relu(h)
-            return h.reshape(n, k, -1, 64, 64).transpose(0, 1)
-        for name in names:
-            h = layers.packed_conv_transpose2d(h, *w[name], 2, 1)
-            h = h if name == "deconv4" else torch.relu(h)
-        return h
+        h = h.permute(0, 1, 3, 4, 2)
+        for name in DECODER_CONVS:
+            h = self._matrix_layer(f"decoder.{name}", h, relu=name != "deconv4")
+        return h.permute(0, 1, 4, 2, 3)
 
-    def _matrix_layer(self, name: str, h, matrix, bias, relu: bool):
+    def _matrix_layer(self, name: str, h, relu: bool):
         """One convolution of impl "gemm" or "triton" on channels-last h (K, N, H, W, C): the layer's own impl
         (:func:`_gemm_layers`) -> (K, N, HO, WO, O), ReLU'd if ``relu``."""
+        matrix, bias = self.conv_params(name)
         layer = self.gemm_layers[f"{name}.weight"]
         if layer.impl == "triton":   # bias and ReLU fused into the kernels
             from training.kernels import triton_layers
@@ -303,6 +345,12 @@ class PackedModels:
             h = F.leaky_relu(layers.packed_linear(h, d[f"hidden.{i}.weight"], d[f"hidden.{i}.bias"]), LEAKY_SLOPE)
         return layers.packed_linear(h, d["logits.weight"], d["logits.bias"])
 
+    def _autocast(self):
+        if self.precision == "bf16":
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    # -- losses and updates ---------------------------------------------------------------------------------------
     def _objectives_one(self, x, mean, logvar, z, logits, disc_logits, logits_perm, step, varying):
         """One run's losses from its forward pass (``objectives.vae_losses`` + the discriminator loss)."""
         hparams = dict(self.constant_hparams)
@@ -313,11 +361,6 @@ class PackedModels:
         if self._disc is not None:
             losses["discriminator_loss"] = objectives.discriminator_loss(disc_logits, logits_perm)
         return losses
-
-    def _autocast(self):
-        if self.precision == "bf16":
-            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
 
     def losses(self, x: torch.Tensor, eps: torch.Tensor, perm: torch.Tensor | None, step) -> dict[str, torch.Tensor]:
         """Per-run losses, each (K,), of batches ``x`` (K, N, C, 64, 64) with noise ``eps``/``perm`` (K, N, L)."""
@@ -330,7 +373,7 @@ class PackedModels:
         return self._losses(x, eps, perm, step, self.varying_hparams)
 
     def _losses(self, x, eps, perm, step, varying):
-        outs = self._networks(x, eps, perm)
+        outs = self.networks(x, eps, perm)
         return self._vmapped_objectives(x, *outs, step, varying)
 
     def step(self, x: torch.Tensor, eps: torch.Tensor, perm: torch.Tensor | None, step: int) -> dict[str, torch.Tensor]:
@@ -366,8 +409,8 @@ class PackedModels:
         parts = []
         for r in range(self.size):
             rows = [{k: v[r] for k, v in params.items()} for params, _ in groups]
-            outs = self._networks_one(rows[0], rows[1] if self.disc_params else {},
-                                      x[r].contiguous(memory_format=fmt), eps[r], (eps if perm is None else perm)[r])
+            outs = self.run_networks(rows[0], rows[1] if self.disc_params else {},
+                                     x[r].contiguous(memory_format=fmt), eps[r], (eps if perm is None else perm)[r])
             losses = self._objectives_one(x[r], *outs, float(step), {k: v[r] for k, v in self.varying_hparams.items()})
             for g, ((params, key), row) in enumerate(zip(groups, rows)):
                 grads = torch.autograd.grad(losses[key], list(row.values()), retain_graph=g + 1 < len(groups))
@@ -378,45 +421,6 @@ class PackedModels:
         if self.discriminator_optimizer is not None:
             self.discriminator_optimizer.step()
         return {k: torch.stack([part[k] for part in parts]) for k in parts[0]}
-
-    # -- removing runs -----------------------------------------------------------------------------------------------
-    def keep(self, rows: Sequence[int]) -> None:
-        """Keep only the runs at ``rows`` (e.g. after a run diverged), with their parameters and optimiser states."""
-        index = torch.as_tensor(list(rows), dtype=torch.long, device=self.device)
-        self.vae_params, self.optimizer = self._select(self.vae_params, self.optimizer, index,
-                                                       self.learning_rate, VAE_ADAM)
-        if self.discriminator_optimizer is not None:
-            self.disc_params, self.discriminator_optimizer = self._select(
-                self.disc_params, self.discriminator_optimizer, index, self.discriminator_learning_rate,
-                DISCRIMINATOR_ADAM)
-        self.varying_hparams = {k: v[index] for k, v in self.varying_hparams.items()}
-
-    def _select(self, params: dict, optimizer, index, lr, adam):
-        new = {k: v.detach()[index].clone().requires_grad_(True) for k, v in params.items()}
-        new_opt = torch.optim.Adam(list(new.values()), lr=lr, betas=adam["betas"], eps=adam["eps"],
-                                   **self._adam_kwargs)
-        for name, old in params.items():
-            state = optimizer.state.get(old)
-            if not state:
-                continue
-            new_opt.state[new[name]] = {
-                key: (value.clone() if key == "step" else value[index].clone()) if isinstance(value, torch.Tensor)
-                else value for key, value in state.items()}
-        return new, new_opt
-
-    # -- back to single models -----------------------------------------------------------------------------------------
-    def write_back(self, row: int, trainer: Trainer) -> None:
-        """Copy run ``row``'s parameters into ``trainer``'s networks."""
-        with torch.no_grad():
-            for name, p in trainer.vae.named_parameters():
-                value = self.vae_params[name][row:row + 1]
-                if name in self.gemm_layers:
-                    layer = self.gemm_layers[name]
-                    value = layers.gemm_weight(layer.kind, value, (1,) + layer.shape, layer.form)
-                p.copy_(value[0])
-            if trainer.discriminator is not None:
-                for name, p in trainer.discriminator.named_parameters():
-                    p.copy_(self.disc_params[name][row])
 
 
 def _check_triton(device: torch.device) -> None:
@@ -529,7 +533,7 @@ def _check_runs(method: str, runs) -> list[tuple[dict, int] | ValueError]:
 def train_packed(dataset, method: str, runs: Sequence[tuple[dict, int]], steps: int, batch_size: int = 64,
                  device=None, options: TrainingOptions | Mapping[str, Any] | None = None, *,
                  progress: bool | None = None, on_step: Callable[[int, dict], None] | None = None,
-                 **option_overrides) -> list[TrainedModel | Exception]:
+                 models: type[PackedModels] | None = None, **option_overrides) -> list[TrainedModel | Exception]:
     """Train the runs ``runs`` = [(hparams, seed), ...] of ``method`` on ``dataset`` as one stacked computation.
 
     Parameters are those of :func:`training.engine.train.train_model` (``dataset`` a name or a dataset object, ``steps``
@@ -542,11 +546,10 @@ def train_packed(dataset, method: str, runs: Sequence[tuple[dict, int]], steps: 
     device_data: draw training batches on the device (:mod:`training.engine.device_data`); default: on CUDA when the
         dataset supports it. Otherwise each run has the numpy stream of ``train_model``. The returned models'
         ``data_order`` is ``options.data_order``, or ``"device"`` for device-drawn batches.
-    impl: how the K networks run (see the module docstring): ``"gemm"`` (explicit packed layers, every convolution
-        one batched matrix product; default on CUDA), ``"loop"`` (each run's forward and backward pass in turn through
-        the single-model kernels, stacked optimiser updates for the pack; default on CPU), ``"triton"`` (fused
-        kernels, CUDA; the triton extra), or the comparison baselines ``"vmap"``, ``"grouped"``, ``"bmm"``. Same
-        results up to rounding.
+    impl: how the K networks run (see the module docstring): ``"loop"`` (each run's forward and backward pass in
+        turn through the single-model kernels, stacked optimiser updates for the pack; default on CPU), ``"gemm"``
+        (explicit packed layers, every convolution one batched matrix product; default on CUDA) or ``"triton"``
+        (fused kernels, CUDA; the triton extra). Same results up to rounding.
     compile: ``torch.compile`` the pack's forward pass and objectives (and so their backward pass), meant for CUDA
         with ``impl="gemm"`` or ``"triton"``; the first step then takes a minute or more to compile.
     workers: CPU only: the pack is dealt round-robin into this many sub-packs, trained at the same time in as many
@@ -554,108 +557,162 @@ def train_packed(dataset, method: str, runs: Sequence[tuple[dict, int]], steps: 
         count, at most K. Per-run results are unchanged up to rounding.
     on_step: called as ``on_step(t, losses)`` with the (K_alive,) loss tensors after each update (with CPU workers:
         once per sub-pack and step, from the sub-pack's thread, one call at a time).
+    models: the class of the stacked computation, :class:`PackedModels` (default) or a subclass that runs other
+        forward passes; ``impl`` then names one of its ``IMPLS`` (None: its :meth:`~PackedModels.default_impl`).
 
-    Returns one entry per run, in order: its :class:`training.engine.train.TrainedModel`, or the exception that stopped it
-    (:class:`training.engine.train.TrainingDivergedError` for a non-finite loss, ``ValueError`` for invalid hyperparameters).
-    Raises ValueError for bad arguments that concern the whole pack (method, steps, batch size, device, precision).
+    Returns one entry per run, in order: its :class:`training.engine.train.TrainedModel`, or the exception that
+    stopped it (:class:`training.engine.train.TrainingDivergedError` for a non-finite loss, ``ValueError`` for invalid
+    hyperparameters). Raises ValueError for bad arguments that concern the whole pack (method, steps, batch size, device, precision).
     """
     opts = TrainingOptions.of(options, **option_overrides)
+    models = PackedModels if models is None else models
+    pack = _validate(dataset, method, runs, steps, batch_size, device, opts, models)
+    if pack.workers > 1:
+        return _train_sub_packs(pack, progress, on_step, models)
+    nan_check_every, progress = _loop_settings(pack, progress)
+    results: list[TrainedModel | Exception | None] = [c if isinstance(c, Exception) else None for c in pack.checked]
+    if not pack.members:
+        return results  # type: ignore[return-value]
+    trainers = _make_trainers(pack)
+    with _matmul_precision(pack.device, opts.precision):
+        packed = models([trainers[i] for i in pack.members], pack.device, opts.learning_rate,
+                        opts.discriminator_learning_rate, fused_adam=opts.fused_adam, precision=opts.precision,
+                        impl=pack.impl, compile=opts.compile)
+        alive = list(pack.members)   # run index of each row of the stacked parameters
+        train_seconds, used_order = _train_loop(packed, alive, trainers, pack, nan_check_every, progress, on_step,
+                                                results)
+        evals = _final_losses(packed, alive, trainers, pack)
+    _finish(pack, packed, alive, trainers, evals, train_seconds, used_order, results)
+    return results  # type: ignore[return-value]
+
+
+@dataclass
+class _Pack:
+    """A call of :func:`train_packed` whose arguments have been checked."""
+
+    dataset: Any
+    dataset_name: str | None
+    channels: int
+    method: str
+    runs: Sequence[tuple[dict, int]]   # as given
+    checked: list                      # each run's (hparams, seed), or the ValueError that makes it invalid
+    members: list[int]                 # the indices of the valid runs
+    steps: int
+    batch_size: int
+    device: torch.device
+    opts: TrainingOptions
+    impl: str                          # opts.impl, or the models' default on this device
+    workers: int
+
+    def hparams(self, i: int) -> dict:
+        return self.checked[i][0]
+
+    def seed(self, i: int) -> int:
+        return self.checked[i][1]
+
+    def describe(self, i: int) -> str:
+        return f"{self.method}, {', '.join(f'{k}={v:g}' for k, v in self.hparams(i).items())}, seed {self.seed(i)}"
+
+
+def _validate(dataset, method: str, runs, steps, batch_size, device, opts: TrainingOptions,
+              models: type[PackedModels]) -> _Pack:
+    """The checks that concern the whole pack (method, steps, batch size, runs, dataset, device, workers)."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
     steps = _check_int("steps", steps, 1)
     batch_size = _check_int("batch_size", batch_size, 2)
-    learning_rate, discriminator_learning_rate = opts.learning_rate, opts.discriminator_learning_rate
-    num_eval_samples, nan_check_every, precision = opts.num_eval_samples, opts.nan_check_every, opts.precision
-    device_data, data_order, prefetch, compile = opts.device_data, opts.data_order, opts.prefetch, opts.compile
-    fused_adam, impl, workers = opts.fused_adam, opts.impl, opts.workers
     checked = _check_runs(method, runs)
     dataset_obj, dataset_name = resolve_dataset(dataset)
     channels = dataset_channels(dataset_obj)
     device = resolve_device(device)
     members = [i for i, c in enumerate(checked) if not isinstance(c, Exception)]
+    impl = opts.impl if opts.impl is not None else models.default_impl(device)
+    workers = opts.workers
     if workers is None:   # (Triton's interpreter, impl "triton" without CUDA, is not thread-safe)
         workers = torch.get_num_threads() if device.type == "cpu" and impl != "triton" else 1
     workers = min(_check_int("workers", workers, 1), max(1, len(members)))
-    if workers > 1:
-        if device.type != "cpu" or impl == "triton":
-            raise ValueError(f"workers > 1 splits a pack over CPU cores; on {device} with impl {impl!r} use "
-                             f"workers=1")
-        options = dict(learning_rate=learning_rate, discriminator_learning_rate=discriminator_learning_rate,
-                       num_eval_samples=num_eval_samples, nan_check_every=nan_check_every, precision=precision,
-                       device_data=device_data, data_order=data_order, prefetch=prefetch, fused_adam=fused_adam,
-                       impl=impl, progress=progress, compile=compile)
-        return _train_sub_packs(dataset_obj, method, list(runs), checked, members, workers, steps, batch_size,
-                                device, options, on_step)
-    if precision == "tf32" and device.type != "cuda":
-        raise ValueError(f"precision 'tf32' needs a CUDA device (got {device})")
+    if workers > 1 and (device.type != "cpu" or impl == "triton"):
+        raise ValueError(f"workers > 1 splits a pack over CPU cores; on {device} with impl {impl!r} use workers=1")
+    return _Pack(dataset_obj, dataset_name, channels, method, runs, checked, members, steps, batch_size, device,
+                 opts, impl, workers)
+
+
+def _loop_settings(pack: _Pack, progress: bool | None) -> tuple[int, bool]:
+    """(nan_check_every, progress) of one stacked computation, checked against the device."""
+    if pack.opts.precision == "tf32" and pack.device.type != "cuda":
+        raise ValueError(f"precision 'tf32' needs a CUDA device (got {pack.device})")
+    nan_check_every = pack.opts.nan_check_every
     if nan_check_every is None:
-        nan_check_every = 1 if device.type == "cpu" else 50
+        nan_check_every = 1 if pack.device.type == "cpu" else 50
     nan_check_every = _check_int("nan_check_every", nan_check_every, 1)
-    if progress is None:
-        progress = sys.stderr.isatty()
+    return nan_check_every, sys.stderr.isatty() if progress is None else progress
 
-    results: list[TrainedModel | Exception | None] = [c if isinstance(c, Exception) else None for c in checked]
-    if not members:
-        return results  # type: ignore[return-value]
-    run_hparams = {i: checked[i][0] for i in members}
-    run_seeds = {i: checked[i][1] for i in members}
-    trainers = {i: Trainer(method, run_hparams[i], run_seeds[i], channels, device, learning_rate=learning_rate,
-                           discriminator_learning_rate=discriminator_learning_rate, channels_last=False,
-                           fused_adam=False)
-                for i in members}
 
-    tf32_before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = precision != "fp32"
-        torch.backends.cudnn.allow_tf32 = precision != "fp32"
+def _make_trainers(pack: _Pack) -> dict[int, Trainer]:
+    """Each valid run set up by the single-model engine, as it would be trained alone: run index -> Trainer."""
+    return {i: Trainer(pack.method, pack.hparams(i), pack.seed(i), pack.channels, pack.device,
+                       learning_rate=pack.opts.learning_rate,
+                       discriminator_learning_rate=pack.opts.discriminator_learning_rate, channels_last=False,
+                       fused_adam=False)
+            for i in pack.members}
+
+
+@contextlib.contextmanager
+def _matmul_precision(device: torch.device, precision: str):
+    """On CUDA: TF32 matrix products allowed unless ``precision`` is fp32, the previous setting restored after."""
+    if device.type != "cuda":
+        yield
+        return
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = precision != "fp32"
+    torch.backends.cudnn.allow_tf32 = precision != "fp32"
     try:
-        packed = PackedModels([trainers[i] for i in members], device, learning_rate, discriminator_learning_rate,
-                              fused_adam=fused_adam, precision=precision, impl=impl, compile=compile)
-        alive = list(members)   # run index of each row of the stacked parameters
-        train_seconds, used_order = _train_loop(packed, alive, trainers, dataset_obj, method, run_hparams,
-                                                run_seeds, steps, batch_size, device, nan_check_every, device_data,
-                                                data_order, prefetch, progress, on_step, results)
-        finished = list(alive)
-        if num_eval_samples > 0 and finished:
-            evals = _evaluate_packed(packed, finished, trainers, dataset_obj, run_seeds, steps, batch_size,
-                                     num_eval_samples, device)
-        else:
-            evals = {i: {} for i in finished}
+        yield
     finally:
-        if device.type == "cuda":
-            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32_before
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
 
-    pack_size = len(members)
+
+def _final_losses(packed: PackedModels, alive: list[int], trainers: dict, pack: _Pack) -> dict[int, dict]:
+    """The train_results losses of the runs that finished training (none when ``num_eval_samples`` is 0)."""
+    if pack.opts.num_eval_samples > 0 and alive:
+        return _evaluate_packed(packed, list(alive), trainers, pack)
+    return {i: {} for i in alive}
+
+
+def _finish(pack: _Pack, packed: PackedModels, finished: list[int], trainers: dict, evals: dict,
+            train_seconds: float, used_order: str, results: list) -> None:
+    """Each finished run's :class:`TrainedModel` (its weights written back from the pack) into ``results``; a run
+    whose final losses are not finite becomes a :class:`TrainingDivergedError`."""
+    pack_size = len(pack.members)
     for row, i in enumerate(finished):
         trainer = trainers[i]
         values = evals[i]
         bad = [k for k, v in values.items() if not math.isfinite(v)]
         if bad:
             results[i] = TrainingDivergedError(
-                f"training diverged: non-finite {', '.join(bad)} in the final evaluation "
-                f"({_describe(method, run_hparams[i], run_seeds[i])})")
+                f"training diverged: non-finite {', '.join(bad)} in the final evaluation ({pack.describe(i)})")
             continue
         packed.write_back(row, trainer)
         train_results = dict(values)
         train_results["train_seconds"] = float(train_seconds / pack_size)
-        train_results["num_eval_samples"] = float(num_eval_samples)
-        train_results["global_step"] = float(steps)
+        train_results["num_eval_samples"] = float(pack.opts.num_eval_samples)
+        train_results["global_step"] = float(pack.steps)
         train_results["pack_size"] = float(pack_size)
-        results[i] = TrainedModel(method=method, hparams=dict(run_hparams[i]), seed=run_seeds[i], steps=steps,
-                                  batch_size=batch_size, vae=trainer.vae, discriminator=trainer.discriminator,
-                                  train_results=train_results, dataset_name=dataset_name, dataset=dataset_obj,
-                                  data_order=used_order)
-    return results  # type: ignore[return-value]
+        results[i] = TrainedModel(method=pack.method, hparams=dict(pack.hparams(i)), seed=pack.seed(i),
+                                  steps=pack.steps, batch_size=pack.batch_size, vae=trainer.vae,
+                                  discriminator=trainer.discriminator, train_results=train_results,
+                                  dataset_name=pack.dataset_name, dataset=pack.dataset, data_order=used_order)
 
 
-def _train_sub_packs(dataset, method: str, runs: list, checked: list, members: list[int], workers: int, steps: int,
-                     batch_size: int, device, options: dict, on_step) -> list[TrainedModel | Exception]:
+def _train_sub_packs(pack: _Pack, progress, on_step, models) -> list[TrainedModel | Exception]:
     """:func:`train_packed` with CPU ``workers`` > 1: one thread per sub-pack, each on one intra-op thread.
 
     ``train_seconds`` of every run becomes the whole pack's training wall time divided by K, and ``pack_size`` K,
     as for an unsplit pack."""
-    results: list = [c if isinstance(c, Exception) else None for c in checked]
-    groups = [members[j::workers] for j in range(workers)]
+    members = pack.members
+    results: list = [c if isinstance(c, Exception) else None for c in pack.checked]
+    groups = [members[j::pack.workers] for j in range(pack.workers)]
+    options = replace(pack.opts, workers=1)
     lock = threading.Lock()
 
     def locked_on_step(t, losses):
@@ -664,10 +721,11 @@ def _train_sub_packs(dataset, method: str, runs: list, checked: list, members: l
 
     def train_group(group):
         torch.set_num_threads(1)  # thread-local: this sub-pack's kernels run on its own thread only
-        return train_packed(dataset, method, [runs[i] for i in group], steps, batch_size, device, workers=1,
-                            on_step=None if on_step is None else locked_on_step, **options)
+        return train_packed(pack.dataset, pack.method, [pack.runs[i] for i in group], pack.steps, pack.batch_size,
+                            pack.device, options, progress=progress,
+                            on_step=None if on_step is None else locked_on_step, models=models)
 
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dstudy-sub-pack") as pool:
+    with ThreadPoolExecutor(max_workers=pack.workers, thread_name_prefix="dstudy-sub-pack") as pool:
         outcomes = list(pool.map(train_group, groups))
     walls = [max((m.train_results["train_seconds"] * m.train_results["pack_size"]
                   for m in outcome if isinstance(m, TrainedModel)), default=0.0) for outcome in outcomes]
@@ -678,10 +736,6 @@ def _train_sub_packs(dataset, method: str, runs: list, checked: list, members: l
                 model.train_results["pack_size"] = float(len(members))
             results[i] = model
     return results
-
-
-def _describe(method: str, hparams: dict, seed: int) -> str:
-    return f"{method}, {', '.join(f'{k}={v:g}' for k, v in hparams.items())}, seed {seed}"
 
 
 class NoiseBlocks:
@@ -751,40 +805,25 @@ def _noise(trainers: dict, rows: Sequence[int], n: int, device) -> tuple[torch.T
     return NoiseBlocks(trainers, rows, n, device, steps=1).next(rows)
 
 
-def _train_loop(packed: PackedModels, alive: list[int], trainers: dict, dataset, method: str, run_hparams: dict,
-                run_seeds: dict, steps: int, batch_size: int, device, nan_check_every: int, device_data, data_order,
-                prefetch, progress, on_step, results: list) -> tuple[float, str]:
-    """Run ``steps`` updates; removes diverged runs from ``alive`` (and ``packed``), recording their errors.
+def _train_loop(packed: PackedModels, alive: list[int], trainers: dict, pack: _Pack, nan_check_every: int,
+                progress: bool, on_step, results: list) -> tuple[float, str]:
+    """Run ``pack.steps`` updates; removes diverged runs from ``alive`` (and ``packed``), recording their errors.
 
     Returns the training wall seconds and the data order used (``data_order``, or ``"device"``)."""
-    sampler = None
-    if device_data is None:
-        device_data = device.type == "cuda"
-    if device_data:
-        from training.engine.device_data import DeviceBatches, device_sampler
-
-        sampler = device_sampler(dataset, device)
-        if sampler is None and device.type == "cuda":
-            device_data = False  # dataset without a device path: the numpy streams
-        elif sampler is None:
-            raise ValueError(f"dataset {getattr(dataset, 'name', dataset)!r} has no device-resident data path")
+    device = pack.device
+    batches, used_order = _batch_source(pack, alive)
     # the next batches are drawn ahead by a background thread (prefetch > 0): on the device path its generator calls
     # and launches then overlap the main thread's issue of the step; each run's stream is the same either way
-    if device_data:
-        batches = DeviceBatches(sampler, batch_size, {i: run_seeds[i] for i in alive})
-    else:
-        batches = HostBatches(dataset, batch_size, {i: run_seeds[i] for i in alive},
-                              pin_memory=device.type == "cuda", data_order=data_order)
-    fetch = Prefetcher(batches.make, prefetch, name="dstudy-packed-batches")
+    fetch = Prefetcher(batches.make, pack.opts.prefetch, name="dstudy-packed-batches")
     bar = None
     if progress:
         from tqdm.auto import tqdm
-        bar = tqdm(total=steps, desc=f"{method} pack of {len(alive)}", unit="step", leave=False)
-    noise = NoiseBlocks(trainers, alive, batch_size, device, steps)
+        bar = tqdm(total=pack.steps, desc=f"{pack.method} pack of {len(alive)}", unit="step", leave=False)
+    noise = NoiseBlocks(trainers, alive, pack.batch_size, device, pack.steps)
     pending: list[dict] = []
     start = time.perf_counter()
     try:
-        for t in range(steps):
+        for t in range(pack.steps):
             if not alive:
                 break
             rows_of_batch, batch = fetch.next()
@@ -795,29 +834,15 @@ def _train_loop(packed: PackedModels, alive: list[int], trainers: dict, dataset,
             losses = packed.step(x, eps, perm, t)
             pending.append(losses)
             done = t + 1
-            if done % nan_check_every == 0 or done == steps:
-                # (checked steps, loss keys, runs): a run is finite when all its losses of all these steps are
-                stacked = torch.stack([torch.stack([p[k] for k in sorted(p)]) for p in pending])
-                finite = torch.isfinite(stacked).all(dim=1).all(dim=0).cpu().tolist()
-                pending.clear()
-                if not all(finite):
-                    keep = [row for row, ok in enumerate(finite) if ok]
-                    for row, ok in enumerate(finite):
-                        if not ok:
-                            i = alive[row]
-                            results[i] = TrainingDivergedError(
-                                f"training diverged: non-finite loss by step {t} "
-                                f"({_describe(method, run_hparams[i], run_seeds[i])}); lower the learning rate or "
-                                f"check the data")
-                    alive[:] = [alive[row] for row in keep]
-                    if alive:
-                        packed.keep(keep)
+            if done % nan_check_every == 0 or done == pack.steps:
+                if _drop_diverged(packed, alive, pending, t, pack, results):
                     batches.alive = list(alive)
+                pending.clear()
             if on_step is not None:
                 on_step(t, losses)
             if bar is not None:
                 bar.update(1)
-                if done % 25 == 0 or done == steps:
+                if done % 25 == 0 or done == pack.steps:
                     bar.set_postfix(runs=len(alive), refresh=False)
     finally:
         fetch.close()
@@ -825,27 +850,72 @@ def _train_loop(packed: PackedModels, alive: list[int], trainers: dict, dataset,
             bar.close()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    return time.perf_counter() - start, ("device" if device_data else data_order)
+    return time.perf_counter() - start, used_order
 
 
-def _evaluate_packed(packed: PackedModels, rows_runs: list[int], trainers: dict, dataset, run_seeds: dict,
-                     steps: int, batch_size: int, num_samples: int, device) -> dict[int, dict[str, float]]:
+def _batch_source(pack: _Pack, alive: list[int]):
+    """The runs' training batches: :class:`training.engine.device_data.DeviceBatches` drawn on the device, or
+    :class:`HostBatches` (the numpy streams); and the data order that names them (``"device"`` or ``data_order``)."""
+    device, opts = pack.device, pack.opts
+    seeds = {i: pack.seed(i) for i in alive}
+    device_data = opts.device_data
+    if device_data is None:
+        device_data = device.type == "cuda"
+    if device_data:
+        from training.engine.device_data import DeviceBatches, device_sampler
+
+        sampler = device_sampler(pack.dataset, device)
+        if sampler is not None:
+            return DeviceBatches(sampler, pack.batch_size, seeds), "device"
+        if device.type != "cuda":
+            raise ValueError(f"dataset {getattr(pack.dataset, 'name', pack.dataset)!r} has no device-resident data "
+                             f"path")
+        # a dataset without a device path: the numpy streams
+    return (HostBatches(pack.dataset, pack.batch_size, seeds, pin_memory=device.type == "cuda",
+                        data_order=opts.data_order), opts.data_order)
+
+
+def _drop_diverged(packed: PackedModels, alive: list[int], pending: list[dict], t: int, pack: _Pack,
+                   results: list) -> bool:
+    """Check the losses of the steps in ``pending``: a run with a non-finite loss in any of them leaves ``alive``
+    and ``packed``, its slot of ``results`` a :class:`TrainingDivergedError`. Returns whether any run left."""
+    # (checked steps, loss keys, runs): a run is finite when all its losses of all these steps are
+    stacked = torch.stack([torch.stack([p[k] for k in sorted(p)]) for p in pending])
+    finite = torch.isfinite(stacked).all(dim=1).all(dim=0).cpu().tolist()
+    if all(finite):
+        return False
+    for row, ok in enumerate(finite):
+        if not ok:
+            i = alive[row]
+            results[i] = TrainingDivergedError(
+                f"training diverged: non-finite loss by step {t} ({pack.describe(i)}); lower the learning rate or "
+                f"check the data")
+    keep = [row for row, ok in enumerate(finite) if ok]
+    alive[:] = [alive[row] for row in keep]
+    if alive:
+        packed.keep(keep)
+    return True
+
+
+def _evaluate_packed(packed: PackedModels, rows_runs: list[int], trainers: dict, pack: _Pack
+                     ) -> dict[int, dict[str, float]]:
     """train_results losses of every run, as ``training.engine.train.evaluate_losses`` computes them for one run.
 
-    Each run draws ``num_samples`` fresh observations from ``RandomState(derive_seeds(seed)["eval_data"])`` in
+    Each run draws ``num_eval_samples`` fresh observations from ``RandomState(derive_seeds(seed)["eval_data"])`` in
     batches of ``batch_size``, noise from its generators; the result is the sample-weighted mean of each loss.
     """
-    streams = {i: np.random.RandomState(derive_seeds(run_seeds[i])["eval_data"] % (2 ** 32)) for i in rows_runs}
+    num_samples, batch_size, device = pack.opts.num_eval_samples, pack.batch_size, pack.device
+    streams = {i: np.random.RandomState(derive_seeds(pack.seed(i))["eval_data"] % (2 ** 32)) for i in rows_runs}
     sums = torch.zeros((len(LOSS_KEYS), len(rows_runs)), dtype=torch.float64)
     done = 0
     with torch.no_grad():
         while done < num_samples:
             n = min(batch_size, num_samples - done)
-            batch = torch.from_numpy(np.stack([np.asarray(dataset.sample_observations(n, streams[i]), np.float32)
-                                               for i in rows_runs]))
+            batch = torch.from_numpy(np.stack([np.asarray(pack.dataset.sample_observations(n, streams[i]),
+                                                          np.float32) for i in rows_runs]))
             x = batch.to(device).permute(0, 1, 4, 2, 3)
             eps, perm = _noise(trainers, rows_runs, n, device)
-            losses = packed.losses(x, eps, perm, float(steps))
+            losses = packed.losses(x, eps, perm, float(pack.steps))
             values = torch.stack([losses[k] for k in LOSS_KEYS]).detach().to("cpu", torch.float64)
             sums += values * n
             done += n

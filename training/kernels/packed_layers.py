@@ -2,23 +2,20 @@
 
 Each function computes, for every run r of a pack, exactly the single-model layer with run r's weights (the
 ``nn.Conv2d`` / ``nn.ConvTranspose2d`` / ``nn.Linear`` layouts, stacked on a leading run axis K), up to the order of
-floating-point sums. Three families, chosen by ``training.engine.packed`` (``impl``):
+floating-point sums. They are the layers of ``training.engine.packed``'s impl "gemm" (and of impl "triton" where a
+layer runs gemm's kernels):
 
-* ``im2col`` / ``col2im`` around batched matrix products (:func:`packed_conv2d`, :func:`packed_conv_transpose2d`;
-  activations (K, N, C, H, W));
 * **shifted GEMMs** (:func:`conv4x4_s2`, :func:`conv2x2_s2`, :func:`conv_transpose4x4_s2`; activations channels-last
   (K, N, H, W, C); weights as the matrices the products consume, :func:`gemm_matrix`): every layer is ONE batched
-  matrix product per run, the pack as its batch axis and N*H*W rows (large, regular tensor-core work), with a cheap
-  gather before it or an elementwise shifted sum after it. A 4x4 stride-2 convolution is a 2x2 stride-1 convolution
-  of the space-to-depth input (2x2 pixel blocks as 4C channels). A 2x2 stride-1 convolution is either the product of
-  its gathered 2x2 windows (:func:`unfold_2x2`, 4C values per pixel) or the product of every pixel with all four
-  kernel taps at once, ``P = x @ [W_00 | W_01 | W_10 | W_11]``, then ``out[y, x] = sum_ab P[y+a, x+b, ab]``
-  (:func:`shift_sum_2x2`), whichever intermediate tensor is smaller (:func:`gemm_form`). A 4x4 stride-2 transposed
-  convolution is a 2x2 stride-1 convolution of the input padded by one pixel with 4 x Cout "phase" channels, whose
-  phases are then interleaved (:func:`interleave_phases`). Padding is folded into the gathers and sums;
-* grouped convolutions (:func:`grouped_conv2d`, :func:`grouped_conv_transpose2d`; activations (N, K*C, H, W)).
-
-:func:`packed_linear` is the dense layer of all families.
+  matrix product per run, the pack as its batch axis and N*H*W rows, with a gather before it or an elementwise
+  shifted sum after it. A 4x4 stride-2 convolution is a 2x2 stride-1 convolution of the space-to-depth input (2x2
+  pixel blocks as 4C channels). A 2x2 stride-1 convolution is either the product of its gathered 2x2 windows
+  (:func:`unfold_2x2`, 4C values per pixel) or the product of every pixel with all four kernel taps at once,
+  ``P = x @ [W_00 | W_01 | W_10 | W_11]``, then ``out[y, x] = sum_ab P[y+a, x+b, ab]`` (:func:`shift_sum_2x2`),
+  whichever intermediate tensor is smaller (:func:`gemm_form`). A 4x4 stride-2 transposed convolution is a 2x2
+  stride-1 convolution of the input padded by one pixel with 4 x Cout "phase" channels, whose phases are then
+  interleaved (:func:`interleave_phases`). Padding is folded into the gathers and sums;
+* :func:`packed_linear`, the dense layer.
 """
 from __future__ import annotations
 
@@ -26,46 +23,12 @@ import torch
 from torch.nn import functional as F
 
 # transposed conv k4 s2 p1: output pixel 2i + a sees padded-input pixels i + a + u (u = 0, 1) through kernel tap
-# PHASE_TAPS[a][u] = 3 - a - 2u (shared with ``training.kernels.cpu.conv_transpose_by_phases``)
+# PHASE_TAPS[a][u] = 3 - a - 2u (``training.kernels.cpu.PHASE_TAPS``, which conv_transpose_by_phases uses too)
 
 
 def packed_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """K dense layers: x (K, N, I), weight (K, O, I), bias (K, O) -> (K, N, O)."""
     return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# im2col / col2im (activations (K, N, C, H, W))
-
-
-def packed_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stride: int, padding: int) -> torch.Tensor:
-    """K convolutions at once as im2col + batched matrix product.
-
-    x (K, N, C, H, W), weight (K, O, C, kh, kw) (``nn.Conv2d`` layout per run), bias (K, O) -> (K, N, O, Ho, Wo).
-    """
-    k, n, c, h, w = x.shape
-    out_c, kh, kw = weight.shape[1], weight.shape[3], weight.shape[4]
-    cols = F.unfold(x.reshape(k * n, c, h, w), (kh, kw), stride=stride, padding=padding)   # (K*N, C*kh*kw, L)
-    ho, wo = (h + 2 * padding - kh) // stride + 1, (w + 2 * padding - kw) // stride + 1
-    cols = cols.view(k, n, c * kh * kw, ho * wo)
-    out = torch.matmul(weight.reshape(k, 1, out_c, c * kh * kw), cols) + bias.view(k, 1, out_c, 1)
-    return out.view(k, n, out_c, ho, wo)
-
-
-def packed_conv_transpose2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stride: int,
-                            padding: int) -> torch.Tensor:
-    """K transposed convolutions at once as a batched matrix product + col2im.
-
-    x (K, N, Cin, H, W), weight (K, Cin, Cout, kh, kw) (``nn.ConvTranspose2d`` layout per run), bias (K, Cout)
-    -> (K, N, Cout, Ho, Wo) with Ho = (H - 1) * stride - 2 * padding + kh.
-    """
-    k, n, c_in, h, w = x.shape
-    c_out, kh, kw = weight.shape[2], weight.shape[3], weight.shape[4]
-    w_t = weight.reshape(k, 1, c_in, c_out * kh * kw).transpose(2, 3)                      # (K, 1, Cout*kh*kw, Cin)
-    cols = torch.matmul(w_t, x.reshape(k, n, c_in, h * w))                                # (K, N, Cout*kh*kw, H*W)
-    ho, wo = (h - 1) * stride - 2 * padding + kh, (w - 1) * stride - 2 * padding + kw
-    out = F.fold(cols.reshape(k * n, c_out * kh * kw, h * w), (ho, wo), (kh, kw), stride=stride, padding=padding)
-    return out.view(k, n, c_out, ho, wo) + bias.view(k, 1, c_out, 1, 1)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -366,22 +329,3 @@ def conv_transpose4x4_s2(x: torch.Tensor, matrix: torch.Tensor, bias: torch.Tens
     out = interleave_phases(phases.view(k * n, h + 1, w + 1, 2, 2, o)).view(k, n, 2 * h, 2 * w, o)
     return out + bias.view(k, 1, 1, 1, o).to(out.dtype)
 
-
-# ----------------------------------------------------------------------------------------------------------------
-# grouped convolutions (activations (N, K*C, H, W), channels-last in memory)
-
-
-def grouped_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stride: int,
-                   padding: int) -> torch.Tensor:
-    """x (N, K*C, H, W), weight (K, O, C, kh, kw), bias (K, O) -> (N, K*O, Ho, Wo): one convolution with K groups."""
-    k, o = weight.shape[:2]
-    return F.conv2d(x, weight.reshape((k * o,) + tuple(weight.shape[2:])), bias.reshape(k * o), stride, padding,
-                    groups=k)
-
-
-def grouped_conv_transpose2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stride: int,
-                             padding: int) -> torch.Tensor:
-    """x (N, K*Cin, H, W), weight (K, Cin, O, kh, kw), bias (K, O) -> (N, K*O, Ho, Wo): K groups."""
-    k, c_in, o = weight.shape[:3]
-    return F.conv_transpose2d(x, weight.reshape((k * c_in, o) + tuple(weight.shape[3:])), bias.reshape(k * o),
-                              stride, padding, groups=k)
