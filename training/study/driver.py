@@ -241,73 +241,16 @@ def _grid_dataset(num: int) -> str:
 def _drive(store: Store, todo: list[dict], summary: SweepSummary, *, workers, client, retries, pack, device,
            threads, artifacts_dir, run_fn, progress) -> None:
     """Compute ``todo`` on ``client`` (a connected scheduler's) or, when None, on a LocalCluster of ``workers``."""
-    from distributed import Client, LocalCluster, as_completed
-
     if run_fn is None:
         from training.study.worker import execute_pack as run_fn
-    cluster = None
-    if client is not None:
-        slots = max(1, sum(client.nthreads().values()))
-        if threads is None:
-            threads = 1
-    else:
-        n = workers or max(1, min(os.cpu_count() or 1, 4))
-        if threads is None:
-            threads = max(1, (os.cpu_count() or 1) // n)
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address=None, silence_logs=40)
-        client = Client(cluster)
-        slots = n
+    client, cluster, slots, threads = _connect(client, workers, threads)
     driver_id = store.register_driver()
     beat = _Heartbeat(store.path, driver_id)
     beat.start()
-    attempts: dict[str, int] = defaultdict(int)
-    queue = make_packs(todo, pack)
-    queue.reverse()  # pop() from the end keeps the study order
-    inflight: dict[Any, list[dict]] = {}
-    bar = _progress(len(todo), progress)
+    dispatch = _Dispatch(store, client, driver_id, make_packs(todo, pack), 2 * slots, retries, summary,
+                         _progress(len(todo), progress), run_fn, (device, threads, artifacts_dir))
     try:
-        completed = as_completed()
-
-        def submit_more() -> None:
-            while queue and len(inflight) < 2 * slots:
-                p = queue.pop()
-                store.mark_running([item["run_id"] for item in p], driver_id)
-                fut = client.submit(run_fn, p, device, threads, artifacts_dir, pure=False,
-                                    key=f"dstudy-{p[0]['run_id']}-{attempts[p[0]['run_id']]}-{len(p)}")
-                inflight[fut] = p
-                completed.add(fut)
-
-        submit_more()
-        for fut in completed:
-            p = inflight[fut]  # removed only once recorded: an interruption here still releases its runs
-            try:
-                outcomes = fut.result()
-                by_id = {o.run_id: o for o in outcomes}
-                outcomes = [by_id.get(item["run_id"]) or RunOutcome(run_id=item["run_id"],
-                                                                   error="the worker returned no result")
-                            for item in p]
-            except Exception as exc:  # noqa: BLE001 - the task failed as a whole (e.g. KilledWorker)
-                outcomes = [RunOutcome(run_id=item["run_id"], error=error_text(exc)) for item in p]
-            items = {item["run_id"]: item for item in p}
-            for outcome in outcomes:
-                rid = outcome.run_id
-                if outcome.ok:
-                    store.record_outcome(outcome)
-                    summary.done += 1
-                    bar.update(1)
-                    continue
-                attempts[rid] += 1
-                if attempts[rid] <= retries:
-                    store.count_attempt(rid, outcome.error)
-                    queue.append([items[rid]])
-                else:
-                    store.record_outcome(outcome)
-                    summary.failed[rid] = outcome.error
-                    bar.update(1)
-            del inflight[fut]
-            fut.release()
-            submit_more()
+        dispatch.run()
     finally:
         # Ctrl-C (or any error): hand back what this driver still had in flight or queued for a retry.
         try:
@@ -315,12 +258,99 @@ def _drive(store: Store, todo: list[dict], summary: SweepSummary, *, workers, cl
             store.unregister_driver(driver_id)
         finally:
             beat.stop.set()
-            bar.close()
-            for fut in inflight:
-                fut.cancel()
+            dispatch.bar.close()
+            dispatch.cancel()
             if cluster is not None:  # a scheduler's client is closed by sweep()
                 client.close()
                 cluster.close()
+
+
+def _connect(client, workers: int | None, threads: int | None):
+    """(client, its LocalCluster or None, task slots, torch threads per run): ``client`` when given (a connected
+    scheduler's: one slot per worker thread, one torch thread per run by default), else a new LocalCluster of
+    ``workers`` processes on this machine (default: the CPU cores, at most 4; its cores shared among them)."""
+    from distributed import Client, LocalCluster
+
+    if client is not None:
+        return client, None, max(1, sum(client.nthreads().values())), 1 if threads is None else threads
+    n = workers or max(1, min(os.cpu_count() or 1, 4))
+    if threads is None:
+        threads = max(1, (os.cpu_count() or 1) // n)
+    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+                           dashboard_address=None, silence_logs=40)
+    return Client(cluster), cluster, n, threads
+
+
+class _Dispatch:
+    """The packs of one sweep on a Dask client: submitted while fewer than ``limit`` are in flight, each pack's
+    outcomes recorded as it completes; a failed run goes back into the queue alone until it has failed more than
+    ``retries`` times. A pack stays in :attr:`inflight` until recorded, so an interruption still releases its runs.
+    """
+
+    def __init__(self, store: Store, client, driver_id: str, packs: list[list[dict]], limit: int, retries: int,
+                 summary: SweepSummary, bar, run_fn: RunFn, task_args: tuple):
+        from distributed import as_completed
+
+        self.store, self.client, self.driver_id = store, client, driver_id
+        self.queue = packs[::-1]   # pop() from the end keeps the study order
+        self.limit, self.retries, self.summary, self.bar = limit, retries, summary, bar
+        self.run_fn, self.task_args = run_fn, task_args
+        self.inflight: dict[Any, list[dict]] = {}
+        self.attempts: dict[str, int] = defaultdict(int)
+        self.completed = as_completed()
+
+    def run(self) -> None:
+        self.submit_more()
+        for fut in self.completed:
+            p = self.inflight[fut]
+            self.record(p, self.outcomes(fut, p))
+            del self.inflight[fut]
+            fut.release()
+            self.submit_more()
+
+    def submit_more(self) -> None:
+        while self.queue and len(self.inflight) < self.limit:
+            p = self.queue.pop()
+            self.store.mark_running([item["run_id"] for item in p], self.driver_id)
+            first = p[0]["run_id"]
+            fut = self.client.submit(self.run_fn, p, *self.task_args, pure=False,
+                                     key=f"dstudy-{first}-{self.attempts[first]}-{len(p)}")
+            self.inflight[fut] = p
+            self.completed.add(fut)
+
+    @staticmethod
+    def outcomes(fut, p: list[dict]) -> list[RunOutcome]:
+        """One outcome per run of the pack, in its order: an error where the worker returned none for a run, and
+        for every run when the task failed as a whole."""
+        try:
+            by_id = {o.run_id: o for o in fut.result()}
+            return [by_id.get(item["run_id"]) or RunOutcome(run_id=item["run_id"],
+                                                           error="the worker returned no result")
+                    for item in p]
+        except Exception as exc:  # noqa: BLE001 - the task failed as a whole (e.g. KilledWorker)
+            return [RunOutcome(run_id=item["run_id"], error=error_text(exc)) for item in p]
+
+    def record(self, p: list[dict], outcomes: list[RunOutcome]) -> None:
+        items = {item["run_id"]: item for item in p}
+        for outcome in outcomes:
+            rid = outcome.run_id
+            if outcome.ok:
+                self.store.record_outcome(outcome)
+                self.summary.done += 1
+                self.bar.update(1)
+                continue
+            self.attempts[rid] += 1
+            if self.attempts[rid] <= self.retries:
+                self.store.count_attempt(rid, outcome.error)
+                self.queue.append([items[rid]])
+            else:
+                self.store.record_outcome(outcome)
+                self.summary.failed[rid] = outcome.error
+                self.bar.update(1)
+
+    def cancel(self) -> None:
+        for fut in self.inflight:
+            fut.cancel()
 
 
 class _NoBar:
