@@ -163,20 +163,44 @@ def study_from_dict(data: Mapping[str, Any], origin: str = "<dict>") -> Study:
     def fail(message: str) -> UserError:
         return UserError(f"{origin}: {message}")
 
+    _check_keys(data, fail)
+    name, notes = _name_and_notes(data, fail)
+    datasets = _datasets(data["datasets"], fail)
+    seeds = _seeds(data["seeds"], fail)
+    steps = data["steps"]
+    if not _is_int(steps) or steps < 1:
+        raise fail("steps must be a positive integer")
+    batch_size = data.get("batch_size", 64)
+    if not _is_int(batch_size) or batch_size < 2:
+        raise fail("batch_size must be an integer >= 2")
+    methods = _methods(data["methods"], fail)
+    protocol = _protocol(data.get("protocol", {}), fail)
+    training = _training(data.get("training", {}), fail)
+    return Study(name=name, datasets=datasets, seeds=seeds, steps=int(steps), batch_size=int(batch_size),
+                 methods=methods, protocol=protocol, notes=notes, origin=origin, training=training)
+
+
+def _check_keys(data: Mapping[str, Any], fail) -> None:
     unknown = sorted(set(data) - _TOP_KEYS)
     if unknown:
         raise fail(f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(_TOP_KEYS))}")
     for key in ("name", "datasets", "seeds", "steps", "methods"):
         if key not in data:
             raise fail(f"missing required key {key!r}")
+
+
+def _name_and_notes(data: Mapping[str, Any], fail) -> tuple[str, str | None]:
     name = data["name"]
     if not isinstance(name, str) or not name.strip():
         raise fail("name must be a non-empty string")
     notes = data.get("notes")
     if notes is not None and not isinstance(notes, str):
         raise fail("notes must be a string")
+    return name.strip(), notes
 
-    datasets = data["datasets"]
+
+def _datasets(datasets: Any, fail) -> tuple[str, ...]:
+    """The study's datasets in canonical order."""
     if not isinstance(datasets, list) or not datasets:
         raise fail("datasets must be a non-empty list of dataset names")
     for d in datasets:
@@ -184,30 +208,28 @@ def study_from_dict(data: Mapping[str, Any], origin: str = "<dict>") -> Study:
             raise fail(f"unknown dataset {d!r}; expected one of {', '.join(DATASETS)}")
     if len(set(datasets)) != len(datasets):
         raise fail("datasets has duplicates")
+    return tuple(d for d in DATASETS if d in datasets)
 
-    seeds = data["seeds"]
+
+def _seeds(seeds: Any, fail) -> tuple[int, ...]:
+    """``seeds = N`` (meaning 0..N-1) or a list of distinct integers >= 0."""
     if _is_int(seeds):
         if seeds < 1:
             raise fail("seeds = N needs N >= 1")
-        seeds = list(range(seeds))
-    elif isinstance(seeds, list) and seeds and all(_is_int(s) and s >= 0 for s in seeds):
+        return tuple(range(seeds))
+    if isinstance(seeds, list) and seeds and all(_is_int(s) and s >= 0 for s in seeds):
         if len(set(seeds)) != len(seeds):
             raise fail("seeds has duplicates")
-    else:
-        raise fail("seeds must be a positive integer N (meaning 0..N-1) or a non-empty list of integers >= 0")
+        return tuple(seeds)
+    raise fail("seeds must be a positive integer N (meaning 0..N-1) or a non-empty list of integers >= 0")
 
-    steps = data["steps"]
-    if not _is_int(steps) or steps < 1:
-        raise fail("steps must be a positive integer")
-    batch_size = data.get("batch_size", 64)
-    if not _is_int(batch_size) or batch_size < 2:
-        raise fail("batch_size must be an integer >= 2")
 
-    raw_methods = data["methods"]
+def _methods(raw_methods: Any, fail) -> dict[str, tuple[float, ...]]:
+    """method -> its hyperparameter values as floats, in canonical (paper-grid) order whatever the file's order."""
     if not isinstance(raw_methods, dict) or not raw_methods:
         raise fail("[methods] must map at least one method to a list of hyperparameter values")
     methods: dict[str, tuple[float, ...]] = {}
-    for method in METHODS:  # canonical (paper-grid) order, whatever the file's order
+    for method in METHODS:
         if method not in raw_methods:
             continue
         values = raw_methods[method]
@@ -220,18 +242,18 @@ def study_from_dict(data: Mapping[str, Any], origin: str = "<dict>") -> Study:
     unknown = sorted(set(raw_methods) - set(METHODS))
     if unknown:
         raise fail(f"unknown method(s) {', '.join(unknown)}; expected any of {', '.join(METHODS)}")
+    return methods
 
-    protocol = _protocol(data.get("protocol", {}), fail)
-    training = data.get("training", {})
+
+def _training(training: Any, fail) -> dict[str, Any]:
+    """The ``[training]`` table, validated as the engines and workers validate it."""
     if not isinstance(training, dict):
         raise fail("[training] must be a table")
     try:
         TrainingOptions.from_study(training)      # one validation for study files, engines and workers
     except ValueError as exc:
         raise fail(f"[training]: {exc}") from None
-    return Study(name=name.strip(), datasets=tuple(d for d in DATASETS if d in datasets), seeds=tuple(seeds),
-                 steps=int(steps), batch_size=int(batch_size), methods=methods, protocol=protocol, notes=notes,
-                 origin=origin, training=dict(training))
+    return dict(training)
 
 
 def _protocol(raw: Any, fail) -> dict[str, Any]:
