@@ -84,27 +84,29 @@ def planted_table(flip: str | None = None, n_seeds: int = 10, random_state: int 
     """
     if flip is not None and flip not in FLIPS:
         raise ValueError(f"flip must be one of {', '.join(FLIPS)} or None, got {flip!r}")
-    rs = np.random.RandomState(random_state)
+    rs = np.random.RandomState(random_state)          # one stream, drawn in the order of the steps below
     frame = _grid(datasets, n_seeds)
+    q, share_seed = _quality(frame, flip, datasets, rs)
+    configs = _config_codes(frame, flip)
+    cols = _metric_columns(frame, flip, q, share_seed, configs, rs)
+    cols.update(_unsupervised_columns(frame, flip, q, rs))
+    cols.update(_downstream_columns(frame, flip, q, cols["tc_sampled"], configs, rs))
+    return _finish(frame, cols)
+
+
+def _quality(frame: pd.DataFrame, flip: str | None, datasets, rs: np.random.RandomState) -> tuple[np.ndarray, float]:
+    """The models' latent quality q: method, strength-curve and seed effects in the planted variance shares (the
+    dSprites variants share their effects), and the seed's share."""
     n = len(frame)
     methods = list(METHODS)
     m_idx = frame["method"].map({m: i for i, m in enumerate(methods)}).to_numpy()
-    x = frame["strength"].to_numpy()
-    level = np.rint(x * 5).astype(int)                                          # strength slot 0..5
+    level = np.rint(frame["strength"].to_numpy() * 5).astype(int)               # strength slot 0..5
     dataset = frame["dataset"].to_numpy()
-
-    share_method, share_strength, share_seed = 0.25, 0.3, 0.45
-    if flip == "C6":
-        share_method, share_strength, share_seed = 0.45, 0.53, 0.02
-    if flip == "C7":
-        share_method, share_strength, share_seed = 0.9, 0.05, 0.05
-    if flip == "C11":
-        share_method, share_strength, share_seed = 0.4, 0.55, 0.05
+    share_method, share_strength, share_seed = {"C6": (0.45, 0.53, 0.02), "C7": (0.9, 0.05, 0.05),
+                                                "C11": (0.4, 0.55, 0.05)}.get(flip, (0.25, 0.3, 0.45))
 
     def effects(key_rs):
-        method = key_rs.normal(size=len(methods))
-        curves = key_rs.normal(size=(len(methods), 6))
-        return method, curves
+        return key_rs.normal(size=len(methods)), key_rs.normal(size=(len(methods), 6))
 
     shared = effects(rs)
     own = {d: effects(rs) for d in datasets}
@@ -123,19 +125,27 @@ def planted_table(flip: str | None = None, n_seeds: int = 10, random_state: int 
     if flip == "C8":
         strength_eff = np.where(level == 2, 2.5, -0.5)                         # the middle strength best everywhere
     seed = rs.normal(size=n)
-    q = (np.sqrt(share_method) * method_eff + np.sqrt(share_strength) * strength_eff
-         + np.sqrt(share_seed) * seed)
+    q = np.sqrt(share_method) * method_eff + np.sqrt(share_strength) * strength_eff + np.sqrt(share_seed) * seed
+    return q, share_seed
 
-    # configuration effects of a metric's own: Color-dSprites shares dSprites' (and every dataset shares them where
-    # hyperparameters are planted to transfer everywhere)
+
+def _config_codes(frame: pd.DataFrame, flip: str | None) -> np.ndarray:
+    """Codes of the configurations that share a metric's own configuration effects: Color-dSprites shares
+    dSprites', and every dataset shares them where hyperparameters are planted to transfer everywhere."""
     key = np.where(frame["dataset"] == "color_dsprites", "dsprites_full", frame["dataset"])
-    if everywhere:
-        key = np.full(n, "all")
-    configs = pd.factorize(pd.Series(key) + frame["config"].to_numpy())[0]
-    n_configs = configs.max() + 1
+    if flip in ("C10", "C11"):
+        key = np.full(len(frame), "all")
+    return pd.factorize(pd.Series(key) + frame["config"].to_numpy())[0]
 
-    def own_config(scale=1.0):
-        return scale * rs.normal(size=n_configs)[configs]
+
+def _metric_columns(frame: pd.DataFrame, flip: str | None, q: np.ndarray, share_seed: float, configs: np.ndarray,
+                    rs: np.random.RandomState) -> dict[str, np.ndarray]:
+    """The six metrics: q plus a pair effect (BetaVAE/FactorVAE, MIG/DCI), configuration effects of their own and
+    noise; Modularity follows its own configuration effects only."""
+    n = len(frame)
+
+    def own_config():
+        return rs.normal(size=configs.max() + 1)[configs]
 
     pair_ab, pair_cd = rs.normal(size=n), rs.normal(size=n)
     cols: dict[str, np.ndarray] = {}
@@ -153,19 +163,29 @@ def planted_table(flip: str | None = None, n_seeds: int = 10, random_state: int 
             if flip == "C8":
                 k_own = 0.0
             cols[name] = q + k_pair * pair + k_own * own_config() + k_noise * rs.normal(size=n)
+    return cols
 
-    sampled_slope = {"beta_vae": -2.5, "beta_tc_vae": -1.8, "factor_vae": -0.5, "dip_vae_i": -0.5,
-                     "dip_vae_ii": -0.5, "annealed_vae": -1.0}
-    sampled_base = {"beta_vae": -2.0, "beta_tc_vae": -2.0, "factor_vae": -3.5, "dip_vae_i": -5.0,
-                    "dip_vae_ii": -5.0, "annealed_vae": -2.5}
-    mean_slope = {"beta_vae": 2.2, "beta_tc_vae": 1.9, "factor_vae": 1.5, "dip_vae_i": -0.5, "dip_vae_ii": 2.5,
-                  "annealed_vae": 0.8}
+
+SAMPLED_TC_SLOPE = {"beta_vae": -2.5, "beta_tc_vae": -1.8, "factor_vae": -0.5, "dip_vae_i": -0.5,
+                    "dip_vae_ii": -0.5, "annealed_vae": -1.0}
+SAMPLED_TC_BASE = {"beta_vae": -2.0, "beta_tc_vae": -2.0, "factor_vae": -3.5, "dip_vae_i": -5.0,
+                   "dip_vae_ii": -5.0, "annealed_vae": -2.5}
+MEAN_TC_SLOPE = {"beta_vae": 2.2, "beta_tc_vae": 1.9, "factor_vae": 1.5, "dip_vae_i": -0.5, "dip_vae_ii": 2.5,
+                 "annealed_vae": 0.8}
+
+
+def _unsupervised_columns(frame: pd.DataFrame, flip: str | None, q: np.ndarray,
+                          rs: np.random.RandomState) -> dict[str, np.ndarray]:
+    """Total correlations (log-linear in strength per method, Fig. 1's shapes), reconstruction worsening and KL
+    falling with strength, and the losses derived from them."""
+    n = len(frame)
+    x = frame["strength"].to_numpy()
     method = frame["method"].to_numpy()
-    s_slope = np.array([sampled_slope[m] for m in method])
-    s_base = np.array([sampled_base[m] for m in method])
+    s_slope = np.array([SAMPLED_TC_SLOPE[m] for m in method])
+    s_base = np.array([SAMPLED_TC_BASE[m] for m in method])
     if flip == "C2":
         s_slope, s_base = -s_slope, np.where(np.isin(method, ["dip_vae_i", "dip_vae_ii"]), 0.0, s_base)
-    m_slope = np.array([mean_slope[m] for m in method])
+    m_slope = np.array([MEAN_TC_SLOPE[m] for m in method])
     if flip == "C3":
         m_slope = -m_slope
     tc_sampled = np.exp(s_base + s_slope * x + 0.3 * rs.normal(size=n))
@@ -176,23 +196,31 @@ def planted_table(flip: str | None = None, n_seeds: int = 10, random_state: int 
         reconstruction = 40.0 - 6.0 * q + 0.5 * rs.normal(size=n)
         tc_sampled = np.exp(-2.0 - 0.8 * q + 0.1 * rs.normal(size=n))
         tc_mean = np.exp(-2.0 - 0.8 * q + 0.1 * rs.normal(size=n))
-    cols["tc_sampled"], cols["tc_mean"] = tc_sampled, tc_mean
-    cols["reconstruction_loss"], cols["kl_loss"] = reconstruction, kl
-    cols["regularizer"] = kl * (1.0 + 3.0 * x)
+    cols = {"tc_sampled": tc_sampled, "tc_mean": tc_mean, "reconstruction_loss": reconstruction, "kl_loss": kl,
+            "regularizer": kl * (1.0 + 3.0 * x)}
     cols["loss"] = reconstruction + cols["regularizer"]
     cols["elbo"] = -(reconstruction + kl)
     for short in ("wasserstein", "wasserstein_norm", "mi"):
         for rep in ("mean", "sampled"):
             cols[f"{short}_{rep}"] = cols[f"tc_{rep}"] * np.exp(0.2 * rs.normal(size=n))
+    return cols
 
-    informative = np.isin(dataset, DSPRITES_VARIANTS)
+
+def _downstream_columns(frame: pd.DataFrame, flip: str | None, q: np.ndarray, tc_sampled: np.ndarray,
+                        configs: np.ndarray, rs: np.random.RandomState) -> dict[str, np.ndarray]:
+    """Downstream accuracies: logistic in a quality that follows q on the dSprites variants (weakly elsewhere),
+    rising with the training size."""
+    n = len(frame)
+    informative = np.isin(frame["dataset"].to_numpy(), DSPRITES_VARIANTS)
     link = np.where(informative, 0.8, 0.15)
     if flip == "C12":
         link = np.where(informative, 0.0, link)
-    quality = link * q + np.sqrt(1 - link ** 2) * (own_config(0.8) + 0.6 * rs.normal(size=n))
+    own = 0.8 * rs.normal(size=configs.max() + 1)[configs]
+    quality = link * q + np.sqrt(1 - link ** 2) * (own + 0.6 * rs.normal(size=n))
     if flip == "C14":
         quality = -np.log(tc_sampled) + 0.3 * rs.normal(size=n)
     centres = {10: -1.1, 100: -0.5, 1000: -0.1, 10000: 0.1}
+    cols = {}
     for short in DOWNSTREAM_PREDICTORS:
         for size in DOWNSTREAM_SIZES:
             z = quality + 0.5 * rs.normal(size=n)
@@ -201,7 +229,7 @@ def planted_table(flip: str | None = None, n_seeds: int = 10, random_state: int 
             if flip == "C13" and size == 100:
                 z = q + 0.2 * rs.normal(size=n)
             cols[f"{short}{size}"] = 0.05 + 0.95 / (1.0 + np.exp(-(centres[size] + 0.5 * z)))
-    return _finish(frame, cols)
+    return cols
 
 
 def calibration(draws: int, noise_seeds: list[int], seeds: int = 10, n_boot: int = 200) -> pd.DataFrame:
