@@ -11,6 +11,10 @@
   and their intervals (:mod:`analysis.bootstrap`, a seed bootstrap); the supplementary figures
   (:mod:`analysis.supplement`) and, beyond the paper, :mod:`analysis.within` (:func:`seed_selection`: does a score
   pick the better seed of one configuration?).
+* the analyses of the saved models (scores ``dstudy models`` adds; :func:`load_model_scores` reads them):
+  :mod:`analysis.rotation` (Theorem 1: rotated metrics and likelihoods), :mod:`analysis.udr` (selection by UDR in
+  Table 1's framework), :mod:`analysis.replicates` (:func:`variance_components`: configurations, training noise and
+  evaluation noise).
 * :mod:`analysis.claims`: :func:`scorecard`, every checkable claim judged on one store with calibrated verdicts.
 * :mod:`analysis.plots`: figures and the sentences under them; :mod:`analysis.report`: :func:`build_report`, the
   notebooks executed and published as HTML.
@@ -30,6 +34,11 @@ _EXPORTS = {
     "scorecard": "analysis.claims",
     "transfer_win_rates": "analysis.transfer", "transfer_intervals": "analysis.transfer",
     "seed_selection": "analysis.within",
+    "load_model_scores": "analysis.model_scores",
+    "rotation_pairs": "analysis.rotation", "rotation_effects": "analysis.rotation",
+    "likelihood_table": "analysis.rotation",
+    "udr_table": "analysis.udr", "udr_selection": "analysis.udr",
+    "variance_components": "analysis.replicates",
     "build_report": "analysis.report",
 }
 __all__ = sorted(_EXPORTS)

@@ -600,6 +600,106 @@ def describe_seed_selection(frame: pd.DataFrame, unsupervised: tuple[str, ...]) 
     return where + first + "; " + second + "."
 
 
+
+# ---- pages 12-14: the analyses of the saved models (dstudy models) ------------------------------------------------
+
+def _num(value: float) -> str:
+    """A score for a sentence: three decimals, or two significant digits below 0.01."""
+    value = float(value)
+    return f"{value:.2g}" if value != 0 and abs(value) < 0.01 else f"{value:.3f}"
+
+
+def describe_rotation(effects: pd.DataFrame, likelihood: dict) -> str:
+    """Theorem 1 on this store: which metrics the rotation lowers (a direction only where the Holm-adjusted
+    Wilcoxon signed-rank p-value is below 0.05) and whether the likelihood stayed the same (``likelihood`` from
+    :func:`analysis.rotation.likelihood_summary`: "the same" only when every difference is within its tolerance)."""
+    parts = []
+    if effects is not None and len(effects):
+        n = int(effects["models"].max())
+        moved = effects[effects["p_holm"] < ALPHA]
+        lower = moved[moved["change_median"] < 0]
+        higher = moved[moved["change_median"] > 0]
+        if len(lower):
+            parts.append(f"rotating the latent space lowers {len(lower)} of {len(effects)} metrics (Wilcoxon "
+                         f"signed-rank over up to {n} models, Holm): " + "; ".join(
+                             f"{label(r.metric)} from {_num(r.mean_median)} to {_num(r.rotated_median)} (median; "
+                             f"lower on {_i(r.falls)} % of the models, {format_p(r.p_holm)})"
+                             for r in lower.itertuples()))
+        if len(higher):
+            parts.append("it raises " + ", ".join(f"{label(r.metric)} ({format_p(r.p_holm)})"
+                                                  for r in higher.itertuples()))
+        rest = effects[~effects["metric"].isin(moved["metric"])]
+        if len(rest):
+            parts.append(("no clear change" if len(moved) else "no metric changes clearly") + " for " + ", ".join(
+                f"{label(r.metric)} (median {_num(r.mean_median)} → {_num(r.rotated_median)}, {format_p(r.p_holm)})"
+                for r in rest.itertuples()))
+    if likelihood.get("models", 0):
+        if likelihood["equal"]:
+            parts.append(f"the rotated models have the same IWAE log-likelihood as the trained ones (median "
+                         f"{likelihood['median']:.1f} nats per image; largest difference "
+                         f"{likelihood['max_abs_difference']:.2g} nats over {likelihood['models']} models, float "
+                         f"rounding), as Theorem 1 says")
+        else:
+            parts.append(f"the rotated models' IWAE log-likelihood differs from the trained ones' by up to "
+                         f"{likelihood['max_abs_difference']:.2g} nats ({likelihood['models']} models), more than "
+                         f"float rounding: the rotation was not applied consistently")
+    if not parts:
+        return "No rotated scores or likelihoods to describe."
+    text = "; ".join(parts)
+    return text[0].upper() + text[1:] + "."
+
+
+def describe_udr_selection(frame: pd.DataFrame) -> str:
+    """UDR-based selection on this store: "beats random" only for the metrics whose Holm-adjusted permutation
+    p-value is below 0.05 (:func:`analysis.udr.udr_selection`)."""
+    attrs = frame.attrs
+    where = (f"Choosing, among the {attrs.get('configurations')} configurations trained with one seed, the model with "
+             f"the highest UDR ({attrs.get('models')} models, {attrs.get('seeds')} seeds): ")
+    hits = frame[(frame["p_holm"] < ALPHA) & (frame["rate"] > frame["chance"])]
+    if len(hits):
+        text = (f"it beats random selection on {len(hits)} of {len(frame)} metrics, better than chance: " + "; ".join(
+            f"{label(r.metric)} in {_i(r.rate)} % of trials (95 % interval {_i(r.ci_low)}-{_i(r.ci_high)} %, "
+            f"chance {_i(r.chance)} %, Holm {format_p(r.p_holm)})" for r in hits.itertuples()))
+    else:
+        smallest = frame["p_holm"].min()
+        text = (f"UDR is not shown to pick a better model than a random one on any metric (win rates "
+                f"{_i(frame['rate'].min())}-{_i(frame['rate'].max())} % against chance "
+                f"{_i(frame['chance'].min())}-{_i(frame['chance'].max())} %; smallest Holm-adjusted permutation "
+                f"{format_p(smallest)} over {len(frame)} metrics)")
+    transfer = frame.dropna(subset=["transfer"])
+    if len(transfer):
+        text += (f"; choosing with the metric itself on another seed (Table 1, same metric and dataset) wins in "
+                 f"{_i(transfer['transfer'].min())}-{_i(transfer['transfer'].max())} %")
+    return where + text + "."
+
+
+def describe_variance_components(frame: pd.DataFrame) -> str:
+    """Where the metrics' variance comes from: seeds "differ beyond evaluation noise" only for the rows whose
+    Holm-adjusted F-test p-value is below 0.05 (:func:`analysis.replicates.variance_components`)."""
+    n_rep = int(frame["replicates"].max())
+    start = (f"With {n_rep} evaluations of each model ({int(frame['models'].max())} models, "
+             f"{int(frame['configurations'].max())} configurations): ")
+    seeds = frame[frame["p_seed_holm"] < ALPHA]
+    med_train = frame["training_share"].median()
+    if len(seeds):
+        text = (f"the seeds of a configuration differ beyond the metric's evaluation noise for {len(seeds)} of "
+                f"{len(frame)} metrics (F test, Holm), e.g. " + "; ".join(
+                    f"{label(r.metric)}: training noise {_i(r.training_share)} % of the within-configuration "
+                    f"variance (95 % interval {_i(r.training_share_low)}-{_i(r.training_share_high)} %, "
+                    f"{format_p(r.p_seed_holm)})" for r in seeds.head(3).itertuples()))
+    else:
+        text = (f"no metric shows a seed effect larger than its evaluation noise (smallest Holm-adjusted "
+                f"F-test {format_p(frame['p_seed_holm'].min())}); what looks like a seed effect may be the noise "
+                f"of scoring each model once")
+    noisy = frame[frame["share_eval_low"] > 0.5]
+    text += (f"; the median share of the within-configuration variance due to training noise is {_i(med_train)} %"
+             if pd.notna(med_train) else "")
+    if len(noisy):
+        text += ("; evaluation noise is more than half of all the variance (the 95 % interval of its share above "
+                 "50 %) for " + ", ".join(label(m) for m in noisy["metric"]))
+    return start + text + "."
+
+
 __all__ = [
     "describe_metric_agreement", "describe_dataset_agreement", "describe_downstream", "describe_violins",
     "curve_results", "describe_curves", "curve_table", "describe_curve_table", "violin_table",
@@ -608,5 +708,5 @@ __all__ = [
     "describe_transfer", "describe_transfer_sensitivity", "describe_efficiency_scatter",
     "describe_efficiency_correlations", "describe_metric_groups", "describe_run_overview",
     "describe_metric_by_config", "describe_hparam_spread", "describe_metric_pairs", "describe_efficiency_tests",
-    "describe_seed_selection",
+    "describe_seed_selection", "describe_rotation", "describe_udr_selection", "describe_variance_components",
 ]

@@ -496,8 +496,46 @@ def metric_by_config_figure(long: pd.DataFrame, panels: list[str], metric: str, 
     return fig
 
 
+
+# ---- page 14: where a metric's variance comes from ------------------------------------------------------------------
+
+#: The three variance components of :func:`analysis.replicates.variance_components`, their legend and colour.
+COMPONENTS = (("config", "configurations", "#4c72b0"), ("seed", "seeds (training noise)", "#dd8452"),
+              ("eval", "evaluations (evaluation noise)", "#9d9d9d"))
+
+
+def variance_components_figure(frame: pd.DataFrame):
+    """Stacked horizontal bars of the variance shares (percent) of every metric, one panel per dataset, one legend
+    above; ``frame`` has ``dataset, metric, share_config, share_seed, share_eval``."""
+    from matplotlib.patches import Patch
+
+    datasets = [d for d in DATASET_LABELS if d in set(frame["dataset"])] + sorted(
+        set(frame["dataset"]) - set(DATASET_LABELS))
+    n_metrics = int(frame.groupby("dataset").size().max())
+    fig, axes = _grid(len(datasets), 2, 5.6 if len(datasets) > 1 else 8.0, 0.42 * n_metrics + 1.3)
+    for ax, dataset in zip(axes, datasets):
+        part = frame[frame["dataset"] == dataset]
+        part = part.set_index(part["metric"].astype(str)).reindex(
+            [m for m in METRIC_SHORT if m in set(part["metric"].astype(str))])
+        y = np.arange(len(part))
+        left = np.zeros(len(part))
+        for component, _text, color in COMPONENTS:
+            width = 100 * part[f"share_{component}"].fillna(0.0).to_numpy(dtype=float)
+            ax.barh(y, width, left=left, color=color, height=0.62)
+            left += width
+        ax.set_yticks(y)
+        ax.set_yticklabels([METRIC_SHORT.get(m, m) for m in part.index])
+        ax.invert_yaxis()
+        ax.set_xlim(0, 100)
+        ax.set_xlabel("% of the metric's variance")
+        ax.set_title(label(dataset))
+    _layout(fig, left=1.1, bottom=0.6, legend=True, wspace=0.35)
+    _shared_legend(fig, [Patch(color=color) for _c, _t, color in COMPONENTS], [t for _c, t, _col in COMPONENTS])
+    return fig
+
+
 __all__ = [
     "PAGE_WIDTH", "LEGEND_SPACE", "log_axis", "rho_heatmap", "rho_heatmap_grid", "percent_heatmap", "variance_figure",
     "violin_grid", "hparam_violin_grid", "curve_grid", "method_scatter_grid", "scatter_matrix_grid",
-    "config_medians_figure", "metric_groups_figure", "metric_by_config_figure",
+    "config_medians_figure", "metric_groups_figure", "metric_by_config_figure", "variance_components_figure",
 ]

@@ -576,6 +576,117 @@ def show_seed_selection(frame: pd.DataFrame) -> None:
     note(captions.describe_seed_selection(frame, UNSUPERVISED_SCORES))
 
 
+
+# ---- pages 12-14: the analyses of the saved models (dstudy models) ------------------------------------------------
+
+def _interval(value, low, high) -> str:
+    """``"12 [5, 20]"``: percentages of fractions with an interval (en dash for NaN)."""
+    return "–" if pd.isna(value) else f"{_pct(value)} [{_pct(low)}, {_pct(high)}]"
+
+
+def show_rotation(pairs: pd.DataFrame, effects: pd.DataFrame, likelihood: pd.DataFrame) -> None:
+    """Theorem 1 on the store's models: every model's metric scores and IWAE log-likelihood as trained against
+    rotated (a panel each, y = x dashed), the table of the median changes with their tests, one sentence."""
+    from analysis.rotation import likelihood_summary
+
+    has_pairs = pairs is not None and len(pairs) > 0
+    has_likelihood = likelihood is not None and len(likelihood) > 0
+    if not has_pairs and not has_likelihood:
+        missing(reason(pairs) or reason(likelihood) or "the store has no scores of rotated models.")
+        return
+    parts, titles = [], {}
+    if has_pairs:
+        part = pairs[["method", "metric", "mean", "rotated"]].copy()
+        part["metric"] = part["metric"].astype(str)
+        parts.append(part)
+        titles.update({m: METRIC_SHORT.get(m, m) for m in part["metric"].unique()})
+    if has_likelihood:
+        parts.append(pd.DataFrame({"method": likelihood["method"], "metric": "log p(x)",
+                                   "mean": likelihood["trained"], "rotated": likelihood["rotated"]}))
+        titles["log p(x)"] = "IWAE log p(x), nats"
+    frame = pd.concat(parts, ignore_index=True).dropna(subset=["mean", "rotated"])
+    panels = [m for m in METRIC_SHORT if m in titles] + (["log p(x)"] if has_likelihood else [])
+    show_figure(figures.method_scatter_grid(frame, panels, "mean", "rotated", "trained model", "rotated model",
+                                            diagonal=True, panel_col="metric", titles=titles))
+    key("Each point is one model: its score on the mean representation (x) and on the same representation rotated "
+        "by one fixed random rotation R (y), evaluated on the same ground-truth samples; the last panel is the "
+        "model's log-likelihood (importance-weighted estimate) before and after rotating its encoder and decoder. "
+        "Dashed: y = x.")
+    if not has_pairs:
+        missing(reason(pairs) or "the store has no rotated metric scores.")
+    elif len(effects):
+        table = pd.DataFrame({
+            "metric": [label(m) for m in effects["metric"]],
+            "models": effects["models"].astype(int).to_numpy(),
+            "median (trained)": [f"{v:.3f}" for v in effects["mean_median"]],
+            "median (rotated)": [f"{v:.3f}" for v in effects["rotated_median"]],
+            "median change [95 % CI]": [f"{m:+.3f} [{a:+.3f}, {b:+.3f}]" for m, a, b in
+                                        zip(effects["change_median"], effects["ci_low"], effects["ci_high"])],
+            "lower after rotation (%)": [_pct(v) for v in effects["falls"]],
+            "Wilcoxon, Holm": [format_p(p) for p in effects["p_holm"]],
+        }).set_index("metric")
+        show_table(table, caption="the rotation's effect on each metric (paired over the models; intervals: "
+                                  "bootstrap of the models)")
+    if not has_likelihood:
+        missing(reason(likelihood) or "the store has no likelihoods of the saved models.")
+    note(captions.describe_rotation(effects if has_pairs else None,
+                                    likelihood_summary(likelihood) if has_likelihood else {}))
+
+
+def show_udr_selection(selection: pd.DataFrame, long: pd.DataFrame) -> None:
+    """UDR against every metric (one point per model), the Table 1 style win rates of the UDR-chosen model with
+    their intervals, chance, test and the transfer rate beside them, and one sentence."""
+    if selection is None or selection.empty:
+        missing(reason(selection) or "the store has no UDR scores.")
+        return
+    metrics = [m for m in METRIC_SHORT if m in set(long["metric"])]
+    show_figure(figures.method_scatter_grid(long, metrics, "UDR", "score", "UDR", "score", panel_col="metric",
+                                            titles={m: METRIC_SHORT[m] for m in metrics}))
+    table = pd.DataFrame({
+        "metric": [label(m) for m in selection["metric"]],
+        "UDR choice beats random (%) [95 % CI]": [_interval(r, a, b) for r, a, b in
+                                                  zip(selection["rate"], selection["ci_low"], selection["ci_high"])],
+        "chance (%)": [_pct(v) for v in selection["chance"]],
+        "rate − chance [95 % CI]": [_interval(r - c, a, b) for r, c, a, b in zip(
+            selection["rate"], selection["chance"], selection["excess_low"], selection["excess_high"])],
+        "permutation, Holm": [format_p(p) for p in selection["p_holm"]],
+        "Table 1 transfer, same metric (%)": [_pct(v) for v in selection["transfer"]],
+        "trials": [f"{v:.0f}" for v in selection["trials"]],
+    }).set_index("metric")
+    show_table(table, caption="win rate of the model with the highest UDR among one seed's configurations against a "
+                              "random model of the dataset (ties count as wins; chance = 50 % + half the ties)")
+    key("Intervals: bootstrap of the models within each configuration. p: UDR permuted among each dataset's models "
+        "(one-sided: better than chance), Holm over the metrics. Transfer: the configuration best on the metric with "
+        "one seed, scored with another seed (Table 1's same-metric, same-dataset cell for this metric alone).")
+    note(captions.describe_udr_selection(selection))
+
+
+def show_variance_components(frame: pd.DataFrame) -> None:
+    """The variance of every metric split into configurations, seeds (training noise) and evaluations (evaluation
+    noise) as stacked bars, a table of the shares with intervals and tests, one sentence."""
+    if frame is None or frame.empty:
+        missing(reason(frame) or "the store has no evaluation replicates.")
+        return
+    show_figure(figures.variance_components_figure(frame))
+    table = pd.DataFrame({
+        "dataset": [label(d) for d in frame["dataset"]], "metric": [label(m) for m in frame["metric"]],
+        "models": frame["models"].astype(int).to_numpy(),
+        "configurations (%)": [_interval(*v) for v in frame[["share_config", "share_config_low",
+                                                             "share_config_high"]].to_numpy()],
+        "seeds (%)": [_interval(*v) for v in frame[["share_seed", "share_seed_low", "share_seed_high"]].to_numpy()],
+        "evaluations (%)": [_interval(*v) for v in frame[["share_eval", "share_eval_low",
+                                                          "share_eval_high"]].to_numpy()],
+        "training share of within (%)": [_interval(*v) for v in frame[["training_share", "training_share_low",
+                                                                       "training_share_high"]].to_numpy()],
+        "seeds beyond evaluation noise (F, Holm)": [format_p(p) for p in frame["p_seed_holm"]],
+    }).set_index(["dataset", "metric"])
+    show_table(table, caption="shares of each metric's variance (method-of-moments estimates of a nested random-"
+                              "effects model; 95 % intervals: bootstrap of the configurations)")
+    key("Training share of within = seeds / (seeds + evaluations): the part of the variance between models of one "
+        "configuration that is a real difference between the trained models rather than noise of the metric.")
+    note(captions.describe_variance_components(frame))
+
+
 __all__ = [
     "PAPER_FIG2_NOISY", "PAPER_FIG5_DSPRITES", "PAPER_TRANSFER", "show_correlations", "show_violins", "curve_summary",
     "show_curves", "show_paper_comparison", "run_overview", "show_run_overview", "metric_by_config",
@@ -583,4 +694,5 @@ __all__ = [
     "show_seed_beats", "show_winners", "show_best_strength", "show_config_medians", "show_transfer",
     "show_transfer_sensitivity", "show_efficiency_scatter", "show_efficiency_correlations", "show_metric_groups",
     "show_hparam_violins", "show_metric_pairs", "show_efficiency_against_metrics", "show_seed_selection",
+    "show_rotation", "show_udr_selection", "show_variance_components",
 ]

@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "training.cli.report",    # report
     "training.cli.data",      # data info / data preview
     "training.cli.estimate",  # estimate (projected wall time of a study)
+    "training.cli.models",    # models (analyses of the saved models: rotation, UDR, replicates)
 )
 
 

@@ -28,6 +28,13 @@ Addition of schema version 3:
   run), ``precision``, ``trainer``, and the ``python`` / ``torch`` / ``numpy`` / ``sklearn`` versions. Runs computed
   before version 3 have no rows here.
 
+Representation names are free text. The study writes ``mean`` and ``sampled``; ``dstudy models``
+(:mod:`training.evaluation.model_analyses`) adds, with no schema change: ``rotated`` (the headline metrics of the
+rotated mean representation, Theorem 1, same metric and key names as ``mean``), ``model`` (metric ``likelihood``:
+IWAE log-likelihoods of the trained and the rotated model), metric ``udr`` under ``mean``, and ``mean~r1``,
+``mean~r2``, ... (the headline metrics of ``mean`` again with other evaluation seeds). Each has its
+``evaluations`` row (seconds, error) like the study's own scores.
+
 :func:`connect_store` opens a file and checks that it is an undamaged store of this contract; nothing here imports
 torch (the analysis side shares it).
 """
