@@ -161,6 +161,7 @@ def test_an_unreadable_model_is_that_runs_error(study, capsys):
     (["--analyses", "rotation,bogus"], "unknown analysis 'bogus'"),
     (["--replicates", "0"], "--replicates must be at least 1"),
     (["--iwae-samples", "0"], "--iwae-samples must be at least 1"),
+    (["--threads", "0"], "--threads must be at least 1"),
     (["--study", "nope"], "no done runs of study 'nope'"),
     (["--artifacts-missing"], "no model folder at"),
     (["--store-missing"], "no results store at"),
@@ -198,3 +199,27 @@ def test_dstudy_sweep_with_artifacts_then_models(tmp_path, capsys):
     assert main(["models", "--store", str(store), "--artifacts", str(artifacts), *FAST]) == 0
     assert "replicates: computed for 4 models" in capsys.readouterr().out
     assert _rows(store, "SELECT COUNT(DISTINCT run_id) FROM scores WHERE representation = 'rotated'") == [(4,)]
+
+
+def test_threads_limit_the_pools_while_it_runs_and_are_restored(study, capsys, monkeypatch):
+    import threadpoolctl
+    import torch
+
+    from training.cli import models
+
+    store_path, artifacts, _ids = study
+    seen = []
+    original = models.run_models
+
+    def spy(*args, **kwargs):
+        seen.append((torch.get_num_threads(),
+                     {info["user_api"]: info["num_threads"] for info in threadpoolctl.threadpool_info()}))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(models, "run_models", spy)
+    before = torch.get_num_threads()
+    assert main(["models", "--store", str(store_path), "--artifacts", str(artifacts), "--analyses", "udr",
+                 "--threads", "1", *FAST]) == 0
+    assert seen[0][0] == 1 and set(seen[0][1].values()) <= {1}
+    assert torch.get_num_threads() == before
+    assert "udr: computed for 4 models" in capsys.readouterr().out

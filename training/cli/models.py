@@ -2,7 +2,7 @@
 model file ``DIR/<run_id>/model.pt`` exists (``dstudy run|sweep ... --artifacts DIR`` saves them):
 
     dstudy models --artifacts DIR [--store results/study.sqlite] [--study NAME]
-                  [--analyses rotation,udr,replicates] [--replicates 2] [--device D] [--quiet]
+                  [--analyses rotation,udr,replicates] [--replicates 2] [--device D] [--threads T] [--quiet]
 
 * ``rotation`` - Theorem 1: the six headline metrics of the rotated mean representation (``rotated``) and the IWAE
   log-likelihood of the model and of its rotated twin (``model`` / ``likelihood``);
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import sys
 from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -54,6 +55,9 @@ def register(subparsers) -> None:
     p.add_argument("--iwae-samples", type=int, default=NUM_SAMPLES,
                    help=f"importance samples per observation (default {NUM_SAMPLES})")
     p.add_argument("--device", default=None, help="torch device (default: cuda when present, else cpu)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch, OpenMP and BLAS threads (default: the libraries' own, all cores); 1 beside a sweep's "
+                        "workers, where threads that wait for busy cores slow every fit")
     p.add_argument("--quiet", action="store_true", help="no line per model")
     p.set_defaults(func=_cmd_models)
 
@@ -95,16 +99,36 @@ class ModelsSummary:
 
 def _cmd_models(args) -> int:
     analyses = parse_analyses(args.analyses)
-    for option in ("replicates", "iwae_observations", "iwae_samples"):
-        if getattr(args, option) < 1:
+    for option in ("replicates", "iwae_observations", "iwae_samples", "threads"):
+        if getattr(args, option) is not None and getattr(args, option) < 1:
             raise UserError(f"--{option.replace('_', '-')} must be at least 1, got {getattr(args, option)}")
     log = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
-    summary = run_models(args.store, args.artifacts, study=args.study, analyses=analyses,
-                         replicates=args.replicates, iwae=(args.iwae_observations, args.iwae_samples),
-                         device=args.device, log=log)
+    with _thread_limit(args.threads):
+        summary = run_models(args.store, args.artifacts, study=args.study, analyses=analyses,
+                             replicates=args.replicates, iwae=(args.iwae_observations, args.iwae_samples),
+                             device=args.device, log=log)
     for line in summary.lines():
         print(line)
     return 0 if summary.ok else 1
+
+
+@contextmanager
+def _thread_limit(threads: int | None):
+    """torch's intra-op threads and the OpenMP / BLAS pools (scikit-learn's histogram trees, NumPy) set to
+    ``threads`` while the block runs; None: unchanged."""
+    if threads is None:
+        yield
+        return
+    import threadpoolctl
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(threads))
+    try:
+        with threadpoolctl.threadpool_limits(limits=int(threads)):
+            yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _resolve_study(store, study: str | None) -> str:
