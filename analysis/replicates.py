@@ -25,8 +25,13 @@ training noise explains - the answer to "does the seed matter, or only the evalu
 * tests: seeds differ beyond evaluation noise when F = MS_seed / MS_eval is large (F(M - C, N - M), exact for a
   balanced design under normality); configurations beyond seeds when MS_config / MS_seed is large. Holm over the
   metrics of the table.
-* intervals: percentile bootstrap of the configurations (the independent units; each drawn configuration keeps all
-  its models and replicates: the cluster bootstrap of a nested design).
+* intervals: for ``training_share``, the exact interval of the ratio theta = var_seed / var_eval from
+  F = MS_seed / MS_eval ~ (1 + k1 theta) F(M - C, N - M) (Searle, Casella & McCulloch, Section 3.6; exact for a
+  balanced design under normality, whatever the number of configurations), mapped through theta / (1 + theta); for
+  the three shares of the total, a percentile bootstrap of the configurations (the independent units; each drawn
+  configuration keeps all its models and replicates: the cluster bootstrap of a nested design), only with at least
+  :data:`MIN_CONFIGURATIONS` configurations: with fewer, a resample of configurations takes too few distinct values
+  (10 multisets of 3) for its percentiles to be an interval.
 
 Replicate r uses the same evaluation seed for every model (as the reference scores every model on the same draws), so
 a replicate's shared shift counts as evaluation noise too.
@@ -44,6 +49,8 @@ from training.evaluation.replicates import replicate_index
 from training.randomness import check_random_state
 
 N_BOOT = 1000
+#: Fewest configurations of a dataset for the configuration bootstrap's intervals (126 distinct resamples of 5).
+MIN_CONFIGURATIONS = 5
 COMPONENTS = ("config", "seed", "eval")
 
 
@@ -105,6 +112,22 @@ def nested_anova(values: np.ndarray, config: np.ndarray, model: np.ndarray) -> d
     return out
 
 
+def training_share_interval(fit: dict, alpha: float = 0.05) -> tuple[float, float]:
+    """The ``1 - alpha`` interval of ``training_share`` from a :func:`nested_anova` fit (module docstring): the
+    interval of theta = var_seed / var_eval from the F distribution, clipped at 0, as theta / (1 + theta); NaN where
+    the fit has no F ratio."""
+    ms_seed, ms_eval, k1 = fit["ms_seed"], fit["ms_eval"], fit["k1"]
+    df1, df2 = fit["df_seed"], fit["df_eval"]
+    if not (np.isfinite(ms_seed) and np.isfinite(ms_eval) and np.isfinite(k1) and df1 > 0 and df2 > 0 and k1 > 0):
+        return float("nan"), float("nan")
+    if ms_eval <= 0:
+        return (1.0, 1.0) if ms_seed > 0 else (float("nan"), float("nan"))
+    ratio = ms_seed / ms_eval
+    theta_low = max((ratio / stats.f.ppf(1 - alpha / 2, df1, df2) - 1.0) / k1, 0.0)
+    theta_high = max((ratio / stats.f.ppf(alpha / 2, df1, df2) - 1.0) / k1, 0.0)
+    return float(theta_low / (1 + theta_low)), float(theta_high / (1 + theta_high))
+
+
 def _f_p(numerator: float, denominator: float, df1: float, df2: float) -> float:
     if not (np.isfinite(numerator) and np.isfinite(denominator) and df1 > 0 and df2 > 0):
         return float("nan")
@@ -119,7 +142,8 @@ def variance_components(scores: pd.DataFrame, n_boot: int = N_BOOT, alpha: float
 
     One row per (dataset, metric): ``dataset, metric, configurations, models, replicates`` (evaluations per model,
     at most), ``var_config, var_seed, var_eval``, ``share_config, share_seed, share_eval, training_share`` with
-    ``<name>_low`` / ``<name>_high`` (``1 - alpha`` configuration-bootstrap intervals of the shares), ``p_seed``,
+    ``<name>_low`` / ``<name>_high`` (``1 - alpha`` intervals: the F interval for ``training_share``, the
+    configuration bootstrap for the others, NaN below :data:`MIN_CONFIGURATIONS` configurations), ``p_seed``,
     ``p_config`` and their Holm adjustments over the table. ``attrs['reason']`` when no model has a replicate.
     """
     long = replicate_scores(scores)
@@ -139,7 +163,8 @@ def variance_components(scores: pd.DataFrame, n_boot: int = N_BOOT, alpha: float
         if part["config"].nunique() < 2:
             continue
         fit = nested_anova(part["value"].to_numpy(), part["config"].to_numpy(), part["run_id"].to_numpy())
-        reps = _bootstrap_shares(part, n_boot, rs)
+        reps = (_bootstrap_shares(part, n_boot, rs) if fit["configurations"] >= MIN_CONFIGURATIONS
+                else np.full((1, 4), np.nan))
         row = {"dataset": dataset, "metric": metric, "configurations": fit["configurations"], "models": fit["models"],
                "replicates": int(part.groupby("run_id").size().max()),
                **{f"var_{k}": fit[f"var_{k}"] for k in COMPONENTS}, "p_seed": fit["p_seed"],
@@ -149,6 +174,7 @@ def variance_components(scores: pd.DataFrame, n_boot: int = N_BOOT, alpha: float
             finite = reps[:, j][np.isfinite(reps[:, j])]
             row[f"{name}_low"], row[f"{name}_high"] = (np.quantile(finite, [alpha / 2, 1 - alpha / 2]) if finite.size
                                                        else (np.nan, np.nan))
+        row["training_share_low"], row["training_share_high"] = training_share_interval(fit, alpha)
         rows.append(row)
     if not rows:
         return with_reason(pd.DataFrame(columns=columns), "evaluation replicates need two configurations of a "

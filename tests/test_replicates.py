@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from analysis.plots.captions import describe_variance_components
-from analysis.replicates import nested_anova, replicate_scores, variance_components
+from analysis.replicates import (MIN_CONFIGURATIONS, nested_anova, replicate_scores, training_share_interval,
+                                 variance_components)
 from helpers.grid_data import GridData
 from helpers.grids import run_grid, to_tidy
 from training.evaluation.replicates import (replicate_index, replicate_name, replicate_seeds, run_seeded)
@@ -96,6 +97,21 @@ def test_the_seed_test_has_its_level_under_no_seed_effect():
     assert 0.025 <= np.mean(np.array(p) < 0.05) <= 0.08                    # 5 % with binomial sd 1.3 %
 
 
+def test_the_training_share_interval_has_its_coverage():
+    # balanced normal designs of 3 configurations (too few for any bootstrap) x 4 seeds x 3 evaluations; truth:
+    # var_seed 0.25, var_eval 0.0625, training share 0.8. The F interval is exact here: 95 % coverage, binomial sd
+    # 1.5 % over 200 draws
+    covered = []
+    for k in range(200):
+        low, high = training_share_interval(_fit(planted(n_config=3, random_state=k)))
+        covered.append(low <= 0.8 <= high)
+    assert 0.91 <= np.mean(covered) <= 0.99
+    fit = _fit(planted(n_config=3, random_state=0))
+    low, high = training_share_interval(fit)
+    assert low <= fit["training_share"] <= high
+    assert training_share_interval(fit, alpha=0.5)[0] >= low                  # a lower level, a narrower interval
+
+
 def _store(sd_seed: float, random_state: int, n_rep: int = 3) -> pd.DataFrame:
     """A tidy frame of 2 datasets x 3 methods x 3 values x 3 seeds with ``n_rep`` evaluations of every headline
     metric (``mean`` and ``mean~r1`` ...), configuration sd 1, seed sd ``sd_seed``, evaluation sd 0.3."""
@@ -122,6 +138,16 @@ def test_variance_components_of_a_store():
     assert (frame["p_seed_holm"] < 0.05).all()
     text = describe_variance_components(frame)
     assert "differ beyond the metric's evaluation noise for 6 of 6 metrics" in text
+
+
+def test_few_configurations_get_no_bootstrap_interval():
+    tidy = _store(0.8, 0)
+    few = tidy[tidy["hparam_value"] == 1.0]                  # beta_vae(1) and dip_vae_i(1): 2 configurations
+    frame = variance_components(few, n_boot=50)
+    assert len(frame) == 6 and (frame["configurations"] == 2).all() and 2 < MIN_CONFIGURATIONS
+    assert frame[["share_config_low", "share_seed_high", "share_eval_low"]].isna().all().all()
+    assert frame["training_share_low"].notna().all()                        # the F interval needs no bootstrap
+    assert "evaluation noise is more than half" not in describe_variance_components(frame)
 
 
 def test_no_seed_effect_is_claimed_on_evaluation_noise_alone():

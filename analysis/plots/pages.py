@@ -580,8 +580,10 @@ def show_seed_selection(frame: pd.DataFrame) -> None:
 # ---- pages 12-14: the analyses of the saved models (dstudy models) ------------------------------------------------
 
 def _interval(value, low, high) -> str:
-    """``"12 [5, 20]"``: percentages of fractions with an interval (en dash for NaN)."""
-    return "–" if pd.isna(value) else f"{_pct(value)} [{_pct(low)}, {_pct(high)}]"
+    """``"12 [5, 20]"``: percentages of fractions with an interval; ``"12"`` without one; an en dash for NaN."""
+    if pd.isna(value):
+        return "–"
+    return _pct(value) if pd.isna(low) or pd.isna(high) else f"{_pct(value)} [{_pct(low)}, {_pct(high)}]"
 
 
 def show_rotation(pairs: pd.DataFrame, effects: pd.DataFrame, likelihood: pd.DataFrame) -> None:
@@ -680,10 +682,18 @@ def show_variance_components(frame: pd.DataFrame) -> None:
                                                                        "training_share_high"]].to_numpy()],
         "seeds beyond evaluation noise (F, Holm)": [format_p(p) for p in frame["p_seed_holm"]],
     }).set_index(["dataset", "metric"])
+    from analysis.replicates import MIN_CONFIGURATIONS
+
     show_table(table, caption="shares of each metric's variance (method-of-moments estimates of a nested random-"
-                              "effects model; 95 % intervals: bootstrap of the configurations)")
+                              "effects model; 95 % intervals: bootstrap of the configurations for the shares of the "
+                              "total, the F distribution for the training share)")
     key("Training share of within = seeds / (seeds + evaluations): the part of the variance between models of one "
         "configuration that is a real difference between the trained models rather than noise of the metric.")
+    few = frame[frame["configurations"] < MIN_CONFIGURATIONS]
+    if len(few):
+        key(f"No interval for the shares of the total where a dataset has fewer than {MIN_CONFIGURATIONS} "
+            f"configurations (here {int(few['configurations'].max())}): a bootstrap of so few configurations has too "
+            f"few distinct resamples to give one.")
     note(captions.describe_variance_components(frame))
 
 
