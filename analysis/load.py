@@ -360,7 +360,8 @@ def summarize_store(store_path: str | os.PathLike, study: str | None = None) -> 
         # DISTINCT over the primary key's prefix: a scan of its covering index, no sort, no join
         present = pd.DataFrame(conn.execute("SELECT DISTINCT run_id, representation, metric FROM scores").fetchall(),
                                columns=["run_id", "representation", "metric"])
-        present = present[present["run_id"].isin(set(done["run_id"]))]
+        present = present[present["run_id"].isin(set(done["run_id"])) & present["representation"].isin(REPRESENTATIONS)
+                          & present["metric"].isin(EVALUATIONS)]      # the study's own, not dstudy models' scores
         evaluations = present.groupby("metric")["run_id"].nunique().to_dict()
         representations = present["representation"].unique().tolist()
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -455,7 +456,8 @@ def _model_table(scores: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame | Non
 def write_cache(store_path: str | os.PathLike, cache_dir: str | os.PathLike,
                 keys: Iterable[str] | None = ANALYSIS_KEYS,
                 study: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
-    """Load the tidy scores (``keys`` only; default :data:`ANALYSIS_KEYS`, None for all), the runs and the model
+    """Load the tidy scores (the study's representations ``mean`` and ``sampled``, not those ``dstudy models`` adds;
+    ``keys`` only: default :data:`ANALYSIS_KEYS`, None for all), the runs and the model
     table of one study of ``store_path`` (``study``, or the store's only one: :func:`resolve_study`) once and pickle
     them into ``cache_dir``.
 
@@ -465,7 +467,8 @@ def write_cache(store_path: str | os.PathLike, cache_dir: str | os.PathLike,
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
     study = resolve_study(store_path, study)
-    scores, runs = load_scores(store_path, keys=keys, study=study), load_runs(store_path, study=study)
+    scores = load_scores(store_path, keys=keys, representations=REPRESENTATIONS, study=study)
+    runs = load_runs(store_path, study=study)
     frames = {"scores": scores, "runs": runs, "table": _model_table(scores, runs)}
     for name, frame in frames.items():
         if frame is None:
@@ -485,8 +488,8 @@ def _read_pickle(path: Path):
 def load_frames(store_path: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
                 study: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
     """``(scores, runs, model_table)`` of one study of the store, as the notebooks use them: ``done`` runs, scores
-    restricted to :data:`ANALYSIS_KEYS`, the model table of ``analysis.frames`` (None if that module is absent). Read
-    from the pickles :func:`write_cache` left in ``cache_dir`` when present, else from ``store_path`` (``study``, or
+    of the study's representations (``mean``, ``sampled``) restricted to :data:`ANALYSIS_KEYS`, the model table of
+    ``analysis.frames`` (None if that module is absent). Read from the pickles :func:`write_cache` left in ``cache_dir`` when present, else from ``store_path`` (``study``, or
     the store's only one: :func:`resolve_study`)."""
     if cache_dir:
         cache = Path(cache_dir)
@@ -496,5 +499,6 @@ def load_frames(store_path: str | os.PathLike, cache_dir: str | os.PathLike | No
             table = _read_pickle(paths["table"]) if paths["table"].is_file() else _model_table(scores, runs)
             return scores, runs, table
     study = resolve_study(store_path, study)
-    scores, runs = load_scores(store_path, keys=ANALYSIS_KEYS, study=study), load_runs(store_path, study=study)
+    scores = load_scores(store_path, keys=ANALYSIS_KEYS, representations=REPRESENTATIONS, study=study)
+    runs = load_runs(store_path, study=study)
     return scores, runs, _model_table(scores, runs)

@@ -118,14 +118,21 @@ def test_writes_every_analysis_and_is_resumable(study, capsys):
     assert _scores(store_path) == scores
 
 
-def test_the_model_table_ignores_the_new_representations(study):
-    from analysis.load import load_frames
+def test_the_study_frames_ignore_the_new_representations(study, tmp_path):
+    """The notebooks' frames (scores, model table, the report's cache) are those of the study's own scores: the
+    pages of the paper's analyses do not change when ``dstudy models`` adds rotated and replicate scores."""
+    from analysis.load import load_frames, summarize_store, write_cache
 
     store_path, artifacts, _ids = study
-    _scores_before, _runs, table = load_frames(store_path)
+    scores, _runs, table = load_frames(store_path)
     assert main(["models", "--store", str(store_path), "--artifacts", str(artifacts), *FAST]) == 0
-    _scores_after, _runs, again = load_frames(store_path)
+    scores_after, _runs, again = load_frames(store_path)
     assert table[["run_id", "MIG", "SAP"]].equals(again[["run_id", "MIG", "SAP"]])
+    assert scores_after.equals(scores) and set(scores_after["representation"].astype(str)) == {"mean"}
+    cached, _runs, _table = write_cache(store_path, tmp_path / "cache")
+    assert cached.equals(scores)
+    summary = summarize_store(store_path)
+    assert summary.representations == ["mean"] and set(summary.evaluations) == {"mig", "sap_score"}
 
 
 def test_a_run_without_a_model_file_is_listed_once_and_udr_follows_the_models(study, capsys):
