@@ -593,7 +593,8 @@ def write_index(out_dir: Path, summary: load.StoreSummary, pages: list[Page], ca
     parts.append("<h2>Claims scorecard</h2>")
     if card is not None and len(card):
         parts.append("<p>Each checkable claim of the paper: the paper's number as the paper printed it, this store's "
-                     "statistics with 95 % seed-bootstrap intervals, and the verdict. A claim is <i>supported</i> "
+                     "statistics with 95 % intervals (a bootstrap of the models within their configurations; of the seeds "
+                     "for the transfer rates), and the verdict. A claim is <i>supported</i> "
                      "only when the whole interval of each of its statistics lies on the claim's side of its margin "
                      "and its positive control passes in this store, <i>not supported</i> when an interval lies "
                      f"wholly on the other side (control passing), and otherwise inconclusive. {INCONCLUSIVE_MEANS} "

@@ -91,7 +91,7 @@ def variance_table(scores: pd.DataFrame, boot: pd.DataFrame) -> pd.DataFrame:
     unweighted mean over the measurable cells).
 
     Columns, for ``g`` in ``method`` (the objective) and ``method_x_hparam`` (objective x hyperparameter):
-    ``g`` (R^2), ``g_ci_low``, ``g_ci_high`` (95 % seed-bootstrap interval), ``g_null`` ((k - 1) / (n - 1), the
+    ``g`` (R^2), ``g_ci_low``, ``g_ci_high`` (95 % interval: the model bootstrap of ``boot``), ``g_null`` ((k - 1) / (n - 1), the
     R^2 expected with no effect), ``g_adjusted`` (adjusted R^2); and ``n_models``, ``n_methods``, ``n_configs``.
     """
     from analysis.claims.controls import adjusted_r2

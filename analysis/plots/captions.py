@@ -321,7 +321,7 @@ def describe_violin_table(table: pd.DataFrame, what: str) -> str:
 def describe_variance(variance: pd.DataFrame) -> str:
     """The unweighted means over the measurable (dataset, metric) cells of a Table 5 frame: R^2 of the objective and
     of objective x strength against the paper's 37 % / 59 %, with the R^2 expected when the grouping has no effect
-    and the adjusted R^2 when the frame has them (:func:`analysis.uncertainty.variance_table`), and the seed-bootstrap
+    and the adjusted R^2 when the frame has them (:func:`analysis.uncertainty.variance_table`), and the bootstrap
     interval of the mean when it has the ``('all', 'mean')`` row."""
     cells = variance.drop(index="all", level="dataset", errors="ignore") if isinstance(variance.index, pd.MultiIndex) \
         else variance

@@ -314,7 +314,8 @@ def show_tc_scatter(table: pd.DataFrame, datasets: list[str]) -> None:
 def show_variance(variance: pd.DataFrame) -> None:
     """Table 5 with its uncertainty (``variance`` from :func:`analysis.uncertainty.variance_table`): heatmaps of the
     adjusted R^2 of the objective and of objective x hyperparameter (datasets x metrics), then a table of every cell
-    with R^2, its 95 % seed-bootstrap interval, the R^2 expected with no effect and the adjusted R^2."""
+    with R^2, its 95 % interval (a bootstrap of the models within their configurations), the R^2 expected with no
+    effect and the adjusted R^2."""
     if variance is None or "method" not in variance or not variance["method"].notna().any():
         missing(reason(variance) or "no (dataset, metric) cell could be fitted.")
         return
@@ -339,9 +340,9 @@ def show_variance(variance: pd.DataFrame) -> None:
                      "objective × strength: R² [95 % CI]": cell(r, "method_x_hparam"),
                      "no effect ": _pct(r["method_x_hparam_null"]), "adjusted ": _pct(r["method_x_hparam_adjusted"])})
     table = pd.DataFrame(rows).set_index(["dataset", "metric"])
-    _display(table.style.set_caption("% of each metric's variance explained (R², as in Table 5) with its seed-"
-                                     "bootstrap interval, the R² expected when the grouping has no effect, "
-                                     "(k − 1)/(n − 1), and the adjusted R²"))
+    _display(table.style.set_caption("% of each metric's variance explained (R², as in Table 5) with its 95 % "
+                                     "interval (a bootstrap of the models within their configurations), the R² "
+                                     "expected when the grouping has no effect, (k − 1)/(n − 1), and the adjusted R²"))
     note(captions.describe_variance(variance))
 
 
