@@ -11,7 +11,11 @@ of the trained and of the rotated model on the same observations with the same i
   are the independent units here), the share of models whose score falls, and the two-sided Wilcoxon signed-rank
   p-value of "no change" (exact below 50 models), Holm-adjusted over the metrics;
 * :func:`likelihood_table` / :func:`likelihood_summary`: the two likelihoods per model and whether they agree within
-  :data:`LIKELIHOOD_RTOL` (float rounding; :mod:`training.evaluation.likelihood` says why they can differ at all).
+  :data:`LIKELIHOOD_RTOL` (float rounding; :mod:`training.evaluation.likelihood` says why they can differ at all);
+* :func:`reference_rotation`: the scale of the effect when there is disentanglement to lose: three of the metrics
+  (MIG, Modularity, SAP: those whose array core on codes and factors costs well under a second; DCI's trees take
+  tens of seconds) on a perfectly disentangled code - the ground-truth factors themselves - before and after the
+  same rotation.
 """
 from __future__ import annotations
 
@@ -29,6 +33,8 @@ from training.randomness import check_random_state
 #: the other way ~1e-7 (measured on trained models: 0).
 LIKELIHOOD_RTOL = 1e-6
 N_BOOT = 2000
+#: dSprites' factor sizes (shape, scale, orientation, x, y): the factors of :func:`reference_rotation`'s code.
+DSPRITES_FACTOR_SIZES = (3, 6, 40, 32, 32)
 PAIR_COLUMNS = ["run_id", "dataset", "method", "hparam_value", "seed", "metric", "mean", "rotated"]
 
 
@@ -100,3 +106,45 @@ def likelihood_summary(table: pd.DataFrame, rtol: float = LIKELIHOOD_RTOL) -> di
     relative = float(np.max(per_model / np.abs(ok["trained"].to_numpy(dtype=float))))
     return {"models": int(len(ok)), "median": float(ok["trained"].median()),
             "max_abs_difference": float(per_model.max()), "relative": relative, "equal": bool(relative <= rtol)}
+
+
+def reference_code(factor_sizes=DSPRITES_FACTOR_SIZES, num_points: int = 1000, num_latent: int = 10,
+                   random_state=0) -> tuple[np.ndarray, np.ndarray]:
+    """A perfectly disentangled code and its factors: ``(codes (num_latent, N), factors (K, N))``. The factors are
+    drawn uniformly from their grids (integer values); latent k < K is factor k standardised to mean 0 and variance
+    1 over its grid, the other latents are independent standard normal noise (the uninformative latents of a trained
+    VAE)."""
+    sizes = np.asarray(factor_sizes, dtype=int)
+    if num_latent < len(sizes):
+        raise ValueError(f"num_latent ({num_latent}) must be at least the number of factors ({len(sizes)})")
+    rs = check_random_state(random_state)
+    factors = np.stack([rs.randint(0, size, size=num_points) for size in sizes])
+    centre, spread = (sizes - 1) / 2.0, np.sqrt((sizes ** 2 - 1) / 12.0)        # the discrete uniform's moments
+    informative = (factors - centre[:, None]) / spread[:, None]
+    noise = rs.standard_normal((num_latent - len(sizes), num_points))
+    return np.concatenate([informative, noise]), factors
+
+
+def reference_rotation(rotation: np.ndarray | None = None, factor_sizes=DSPRITES_FACTOR_SIZES,
+                       num_train: int = 1000, num_test: int = 500, random_state=0) -> pd.DataFrame:
+    """MIG, Modularity and SAP of :func:`reference_code` (``num_train`` points; ``num_test`` more for SAP's and
+    Modularity's test set) and of the same code rotated by ``rotation`` (default: the study's,
+    :func:`training.evaluation.rotation.study_rotation`): one row per metric, ``metric, code, rotated``. Pure NumPy /
+    scikit-learn."""
+    from training.evaluation.metrics import mig, modularity, sap
+    from training.evaluation.rotation import check_rotation, study_rotation
+
+    rs = check_random_state(random_state)
+    codes, factors = reference_code(factor_sizes, num_train + num_test, random_state=rs)
+    num_latent = codes.shape[0]
+    rotation = study_rotation(num_latent) if rotation is None else check_rotation(rotation, num_latent)
+    rows = {"MIG": [], "Modularity": [], "SAP": []}
+    for code in (codes, rotation @ codes):
+        train, test = code[:, :num_train], code[:, num_train:]
+        y_train, y_test = factors[:, :num_train], factors[:, num_train:]
+        rows["MIG"].append(mig.compute_mig(train, y_train)["discrete_mig"])
+        rows["Modularity"].append(
+            modularity.compute_modularity_explicitness(train, y_train, test, y_test)["modularity_score"])
+        rows["SAP"].append(sap.compute_sap(train, y_train, test, y_test)["SAP_score"])
+    return pd.DataFrame([(metric, float(a), float(b)) for metric, (a, b) in rows.items()],
+                        columns=["metric", "code", "rotated"])

@@ -205,3 +205,23 @@ def test_without_rotated_scores_the_page_gets_a_reason():
     assert "dstudy models" in rotation_pairs(tidy).attrs["reason"]
     assert "dstudy models" in likelihood_table(tidy).attrs["reason"]
     assert likelihood_summary(likelihood_table(tidy))["models"] == 0
+
+
+def test_a_disentangled_code_loses_its_scores_under_the_rotation():
+    """The reference for scale: the factors themselves score high on every metric and the study's rotation takes
+    them near the floor (MIG: every factor's information spread over all ten latents)."""
+    from analysis.rotation import reference_code, reference_rotation
+
+    codes, factors = reference_code(num_points=2000, random_state=1)
+    assert codes.shape == (10, 2000) and factors.shape == (5, 2000)
+    assert np.allclose(codes[:5].mean(axis=1), 0, atol=0.1) and np.allclose(codes[:5].std(axis=1), 1, atol=0.1)
+    assert [len(np.unique(f)) for f in factors] == [3, 6, 40, 32, 32]
+    table = reference_rotation().set_index("metric")
+    assert list(table.index) == ["MIG", "Modularity", "SAP"]
+    assert table.loc["MIG", "code"] > 0.7 and table.loc["MIG", "rotated"] < 0.15
+    assert table.loc["SAP", "rotated"] < table.loc["SAP", "code"] / 3
+    assert table.loc["Modularity", "rotated"] < table.loc["Modularity", "code"] - 0.1
+    identity = reference_rotation(rotation=np.eye(10))
+    assert np.array_equal(identity["code"], identity["rotated"])
+    text = describe_rotation(None, {}, table.reset_index())
+    assert text.startswith("For scale, the same rotation takes a perfectly disentangled code") and "MIG from 0.82" in text

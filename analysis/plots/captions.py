@@ -609,10 +609,12 @@ def _num(value: float) -> str:
     return f"{value:.2g}" if value != 0 and abs(value) < 0.01 else f"{value:.3f}"
 
 
-def describe_rotation(effects: pd.DataFrame, likelihood: dict) -> str:
+def describe_rotation(effects: pd.DataFrame, likelihood: dict, reference: pd.DataFrame | None = None) -> str:
     """Theorem 1 on this store: which metrics the rotation lowers (a direction only where the Holm-adjusted
-    Wilcoxon signed-rank p-value is below 0.05) and whether the likelihood stayed the same (``likelihood`` from
-    :func:`analysis.rotation.likelihood_summary`: "the same" only when every difference is within its tolerance)."""
+    Wilcoxon signed-rank p-value is below 0.05), whether the likelihood stayed the same (``likelihood`` from
+    :func:`analysis.rotation.likelihood_summary`: "the same" only when every difference is within its tolerance),
+    and, for scale, what the rotation does to a perfectly disentangled code (``reference``, from
+    :func:`analysis.rotation.reference_rotation`)."""
     parts = []
     if effects is not None and len(effects):
         n = int(effects["models"].max())
@@ -643,6 +645,10 @@ def describe_rotation(effects: pd.DataFrame, likelihood: dict) -> str:
             parts.append(f"the rotated models' IWAE log-likelihood differs from the trained ones' by up to "
                          f"{likelihood['max_abs_difference']:.2g} nats ({likelihood['models']} models), more than "
                          f"float rounding: the rotation was not applied consistently")
+    if reference is not None and len(reference):
+        parts.append("for scale, the same rotation takes a perfectly disentangled code (the dSprites factors "
+                     "themselves) " + ", ".join(f"{label(r.metric)} from {_num(r.code)} to {_num(r.rotated)}"
+                                               for r in reference.itertuples()))
     if not parts:
         return "No rotated scores or likelihoods to describe."
     text = "; ".join(parts)

@@ -587,9 +587,12 @@ def _interval(value, low, high) -> str:
     return _pct(value) if pd.isna(low) or pd.isna(high) else f"{_pct(value)} [{_pct(low)}, {_pct(high)}]"
 
 
-def show_rotation(pairs: pd.DataFrame, effects: pd.DataFrame, likelihood: pd.DataFrame) -> None:
+def show_rotation(pairs: pd.DataFrame, effects: pd.DataFrame, likelihood: pd.DataFrame,
+                  reference: pd.DataFrame | None = None) -> None:
     """Theorem 1 on the store's models: every model's metric scores and IWAE log-likelihood as trained against
-    rotated (a panel each, y = x dashed), the table of the median changes with their tests, one sentence."""
+    rotated (a panel each, y = x dashed), the table of the median changes with their tests, the same rotation of a
+    perfectly disentangled code for scale (``reference`` from :func:`analysis.rotation.reference_rotation`), one
+    sentence."""
     from analysis.rotation import likelihood_summary
 
     has_pairs = pairs is not None and len(pairs) > 0
@@ -630,10 +633,17 @@ def show_rotation(pairs: pd.DataFrame, effects: pd.DataFrame, likelihood: pd.Dat
         }).set_index("metric")
         show_table(table, caption="the rotation's effect on each metric (paired over the models; intervals: "
                                   "bootstrap of the models)")
+        if reference is not None and len(reference):
+            show_table(pd.DataFrame({"metric": [label(m) for m in reference["metric"]],
+                                     "disentangled code": [f"{v:.3f}" for v in reference["code"]],
+                                     "rotated": [f"{v:.3f}" for v in reference["rotated"]]}).set_index("metric"),
+                       caption="for scale: the same rotation applied to a perfectly disentangled code (the five "
+                               "dSprites factors themselves, standardised, and five noise latents; 1,000 points)")
     if not has_likelihood:
         missing(reason(likelihood) or "the store has no likelihoods of the saved models.")
     note(captions.describe_rotation(effects if has_pairs else None,
-                                    likelihood_summary(likelihood) if has_likelihood else {}))
+                                    likelihood_summary(likelihood) if has_likelihood else {},
+                                    reference if has_pairs else None))
 
 
 def show_udr_selection(selection: pd.DataFrame, long: pd.DataFrame) -> None:

@@ -20,13 +20,19 @@ objective can see tells the two apart.
 * :class:`RotatedVAE`: the rotated encoder as a full-covariance Gaussian and the rotated decoder, for the likelihood
   (:mod:`training.evaluation.likelihood`), which evaluates the rotated model through them without using the
   invariance it is meant to show.
+
+Importing this module does not import torch (the analysis side draws the same rotation).
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from training.randomness import check_random_state
+
+if TYPE_CHECKING:
+    import torch
 
 #: Seed of the ``np.random.RandomState`` that draws the study's one rotation.
 ROTATION_SEED = 0
@@ -106,10 +112,14 @@ class RotatedVAE:
     """
 
     def __init__(self, vae, rotation: np.ndarray):
+        import torch
+
         self.vae = vae
         self.rotation = torch.as_tensor(check_rotation(rotation, int(vae.num_latent)), dtype=torch.float64)
 
     def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        import torch
+
         mean, logvar = self.vae.encoder(images)
         r = self.rotation.to(mean.device)
         scale = r[None] * torch.exp(0.5 * logvar.double())[:, None, :]        # R diag(sigma)
