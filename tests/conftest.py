@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 if not torch.cuda.is_available():
@@ -18,3 +19,15 @@ if not torch.cuda.is_available():
 ROOT = str(Path(__file__).resolve().parents[1])
 if ROOT not in sys.path:
     sys.path.append(ROOT)
+
+
+@pytest.fixture
+def shown(monkeypatch):
+    """Everything the report's page sections display, in order: their ``_display`` calls collected instead of
+    rendered (read the texts with ``helpers.display.displayed_texts``)."""
+    from analysis.plots import pages, style
+
+    out = []
+    monkeypatch.setattr(style, "_display", out.append)
+    monkeypatch.setattr(pages, "_display", out.append)
+    return out

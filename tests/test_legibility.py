@@ -14,6 +14,7 @@ import pytest  # noqa: E402
 
 from analysis.frames import METRIC_NAMES  # noqa: E402
 from analysis.plots import figures, pages, style  # noqa: E402
+from helpers.display import displayed_texts  # noqa: E402
 
 DATASETS = list(style.DATASET_LABELS)
 METHODS = list(style.METHOD_LABELS)
@@ -150,14 +151,12 @@ def test_config_medians_label_their_rows_and_columns():
     assert "median on dSprites" in texts
 
 
-def test_a_curve_needs_two_strengths_and_the_page_says_what_is_missing(monkeypatch):
-    shown = []
-    monkeypatch.setattr(style, "_display", shown.append)
+def test_a_curve_needs_two_strengths_and_the_page_says_what_is_missing(shown):
     long = models(seeds=3)
     long = long[(long["dataset"] == "cars3d") & ((long["method"] != "factor_vae") | (long["hparam_value"] == 10))]
     pages.show_curves(long, ["cars3d"], "dataset", what="MIG")
     fig = next(o for o in shown if isinstance(o, matplotlib.figure.Figure))
     assert len(fig.axes[0].lines) == 5                               # FactorVAE (one value) has no line
-    lines = [o.data for o in shown if hasattr(o, "data")]
+    lines = displayed_texts(shown)
     assert any("no curve for FactorVAE on Cars3D (a single regularisation strength" in t for t in lines)
     assert not any("FactorVAE rises" in t or "FactorVAE falls" in t for t in lines)

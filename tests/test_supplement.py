@@ -13,8 +13,9 @@ import pytest  # noqa: E402
 from analysis import supplement  # noqa: E402
 from analysis.downstream import accuracy_by_metric_group  # noqa: E402
 from analysis.frames import METRIC_NAMES  # noqa: E402
-from analysis.plots import pages, style  # noqa: E402
+from analysis.plots import pages  # noqa: E402
 from analysis.total_correlation import tc_table  # noqa: E402
+from helpers.display import displayed_texts  # noqa: E402
 
 METHODS = ["beta_vae", "factor_vae"]
 VALUES = {"beta_vae": [1.0, 2.0, 4.0, 6.0], "factor_vae": [10.0, 20.0, 30.0, 40.0]}
@@ -48,16 +49,6 @@ def table(seed=0, seeds=6, downstream=True):
     return t
 
 
-@pytest.fixture
-def shown(monkeypatch):
-    out = []
-    monkeypatch.setattr(style, "_display", out.append)
-    monkeypatch.setattr(pages, "_display", out.append)
-    return out
-
-
-def _lines(shown):
-    return [o.data for o in shown if hasattr(o, "data")]
 
 
 def test_hparam_distributions_and_spread():
@@ -110,7 +101,7 @@ def test_pages_of_the_supplementary_figures(shown):
     pages.show_curves(mi, ["dsprites_full", "cars3d"], "dataset", y="mean", what="MI (mean)", peak=False)
     figures = [o for o in shown if isinstance(o, matplotlib.figure.Figure)]
     assert len(figures) == 5
-    lines = _lines(shown)
+    lines = displayed_texts(shown)
     assert any("FactorVAE: in 2 of the 4 (dataset, method) cells the hyperparameter values differ" in x
                for x in lines)
     assert any("dSprites (n = 48 models): " in x and "of the 15 pairs of metrics" in x for x in lines)
@@ -126,7 +117,7 @@ def test_pages_say_in_one_line_what_the_store_lacks(shown):
     pages.show_hparam_violins(supplement.hparam_distributions(t.assign(MIG=np.nan), "MIG"), "MIG")
     pages.show_curves(tc_table(t, "mutual_info_score"), ["dsprites_full"], "dataset", y="mean", what="MI (mean)")
     assert not [o for o in shown if isinstance(o, matplotlib.figure.Figure)]
-    lines = [x for x in _lines(shown) if "Not shown:" in x]
+    lines = [x for x in displayed_texts(shown) if "Not shown:" in x]
     assert len(lines) == 4
     assert "no LR100, LR10000 accuracies in this store" in lines[0]
     assert "dataset shapes3d is not in this store" in lines[1]

@@ -15,6 +15,7 @@ from analysis.bootstrap import bootstrap_metric_correlations, bootstrap_variance
 from analysis.claims.controls import adjusted_r2  # noqa: E402
 from analysis.frames import METRIC_NAMES  # noqa: E402
 from analysis.plots import captions, figures, pages, style  # noqa: E402
+from helpers.display import displayed_texts  # noqa: E402
 
 METHODS = ["beta_vae", "factor_vae", "beta_tc_vae"]
 
@@ -37,17 +38,6 @@ def model_table(seed=0, seeds=6):
     return t
 
 
-@pytest.fixture
-def shown(monkeypatch):
-    """Everything the page sections display, in order."""
-    out = []
-    monkeypatch.setattr(style, "_display", out.append)
-    monkeypatch.setattr(pages, "_display", out.append)
-    return out
-
-
-def _texts(objs):
-    return [getattr(o, "data", "") for o in objs if hasattr(o, "data")]
 
 
 def test_rho_matrices_and_crossing_cells():
@@ -111,7 +101,7 @@ def test_show_correlations_marks_uncertain_cells_and_says_what_they_mean(shown):
     assert any(c.endswith("†") for c in cells)                       # the noise metrics cross 0
     mig_dci = boot["cars3d"].set_index(["row", "column"]).loc[("MIG", "DCI Disentanglement")]
     assert mig_dci["ci_low"] > 0                                      # the planted pair does not
-    texts = _texts(shown)
+    texts = displayed_texts(shown)
     assert any("† marks a cell whose 95 % seed-bootstrap interval (100 resamples of the seeds) contains 0" in t
                for t in texts)
     assert any("seed-bootstrap interval that excludes 0" in t and "(n = 54 models)" in t for t in texts)
@@ -125,7 +115,7 @@ def test_show_correlations_drops_empty_rows_and_a_matrix_with_one_dataset(shown)
                            "ci_high": [1.0]})
     single.attrs["reason"] = "needs two datasets; this store has 1"
     pages.show_correlations({"cars3d": long, "MIG": single}, {"cars3d": 10})
-    texts = _texts(shown)
+    texts = displayed_texts(shown)
     assert any("no values for x in this store" in t for t in texts)
     assert any("MIG: needs two datasets; this store has 1" in t for t in texts)
     fig = next(o for o in shown if isinstance(o, matplotlib.figure.Figure))
