@@ -85,6 +85,28 @@ def test_round_trip_with_plain_sql(tmp_path):
     assert conn.execute("SELECT COUNT(*) FROM scores WHERE run_id='r1'").fetchone()[0] == 3
 
 
+def test_add_results_adds_rows_and_leaves_the_rest_of_the_run(tmp_path):
+    path = tmp_path / "s.sqlite"
+    with Store(path) as store:
+        store.add_runs([_run(1)])
+        store.record_outcome(_outcome(1))
+        before = sorted(store.conn.execute("SELECT * FROM scores").fetchall())
+        run_before = store.conn.execute("SELECT * FROM runs").fetchall()
+        later = RunOutcome(run_id="r1", scores={("rotated", "mig"): {"discrete_mig": 0.01},
+                                                ("mean", "udr"): {"udr": float("nan")}},
+                           evaluations={("rotated", "mig"): (2.0, None), ("mean", "udr"): (1.0, "ValueError: x")})
+        store.add_results(later)
+        store.add_results(later)                                             # again: replaces, never duplicates
+        after = sorted(store.conn.execute("SELECT * FROM scores").fetchall())
+        assert store.conn.execute("SELECT * FROM runs").fetchall() == run_before
+        assert after == sorted(before + [("r1", "rotated", "mig", "discrete_mig", 0.01),
+                                         ("r1", "mean", "udr", "udr", None)])
+        ev = dict(((r, m), (sec, e)) for r, m, sec, e in store.conn.execute(
+            "SELECT representation, metric, seconds, error FROM evaluations"))
+        assert ev[("rotated", "mig")] == (2.0, None) and ev[("mean", "udr")] == (1.0, "ValueError: x")
+        assert ev[("sampled", "mig")] == (0.25, "boom")                      # the run's own rows are kept
+
+
 def test_failed_transaction_leaves_no_half_written_run(tmp_path):
     path = tmp_path / "s.sqlite"
     with Store(path) as store:

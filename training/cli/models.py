@@ -165,13 +165,12 @@ def _stored(store, run_ids: list[str]) -> tuple[dict[str, set], dict[str, float]
 
 def _write(store, run_id: str, records) -> None:
     """One transaction: the records' scores and evaluations rows of ``run_id`` (added or replaced; nothing else of
-    the run is touched), through the store's own row writer (its conventions: non-finite values as NULL)."""
+    the run is touched: :meth:`training.store.Store.add_results`)."""
     outcome = RunOutcome(run_id=run_id)
     for r in records:
         outcome.scores[(r.representation, r.evaluation)] = dict(r.scores or {})
         outcome.evaluations[(r.representation, r.evaluation)] = (r.seconds, r.error)
-    with store.transaction() as cur:
-        store._write_results(cur, outcome, replace=False)
+    store.add_results(outcome)
 
 
 def run_models(store_path, artifacts, study: str | None = None, analyses=ANALYSES,

@@ -229,6 +229,13 @@ class Store(DriverRegistry, Summaries):
                         " eval_seconds = ?, updated_at = ? WHERE run_id = ?",
                         (as_real(outcome.train_seconds), as_real(outcome.eval_seconds), now, outcome.run_id))
 
+    def add_results(self, outcome: RunOutcome) -> None:
+        """Add (or replace, key by key) ``outcome``'s scores, evaluations, train_results and provenance rows of a
+        stored run in one transaction; nothing else of the run (its status, its other results) changes. For results
+        computed after the run, e.g. by ``dstudy models``."""
+        with self.transaction() as cur:
+            self._write_results(cur, outcome, replace=False)
+
     def count_attempt(self, run_id: str, error: str) -> int:
         """Note a failed attempt that will be retried (status stays ``running``); returns the attempts so far."""
         with self.transaction() as cur:
