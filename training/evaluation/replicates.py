@@ -19,13 +19,11 @@ noise* from the *training noise* between seeds of one configuration (:mod:`analy
 """
 from __future__ import annotations
 
-import time
 from typing import Iterable, Mapping
 
 import numpy as np
 
-from training.evaluation.scoring import (EVALUATION_SEEDS, EvaluationRecord, _error, evaluation_overrides,
-                                         resolve_protocol)
+from training.evaluation.scoring import EVALUATION_SEEDS, EvaluationRecord, resolve_protocol, run_evaluation
 from training.vocabulary import EVALUATIONS
 
 REPLICATE_PREFIX = "mean~r"
@@ -63,17 +61,8 @@ def run_seeded(representation_fn, dataset, evaluations: Iterable[str], seeds: Ma
                representation: str) -> list[EvaluationRecord]:
     """Run each evaluation on ``representation_fn`` with ``np.random.RandomState(seeds[name])`` under ``protocol``
     (a study's ``[protocol]`` table: its scale, kind and overrides apply as in the study); records are labelled
-    ``representation``. A failing evaluation gets its error and the others still run."""
-    from training.evaluation.metrics import run_metric
-
+    ``representation``. A failing evaluation gets its error and the others still run
+    (:func:`training.evaluation.scoring.run_evaluation`)."""
     p = resolve_protocol(protocol)
-    records = []
-    for name in evaluations:
-        start = time.perf_counter()
-        try:
-            scores = run_metric(name, dataset, representation_fn, np.random.RandomState(int(seeds[name])),
-                                fast=p.fast, **evaluation_overrides(name, p))
-            records.append(EvaluationRecord(representation, name, dict(scores), time.perf_counter() - start, None))
-        except Exception as exc:  # noqa: BLE001 - one failing metric must not lose the others
-            records.append(EvaluationRecord(representation, name, {}, time.perf_counter() - start, _error(exc)))
-    return records
+    return [run_evaluation(representation, name, dataset, representation_fn, seeds[name], p)
+            for name in evaluations]

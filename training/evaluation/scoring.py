@@ -285,17 +285,33 @@ def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def run_evaluation(representation: str, name: str, dataset, representation_fn, seed: int, protocol=None,
+                   overrides: dict | None = None) -> EvaluationRecord:
+    """One evaluation as a record labelled ``representation``: ``name`` run on ``representation_fn`` with
+    ``np.random.RandomState(seed)`` under ``protocol``'s kind and ``overrides`` (default: the protocol's own for
+    ``name``). An exception becomes the record's error (a failing metric must not lose the others); the record
+    keeps the seconds spent either way."""
+    from training.evaluation.metrics import run_metric
+
+    p = resolve_protocol(protocol)
+    overrides = evaluation_overrides(name, p) if overrides is None else overrides
+    start = time.perf_counter()
+    try:
+        scores = run_metric(name, dataset, representation_fn, np.random.RandomState(int(seed)), fast=p.fast,
+                            **overrides)
+        return EvaluationRecord(representation, name, dict(scores), time.perf_counter() - start, None)
+    except Exception as exc:  # noqa: BLE001
+        return EvaluationRecord(representation, name, {}, time.perf_counter() - start, _error(exc))
+
+
 def _run_one(model, dataset, rep, name, p: Protocol, overrides: dict) -> EvaluationRecord:
-    from training.evaluation.metrics import run_metric as run_evaluation
     seed = EVALUATION_SEEDS[(rep, name)]
     start = time.perf_counter()
     try:
         representation_fn = model.representation_fn(rep, seed=seed)
-        scores = run_evaluation(name, dataset, representation_fn, np.random.RandomState(seed), fast=p.fast,
-                                **overrides)
-        return EvaluationRecord(rep, name, dict(scores), time.perf_counter() - start, None)
-    except Exception as exc:  # noqa: BLE001 - a failing metric must not lose the others (issue 5)
+    except Exception as exc:  # noqa: BLE001 - this evaluation's error; the others still run
         return EvaluationRecord(rep, name, {}, time.perf_counter() - start, _error(exc))
+    return run_evaluation(rep, name, dataset, representation_fn, seed, p, overrides)
 
 
 def _run_pooled(model, dataset, plan, p: Protocol, overrides, n_jobs: int, emit) -> list[EvaluationRecord]:
